@@ -1,0 +1,306 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// build writes an index of count random dim-vectors with ids "id-<row>" and returns its path
+// and the vectors.
+func build(t testing.TB, dim, count int) (string, []float32) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "x.simidx")
+	w, err := Create(path, dim, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(count)))
+	vecs := make([]float32, dim*count)
+	for i := range vecs {
+		vecs[i] = rng.Float32()*2 - 1
+	}
+	// Append in uneven chunks to exercise streaming.
+	for lo := 0; lo < count; {
+		hi := min(count, lo+1+lo%7)
+		ids := make([]string, hi-lo)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("id-%d", lo+i)
+		}
+		if err := w.Append(ids, vecs[lo*dim:hi*dim]); err != nil {
+			t.Fatal(err)
+		}
+		lo = hi
+	}
+	w.SetMeta(Meta{Tool: "test", Sources: []Source{{IDs: "a", Features: "b", Rows: count, DType: "<f4"}}})
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return path, vecs
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range []struct{ dim, count int }{{1, 0}, {1, 1}, {3, 5}, {1280, 37}, {17, 1000}} {
+		t.Run(fmt.Sprintf("%dx%d", tc.count, tc.dim), func(t *testing.T) {
+			path, vecs := build(t, tc.dim, tc.count)
+			ix, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ix.Close()
+			if ix.Len() != tc.count || ix.Dim() != tc.dim {
+				t.Fatalf("Len, Dim = %d, %d; want %d, %d", ix.Len(), ix.Dim(), tc.count, tc.dim)
+			}
+			got := ix.Vectors()
+			if len(got) != len(vecs) {
+				t.Fatalf("len(Vectors) = %d, want %d", len(got), len(vecs))
+			}
+			for i := range vecs {
+				if got[i] != vecs[i] {
+					t.Fatalf("value %d = %v, want %v", i, got[i], vecs[i])
+				}
+			}
+			if len(got) > 0 && uintptr(unsafe.Pointer(&got[0]))%64 != 0 {
+				t.Errorf("vectors start at %p, not 64-byte aligned", &got[0])
+			}
+			for r := 0; r < tc.count; r++ {
+				id, err := ix.ID(r)
+				if err != nil || id != fmt.Sprintf("id-%d", r) {
+					t.Fatalf("ID(%d) = %q, %v", r, id, err)
+				}
+				if row := ix.Row(r); row[0] != vecs[r*tc.dim] {
+					t.Fatalf("Row(%d)[0] = %v, want %v", r, row[0], vecs[r*tc.dim])
+				}
+			}
+			if _, err := ix.ID(tc.count); err == nil {
+				t.Error("ID(count) did not fail")
+			}
+			m, err := ix.Meta()
+			if err != nil || m.Tool != "test" || len(m.Sources) != 1 || m.Created == "" {
+				t.Errorf("Meta() = %+v, %v", m, err)
+			}
+			if err := ix.Verify(); err != nil {
+				t.Errorf("Verify: %v", err)
+			}
+		})
+	}
+}
+
+// rewrite patches a header field of the file at path, optionally fixing the header CRC so that
+// the deeper checks are reached.
+func rewrite(t *testing.T, path string, fixCRC bool, patch func(b []byte)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch(b)
+	if fixCRC && len(b) >= HeaderSize {
+		binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	le := binary.LittleEndian
+	for _, tc := range []struct {
+		name   string
+		fixCRC bool
+		patch  func(b []byte) []byte
+		want   string
+	}{
+		{"empty", false, func(b []byte) []byte { return nil }, "shorter than the 4096-byte header"},
+		{"short header", false, func(b []byte) []byte { return b[:100] }, "shorter than the 4096-byte header"},
+		{"magic", false, func(b []byte) []byte { b[0] = 'X'; return b }, "wrong magic"},
+		{"npy file", false, func(b []byte) []byte { copy(b, "\x93NUMPY"); return b }, "wrong magic"},
+		{"version", false, func(b []byte) []byte { le.PutUint32(b[8:], 2); return b }, "format version 2"},
+		{"header crc", false, func(b []byte) []byte { le.PutUint32(b[16:], 4); return b }, "header checksum"},
+		{"header size", true, func(b []byte) []byte { le.PutUint32(b[12:], 512); return b }, "header size 512"},
+		{"element type", true, func(b []byte) []byte { le.PutUint32(b[20:], 2); return b }, "element type 2"},
+		{"metric", true, func(b []byte) []byte { le.PutUint32(b[32:], 9); return b }, "metric 9"},
+		{"flags", true, func(b []byte) []byte { le.PutUint32(b[36:], 1); return b }, "flags"},
+		{"dim zero", true, func(b []byte) []byte { le.PutUint32(b[16:], 0); return b }, "dim 0"},
+		{"dim count mismatch", true, func(b []byte) []byte { le.PutUint32(b[16:], 4); return b }, "vectors length"},
+		{"count overflow", true, func(b []byte) []byte { le.PutUint64(b[24:], 1<<62); return b }, "vectors length"},
+		{"vectors offset", true, func(b []byte) []byte { le.PutUint64(b[40:], 8192); return b }, "vectors offset"},
+		{"ids overlap", true, func(b []byte) []byte { le.PutUint64(b[56:], le.Uint64(b[56:])-8); return b }, "overlaps"},
+		{"ids misaligned", true, func(b []byte) []byte { le.PutUint64(b[56:], le.Uint64(b[56:])+4); return b }, "aligned"},
+		{"ids too short", true, func(b []byte) []byte { le.PutUint64(b[64:], 16); return b }, "ids length"},
+		{"meta past end", true, func(b []byte) []byte { le.PutUint64(b[80:], 1<<40); return b }, "past the end"},
+		{"meta offset huge", true, func(b []byte) []byte { le.PutUint64(b[72:], math.MaxUint64-7); return b }, "past the end"},
+		{"truncated", false, func(b []byte) []byte { return b[:len(b)-1] }, "past the end"},
+		{"truncated in vectors", false, func(b []byte) []byte { return b[:HeaderSize+100] }, "past the end"},
+		{"trailing bytes", false, func(b []byte) []byte { return append(b, 0) }, "trailing bytes"},
+		{"first id offset", false, func(b []byte) []byte {
+			le.PutUint64(b[le.Uint64(b[56:]):], 3)
+			return b
+		}, "first id offset"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, _ := build(t, 3, 5)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = tc.patch(b)
+			if tc.fixCRC {
+				binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+			}
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ix, err := Open(path)
+			if err == nil {
+				ix.Close()
+				t.Fatalf("Open succeeded, want error containing %q", tc.want)
+			}
+			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q: want ErrFormat naming the file and containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifyFindsDamage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   func(h header) uint64
+		want string
+	}{
+		{"vector byte", func(h header) uint64 { return h.vecOff + 5 }, "vectors section checksum"},
+		{"id byte", func(h header) uint64 { return h.idsOff + h.idsLen - 1 }, "ids section checksum"},
+		{"meta byte", func(h header) uint64 { return h.metaOff + 1 }, "meta section checksum"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, _ := build(t, 4, 10)
+			ix, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := tc.at(ix.h)
+			ix.Close()
+			rewrite(t, path, false, func(b []byte) { b[at] ^= 0x40 })
+			if ix, err = Open(path); err != nil {
+				t.Fatal(err) // damage past the header is for Verify to find
+			}
+			defer ix.Close()
+			if err := ix.Verify(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Verify() = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWriterRejectsAndLeavesNothing(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, tc := range []struct {
+		name string
+		ids  []string
+		rows []float32
+		want string
+	}{
+		{"nan", []string{"a", "b"}, []float32{1, 2, 3, nan}, "row 1, column 1"},
+		{"inf", []string{"a"}, []float32{float32(math.Inf(-1)), 0}, "row 0, column 0"},
+		{"duplicate", []string{"a", "b", "a"}, make([]float32, 6), `row 2: id "a" duplicates index row 0`},
+		{"empty id", []string{"a", ""}, make([]float32, 4), "empty id"},
+		{"bad utf8", []string{"\xff"}, make([]float32, 2), "UTF-8"},
+		{"nul", []string{"a\x00b"}, make([]float32, 2), "NUL"},
+		{"shape", []string{"a"}, make([]float32, 3), "1 ids but 3 values"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "x.simidx")
+			w, err := Create(path, 2, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = w.Append(tc.ids, tc.rows)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Append error %v, want %q", err, tc.want)
+			}
+			if err := w.Commit(); err == nil {
+				t.Fatal("Commit after a failed Append succeeded")
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("left behind: %v", ents)
+			}
+		})
+	}
+}
+
+func TestDuplicatesAllowed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.simidx")
+	w, err := Create(path, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append([]string{"a", "a"}, []float32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.Verify(); err != nil {
+		t.Errorf("Verify of an index that allows duplicates: %v", err)
+	}
+	if m, _ := ix.Meta(); !m.DuplicateIDs {
+		t.Error("metadata does not record duplicate_ids")
+	}
+}
+
+func TestAbortRemovesTemp(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Create(filepath.Join(dir, "x.simidx"), 2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append([]string{"a"}, []float32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	w.Abort()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// FuzzParseHeader feeds arbitrary headers and file sizes to the validator: it must never panic,
+// and whatever it accepts must describe sections that lie inside the file, in order.
+func FuzzParseHeader(f *testing.F) {
+	h := layout(3, 5, 20, 10)
+	f.Add(h.marshal(), h.end())
+	f.Add(make([]byte, HeaderSize), uint64(HeaderSize))
+	f.Fuzz(func(t *testing.T, b []byte, size uint64) {
+		if len(b) >= headerCRCAt+4 {
+			// Most mutations would only exercise the CRC check; keep the CRC valid half the time.
+			if size%2 == 0 {
+				binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+			}
+		}
+		h, err := parseHeader(b, size)
+		if err != nil {
+			return
+		}
+		if h.vecOff < HeaderSize || h.idsOff < h.vecOff+h.vecLen || h.metaOff < h.idsOff+h.idsLen || h.end() != size {
+			t.Fatalf("accepted inconsistent header %+v for size %d", h, size)
+		}
+		if h.idsLen < (h.count+1)*8 {
+			t.Fatalf("accepted ids length %d for count %d", h.idsLen, h.count)
+		}
+	})
+}
