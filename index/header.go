@@ -16,7 +16,7 @@ const (
 	elemFloat32 = 1
 	metricL2    = 1
 
-	headerCRCAt = 100 // the header CRC covers bytes [0, headerCRCAt)
+	headerCRCAt  = 100 // the header CRC covers bytes [0, headerCRCAt)
 	sectionAlign = 8
 )
 
