@@ -1,0 +1,141 @@
+// Package convert packs a directory of feature shards (see package shard) into one index file
+// (see package index).
+package convert
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"simsearch/index"
+	"simsearch/shard"
+)
+
+// Options control a conversion.
+type Options struct {
+	// AllowDuplicateIDs stores ids that occur more than once instead of refusing them.
+	AllowDuplicateIDs bool
+	// Overwrite replaces an existing file at the output path (atomically, only on success).
+	Overwrite bool
+	// Model, when known, records the embedding model and preprocessing in the index.
+	Model *index.Model
+	// Progress, when set, is called after each shard with the rows written so far and in all.
+	Progress func(rows, total int)
+}
+
+// Stats describes a finished conversion.
+type Stats struct {
+	Shards, Rows, Dim int
+}
+
+// Run converts the shards in srcDir into an index at out. It validates every shard's header
+// before writing anything, then streams one shard at a time, so memory stays near one shard.
+// On any error nothing is left at out (an existing file there is untouched).
+func Run(srcDir, out string, opt Options) (Stats, error) {
+	var st Stats
+	if _, err := os.Stat(out); err == nil && !opt.Overwrite {
+		return st, fmt.Errorf("%s already exists (use --force to replace it)", out)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return st, err
+	}
+	pairs, err := shard.List(srcDir)
+	if err != nil {
+		return st, err
+	}
+	rows, dim, err := plan(pairs)
+	if err != nil {
+		return st, err
+	}
+	w, err := index.Create(out, dim, opt.AllowDuplicateIDs)
+	if err != nil {
+		return st, err
+	}
+	defer w.Abort() // no-op after a successful Commit
+
+	meta := index.Meta{Tool: "simsearch convert", Model: opt.Model}
+	var buf []float32
+	for i, p := range pairs {
+		ids, _, err := shard.ReadIDs(p.IDs)
+		if err != nil {
+			return st, err
+		}
+		var h *shard.Header
+		buf, h, err = shard.ReadFeatures(p.Features, buf)
+		if err != nil {
+			return st, err
+		}
+		if err := w.Append(ids, buf); err != nil {
+			return st, explain(err, pairs[:i+1], p)
+		}
+		meta.Sources = append(meta.Sources, index.Source{IDs: filepath.Base(p.IDs), Features: filepath.Base(p.Features), Rows: len(ids), DType: h.DType})
+		if opt.Progress != nil {
+			opt.Progress(w.Count(), rows)
+		}
+	}
+	w.SetMeta(meta)
+	if err := w.Commit(); err != nil {
+		return st, fmt.Errorf("writing %s: %w", out, err)
+	}
+	return Stats{Shards: len(pairs), Rows: rows, Dim: dim}, nil
+}
+
+// plan checks every pair's headers: counts agree within a pair, dims across pairs.
+func plan(pairs []shard.Pair) (rows, dim int, err error) {
+	for _, p := range pairs {
+		ih, err := shard.IDsHeader(p.IDs)
+		if err != nil {
+			return 0, 0, err
+		}
+		fh, err := shard.FeaturesHeader(p.Features)
+		if err != nil {
+			return 0, 0, err
+		}
+		if ih.Shape[0] != fh.Shape[0] {
+			return 0, 0, fmt.Errorf("%s has %d ids but %s has %d rows", p.IDs, ih.Shape[0], p.Features, fh.Shape[0])
+		}
+		switch {
+		case dim == 0:
+			dim = fh.Shape[1]
+		case fh.Shape[1] != dim:
+			return 0, 0, fmt.Errorf("%s has dim %d but the shards before it have dim %d", p.Features, fh.Shape[1], dim)
+		}
+		if dim > index.MaxDim {
+			return 0, 0, fmt.Errorf("%s: dim %d exceeds the index format's maximum %d", p.Features, dim, index.MaxDim)
+		}
+		rows += ih.Shape[0]
+	}
+	return rows, dim, nil
+}
+
+// explain names the shard file and row of an error the index writer reports.
+func explain(err error, done []shard.Pair, p shard.Pair) error {
+	var nf *index.NonFiniteError
+	var dup *index.DuplicateIDError
+	switch {
+	case errors.As(err, &nf):
+		return fmt.Errorf("%s: row %d, column %d is %v: features must be finite", p.Features, nf.Row, nf.Col, nf.Value)
+	case errors.As(err, &dup):
+		where := fmt.Sprintf("index row %d", dup.FirstIndex)
+		if f, row, ok := locate(done, dup.FirstIndex); ok {
+			where = fmt.Sprintf("%s row %d", f, row)
+		}
+		return fmt.Errorf("%s: row %d: id %q already appeared at %s (use --allow-duplicate-ids to keep both)", p.IDs, dup.Row, dup.ID, where)
+	}
+	return fmt.Errorf("%s: %w", p.IDs, err)
+}
+
+// locate maps an index row to the ids file and row it came from.
+func locate(pairs []shard.Pair, row int) (string, int, bool) {
+	for _, p := range pairs {
+		h, err := shard.IDsHeader(p.IDs)
+		if err != nil {
+			return "", 0, false
+		}
+		if row < h.Shape[0] {
+			return p.IDs, row, true
+		}
+		row -= h.Shape[0]
+	}
+	return "", 0, false
+}

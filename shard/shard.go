@@ -1,0 +1,299 @@
+// Package shard reads and writes the feature shards of the Python pipeline this project replaces:
+// a directory of pairs NNNN.object_ids.npy (ids) and NNNN.features.npy (float vectors, one row
+// per id), numbered from 0000 without gaps.
+package shard
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"unsafe"
+
+	"codeberg.org/sbinet/npyio/npy"
+	"codeberg.org/sbinet/npyio/npy/float16"
+)
+
+// File name suffixes of the two halves of a shard.
+const (
+	IDsSuffix      = ".object_ids.npy"
+	FeaturesSuffix = ".features.npy"
+)
+
+// Pair names the two files of one shard.
+type Pair struct {
+	Num      int
+	IDs      string
+	Features string
+}
+
+var shardName = regexp.MustCompile(`^([0-9]{4,9})(\.object_ids\.npy|\.features\.npy)$`)
+
+// List finds the shards in dir, in numeric order. It fails if dir holds none, if a shard lacks
+// one of its halves, or if the numbering does not run 0, 1, 2, ... without a gap.
+func List(dir string) ([]Pair, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	byNum := map[int]*Pair{}
+	for _, e := range ents {
+		m := shardName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		p := byNum[n]
+		if p == nil {
+			p = &Pair{Num: n}
+			byNum[n] = p
+		}
+		path := filepath.Join(dir, e.Name())
+		if m[2] == IDsSuffix {
+			if p.IDs != "" {
+				return nil, fmt.Errorf("%s: shard %d has two id files (%s and %s)", dir, n, p.IDs, path)
+			}
+			p.IDs = path
+		} else {
+			if p.Features != "" {
+				return nil, fmt.Errorf("%s: shard %d has two feature files (%s and %s)", dir, n, p.Features, path)
+			}
+			p.Features = path
+		}
+	}
+	if len(byNum) == 0 {
+		return nil, fmt.Errorf("%s: no shards found (want files named 0000%s and 0000%s)", dir, IDsSuffix, FeaturesSuffix)
+	}
+	pairs := make([]Pair, 0, len(byNum))
+	for _, p := range byNum {
+		pairs = append(pairs, *p)
+	}
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i].Num < pairs[j].Num })
+	for i, p := range pairs {
+		if p.Num != i {
+			return nil, fmt.Errorf("%s: shard numbering has a gap: shard %04d is missing before %04d", dir, i, p.Num)
+		}
+		if p.IDs == "" {
+			return nil, fmt.Errorf("%s: missing %04d%s (the pair of %s)", dir, p.Num, IDsSuffix, p.Features)
+		}
+		if p.Features == "" {
+			return nil, fmt.Errorf("%s: missing %04d%s (the pair of %s)", dir, p.Num, FeaturesSuffix, p.IDs)
+		}
+	}
+	return pairs, nil
+}
+
+// Stat reads and validates the header of the npy file at path and checks that the file holds
+// exactly the data the header announces.
+func Stat(path string) (*Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return stat(path, f)
+}
+
+func stat(path string, f *os.File) (*Header, error) {
+	h, err := ReadHeader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	switch want := h.DataOffset + h.DataBytes(); {
+	case st.Size() < want:
+		return nil, fmt.Errorf("%s: truncated: header announces %v %s (%d bytes of data) but the file has %d", path, h.Shape, h.DType, h.DataBytes(), st.Size()-h.DataOffset)
+	case st.Size() > want:
+		return nil, fmt.Errorf("%s: %d unexpected bytes after the array data", path, st.Size()-want)
+	}
+	return h, nil
+}
+
+// FeaturesHeader validates a features file's header: a 2-D float array.
+func FeaturesHeader(path string) (*Header, error) {
+	h, err := Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if h.Kind != 'f' {
+		return nil, fmt.Errorf("%s: features have dtype %s, want a float dtype (<f4, <f8 or <f2)", path, h.DType)
+	}
+	if len(h.Shape) != 2 {
+		return nil, fmt.Errorf("%s: features have shape %v, want 2 dimensions [rows, dim]", path, h.Shape)
+	}
+	if h.Shape[1] == 0 {
+		return nil, fmt.Errorf("%s: features have shape %v: dimension 0", path, h.Shape)
+	}
+	return h, nil
+}
+
+// IDsHeader validates an ids file's header: a 1-D array of strings or integers.
+func IDsHeader(path string) (*Header, error) {
+	h, err := Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	switch h.Kind {
+	case 'U', 'S', 'i', 'u':
+	default:
+		return nil, fmt.Errorf("%s: ids have dtype %s, want strings (<U…, |S…) or integers", path, h.DType)
+	}
+	if len(h.Shape) != 1 {
+		return nil, fmt.Errorf("%s: ids have shape %v, want 1 dimension", path, h.Shape)
+	}
+	return h, nil
+}
+
+// ReadFeatures reads the float matrix at path as row-major float32, reusing buf when it is large
+// enough. It returns the rows, the header, and the values. Values that do not fit float32
+// become ±Inf, which the index writer refuses with the row and column.
+func ReadFeatures(path string, buf []float32) ([]float32, *Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	h, err := stat(path, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.Kind != 'f' || len(h.Shape) != 2 {
+		return nil, nil, fmt.Errorf("%s: features have dtype %s shape %v, want a 2-D float array", path, h.DType, h.Shape)
+	}
+	n := h.Elems()
+	if cap(buf) < n {
+		buf = make([]float32, n)
+	}
+	out := buf[:n]
+	if h.DType == "<f4" && !h.Fortran && littleEndianHost {
+		// The common case, and the one convert's throughput depends on: the file's bytes are the
+		// values, so read them straight into place.
+		if _, err := f.Seek(h.DataOffset, io.SeekStart); err != nil {
+			return nil, nil, err
+		}
+		if n > 0 {
+			if _, err := io.ReadFull(f, unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n)); err != nil {
+				return nil, nil, fmt.Errorf("%s: reading data: %w", path, err)
+			}
+		}
+		return out, h, nil
+	}
+	// Every other dtype and order goes through npyio.
+	vals, err := decode(f, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch v := vals.(type) {
+	case []float32:
+		copy(out, v)
+	case []float64:
+		for i, x := range v {
+			out[i] = float32(x)
+		}
+	case []float16.Num:
+		for i, x := range v {
+			out[i] = x.Float32()
+		}
+	default:
+		return nil, nil, fmt.Errorf("%s: dtype %s decoded as %T", path, h.DType, vals)
+	}
+	if h.Fortran {
+		out = transpose(out, h.Shape[0], h.Shape[1])
+	}
+	return out, h, nil
+}
+
+// transpose turns column-major rows×cols data into row-major.
+func transpose(colMajor []float32, rows, cols int) []float32 {
+	t := make([]float32, len(colMajor))
+	for c := 0; c < cols; c++ {
+		for r := 0; r < rows; r++ {
+			t[r*cols+c] = colMajor[c*rows+r]
+		}
+	}
+	return t
+}
+
+// ReadIDs reads the 1-D id array at path as strings; integers become their decimal form and
+// byte strings are taken as UTF-8.
+func ReadIDs(path string) ([]string, *Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	h, err := stat(path, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(h.Shape) != 1 {
+		return nil, nil, fmt.Errorf("%s: ids have shape %v, want 1 dimension", path, h.Shape)
+	}
+	vals, err := decode(f, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ids []string
+	switch v := vals.(type) {
+	case []string:
+		ids = v
+	case []int64:
+		ids = formatInts(v, func(x int64) string { return strconv.FormatInt(x, 10) })
+	case []int32:
+		ids = formatInts(v, func(x int32) string { return strconv.FormatInt(int64(x), 10) })
+	case []int16:
+		ids = formatInts(v, func(x int16) string { return strconv.FormatInt(int64(x), 10) })
+	case []int8:
+		ids = formatInts(v, func(x int8) string { return strconv.FormatInt(int64(x), 10) })
+	case []uint64:
+		ids = formatInts(v, func(x uint64) string { return strconv.FormatUint(x, 10) })
+	case []uint32:
+		ids = formatInts(v, func(x uint32) string { return strconv.FormatUint(uint64(x), 10) })
+	case []uint16:
+		ids = formatInts(v, func(x uint16) string { return strconv.FormatUint(uint64(x), 10) })
+	case []uint8:
+		ids = formatInts(v, func(x uint8) string { return strconv.FormatUint(uint64(x), 10) })
+	default:
+		return nil, nil, fmt.Errorf("%s: ids of dtype %s decoded as %T, want strings or integers", path, h.DType, vals)
+	}
+	if len(ids) != h.Shape[0] {
+		return nil, nil, fmt.Errorf("%s: decoded %d ids, header announces %d", path, len(ids), h.Shape[0])
+	}
+	return ids, h, nil
+}
+
+func formatInts[T any](v []T, f func(T) string) []string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = f(x)
+	}
+	return s
+}
+
+// decode reads a validated npy file with npyio and returns its flat data.
+func decode(f *os.File, path string) (any, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	r, err := npy.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var arr npy.Array
+	if err := r.Read(&arr); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: decoding %s: %w", path, r.Header.Descr.Type, err)
+	}
+	return arr.Data(), nil
+}
+
+var littleEndianHost = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
