@@ -1,0 +1,118 @@
+package embed
+
+import (
+	"bufio"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"codeberg.org/sbinet/npyio/npy"
+
+	"simsearch/pil"
+)
+
+const (
+	testModel  = "../testdata/model/mobilenet_v2_feature_vector.onnx"
+	testImages = "../testdata/images"
+	// FidelityTolerance is the largest L2 distance allowed between simsearch's embedding of an
+	// image and the Python pipeline's (PIL + onnxruntime).
+	fidelityTolerance = 1e-3
+)
+
+var (
+	modelOnce sync.Once
+	model     *Model
+	modelErr  error
+)
+
+// testModelLoaded loads the bundled model once per test binary with the real ONNX Runtime.
+func testModelLoaded(t testing.TB) *Model {
+	t.Helper()
+	modelOnce.Do(func() {
+		lib, err := LibraryPath("")
+		if err != nil {
+			modelErr = err
+			return
+		}
+		if err := Init(lib); err != nil {
+			modelErr = err
+			return
+		}
+		model, modelErr = Load(Default(testModel))
+	})
+	if modelErr != nil {
+		t.Fatal(modelErr)
+	}
+	return model
+}
+
+func readReference(t *testing.T) ([]string, []float32) {
+	f, err := os.Open(filepath.Join(testImages, "reference_ids.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ids []string
+	for s := bufio.NewScanner(f); s.Scan(); {
+		if line := strings.TrimSpace(s.Text()); line != "" {
+			ids = append(ids, line)
+		}
+	}
+	rf, err := os.Open(filepath.Join(testImages, "reference_features.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	var feats []float32
+	if err := npy.Read(rf, &feats); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) == 0 || len(feats) != len(ids)*1280 {
+		t.Fatalf("%d ids and %d floats in the reference", len(ids), len(feats))
+	}
+	return ids, feats
+}
+
+// TestMatchesPythonPipeline embeds every reference image and compares with the embedding the
+// Python pipeline (Pillow 9.4 + onnxruntime) produced for it.
+func TestMatchesPythonPipeline(t *testing.T) {
+	m := testModelLoaded(t)
+	ids, ref := readReference(t)
+	worst, worstID := 0.0, ""
+	for i, id := range ids {
+		img, err := pil.Open(filepath.Join(testImages, id))
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+			continue
+		}
+		v, err := m.Embed(img)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		d := distance(v, ref[i*1280:(i+1)*1280])
+		// The comparison must be able to tell images apart: another image's reference is far.
+		other := (i + len(ids)/2) % len(ids)
+		if o := distance(v, ref[other*1280:(other+1)*1280]); o < 100*fidelityTolerance {
+			t.Errorf("%s is within %g of the reference of %s: the comparison is not discriminating", id, o, ids[other])
+		}
+		if d > worst {
+			worst, worstID = d, id
+		}
+		if d > fidelityTolerance {
+			t.Errorf("%s: L2 distance %.3g from the Python pipeline's embedding, over %g", id, d, fidelityTolerance)
+		}
+	}
+	t.Logf("worst L2 distance to the Python pipeline: %.3g (%s) over %d images", worst, worstID, len(ids))
+}
+
+func distance(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		e := float64(a[i]) - float64(b[i])
+		d += e * e
+	}
+	return math.Sqrt(d)
+}

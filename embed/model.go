@@ -1,0 +1,241 @@
+// Package embed turns images into feature vectors with an ONNX model run by ONNX Runtime,
+// preprocessing them as the Python pipeline does (package pil).
+package embed
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"simsearch/pil"
+)
+
+// Config describes a model and its preprocessing. Each pixel channel becomes
+// (value × Scale − Mean[c]) / Std[c].
+type Config struct {
+	Model   string    // path of the .onnx file
+	Input   string    // input tensor name
+	Output  string    // output tensor name
+	Size    int       // the square input side, in pixels
+	Layout  string    // "NHWC" or "NCHW"
+	Scale   float64   // multiplies 8-bit values
+	Mean    []float64 // per channel (R, G, B); nil means 0
+	Std     []float64 // per channel; nil means 1
+	Threads int       // ONNX Runtime intra-op threads; 0 means the number of CPUs
+}
+
+// Default returns the seed's preprocessing for TF-Hub feature-vector models: 224×224 NHWC RGB
+// in [0, 1], input "inputs:0", output "feature_vector".
+func Default(model string) Config {
+	return Config{Model: model, Input: "inputs:0", Output: "feature_vector", Size: 224, Layout: "NHWC", Scale: 1.0 / 255}
+}
+
+// Validate checks the configuration without touching the model file.
+func (c Config) Validate() error {
+	switch {
+	case c.Model == "":
+		return fmt.Errorf("no model given")
+	case c.Size < 1 || c.Size > 4096:
+		return fmt.Errorf("input size %d out of range 1..4096", c.Size)
+	case c.Layout != "NHWC" && c.Layout != "NCHW":
+		return fmt.Errorf("layout %q: want NHWC or NCHW", c.Layout)
+	case c.Scale == 0:
+		return fmt.Errorf("scale must not be 0")
+	case c.Mean != nil && len(c.Mean) != 3, c.Std != nil && len(c.Std) != 3:
+		return fmt.Errorf("mean and std take three values (R, G, B)")
+	}
+	for _, s := range c.Std {
+		if s == 0 {
+			return fmt.Errorf("std must not be 0")
+		}
+	}
+	return nil
+}
+
+// Model is a loaded model. Embed may be called from several goroutines.
+type Model struct {
+	cfg  Config
+	sess *ort.DynamicAdvancedSession
+	dim  int
+	lut  [3][256]float32 // 8-bit value → input value, per channel
+}
+
+// Load opens the model with ONNX Runtime (Init must have succeeded) and checks that it has the
+// configured input, of the configured shape, and output, a batch of vectors.
+func Load(cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
+	}
+	if _, err := os.Stat(cfg.Model); err != nil {
+		return nil, err
+	}
+	ins, outs, err := ort.GetInputOutputInfo(cfg.Model)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a model ONNX Runtime can read: %w", cfg.Model, err)
+	}
+	in, err := find(ins, cfg.Input, "input", cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	out, err := find(outs, cfg.Output, "output", cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	want := []int64{-1, int64(cfg.Size), int64(cfg.Size), 3}
+	if cfg.Layout == "NCHW" {
+		want = []int64{-1, 3, int64(cfg.Size), int64(cfg.Size)}
+	}
+	if !shapeFits(in.Dimensions, want) {
+		return nil, fmt.Errorf("%s: input %q has shape %v, but %s %dx%d needs %v (check --layout and --size)", cfg.Model, cfg.Input, in.Dimensions, cfg.Layout, cfg.Size, cfg.Size, want)
+	}
+	if len(out.Dimensions) != 2 || out.Dimensions[1] <= 0 {
+		return nil, fmt.Errorf("%s: output %q has shape %v, want [batch, dim]", cfg.Model, cfg.Output, out.Dimensions)
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	if err := opts.SetIntraOpNumThreads(threads); err != nil {
+		return nil, err
+	}
+	if err := opts.SetInterOpNumThreads(1); err != nil {
+		return nil, err
+	}
+	sess, err := ort.NewDynamicAdvancedSession(cfg.Model, []string{cfg.Input}, []string{cfg.Output}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Model, err)
+	}
+	m := &Model{cfg: cfg, sess: sess, dim: int(out.Dimensions[1])}
+	for c := range 3 {
+		mean, std := 0.0, 1.0
+		if cfg.Mean != nil {
+			mean, std = cfg.Mean[c], cfg.Std[c]
+		}
+		for v := range 256 {
+			m.lut[c][v] = float32((float64(v)*cfg.Scale - mean) / std)
+		}
+	}
+	return m, nil
+}
+
+func find(infos []ort.InputOutputInfo, name, what, model string) (ort.InputOutputInfo, error) {
+	var names []string
+	for _, i := range infos {
+		if i.Name == name {
+			if i.DataType != ort.TensorElementDataTypeFloat {
+				return i, fmt.Errorf("%s: %s %q is %v, want float32", model, what, name, i.DataType)
+			}
+			return i, nil
+		}
+		names = append(names, i.Name)
+	}
+	return ort.InputOutputInfo{}, fmt.Errorf("%s: the model has no %s %q (it has: %s)", model, what, name, strings.Join(names, ", "))
+}
+
+// shapeFits reports whether a model shape (-1 for a free dimension) accepts want.
+func shapeFits(have ort.Shape, want []int64) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for i := range have {
+		if have[i] >= 0 && want[i] >= 0 && have[i] != want[i] {
+			return false
+		}
+		if have[i] >= 0 && want[i] < 0 && have[i] != 1 {
+			// A fixed batch size other than 1 cannot take one image at a time.
+			return false
+		}
+	}
+	return true
+}
+
+// Dim returns the length of the vectors the model produces.
+func (m *Model) Dim() int { return m.dim }
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// Prepare resizes img to the model's input size and writes its input values to dst, which has
+// room for Size×Size×3 floats, in the model's layout.
+func (m *Model) Prepare(img *pil.RGB, dst []float32) {
+	s := m.cfg.Size
+	r := img.Resize(s, s)
+	if m.cfg.Layout == "NHWC" {
+		for i, v := range r.Pix {
+			dst[i] = m.lut[i%3][v]
+		}
+		return
+	}
+	plane := s * s
+	for p := 0; p < plane; p++ {
+		for c := range 3 {
+			dst[c*plane+p] = m.lut[c][r.Pix[3*p+c]]
+		}
+	}
+}
+
+// InputLen is the number of floats one image takes as model input.
+func (m *Model) InputLen() int { return m.cfg.Size * m.cfg.Size * 3 }
+
+// Run runs the model on a batch of prepared inputs (n × InputLen floats) and returns n vectors,
+// row-major.
+func (m *Model) Run(input []float32) ([]float32, error) {
+	n := len(input) / m.InputLen()
+	if n == 0 || len(input) != n*m.InputLen() {
+		return nil, fmt.Errorf("input of %d floats is not a batch of %d-float images", len(input), m.InputLen())
+	}
+	shape := ort.NewShape(int64(n), int64(m.cfg.Size), int64(m.cfg.Size), 3)
+	if m.cfg.Layout == "NCHW" {
+		shape = ort.NewShape(int64(n), 3, int64(m.cfg.Size), int64(m.cfg.Size))
+	}
+	in, err := ort.NewTensor(shape, input)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Destroy()
+	out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), int64(m.dim)))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Destroy()
+	if err := m.sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+		return nil, fmt.Errorf("%s: inference: %w", m.cfg.Model, err)
+	}
+	return slices.Clone(out.GetData()), nil
+}
+
+// Embed prepares and runs one image.
+func (m *Model) Embed(img *pil.RGB) ([]float32, error) {
+	in := make([]float32, m.InputLen())
+	m.Prepare(img, in)
+	return m.Run(in)
+}
+
+// Close releases the session.
+func (m *Model) Close() error { return m.sess.Destroy() }
+
+// FileSHA256 returns the hex SHA-256 of a file, to identify a model.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

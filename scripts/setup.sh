@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what simsearch needs at build and run time, idempotently:
+#   - Debian packages: the C headers of libjpeg-turbo and libwebp (cgo decoders), gcc;
+#   - ONNX Runtime's shared library, taken from the onnxruntime-node npm package (the only
+#     registry that ships a Linux build here), verified by checksum, into the user cache dir,
+#     where the binary looks by default.
+# Usage: scripts/setup.sh [--with-numpy]   (numpy only for regenerating fixtures and the baseline)
+set -euo pipefail
+
+ORT_VERSION=1.30.0
+ORT_TGZ_SHA256=6e3390d6b783e7be946fad629292799da28d0b42f84856e50d2c1b0383291e75
+ORT_LIB_SHA256=ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+ORT_MEMBER=package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/simsearch"
+ort_dest="$cache/onnxruntime-$ORT_VERSION/libonnxruntime.so.1"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+pkgs=(gcc libjpeg62-turbo-dev libwebp-dev)
+[ "${1:-}" = "--with-numpy" ] && pkgs+=(python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	say "installing Debian packages: ${missing[*]}"
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- ONNX Runtime ----------------------------------------------------------------------------
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+if [ -f "$ort_dest" ] && [ "$(sha "$ort_dest")" = "$ORT_LIB_SHA256" ]; then
+	exit 0
+fi
+command -v npm >/dev/null || { say "npm is needed to fetch ONNX Runtime (apt-get install npm)"; exit 1; }
+say "fetching ONNX Runtime $ORT_VERSION (onnxruntime-node from the npm registry, ~110 MB)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+(cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null 2>&1) || { say "npm pack onnxruntime-node@$ORT_VERSION failed"; exit 1; }
+tgz="$tmp/onnxruntime-node-$ORT_VERSION.tgz"
+[ "$(sha "$tgz")" = "$ORT_TGZ_SHA256" ] || { say "checksum mismatch for $(basename "$tgz"): refusing to install"; exit 1; }
+tar -xzf "$tgz" -C "$tmp" "$ORT_MEMBER"
+[ "$(sha "$tmp/$ORT_MEMBER")" = "$ORT_LIB_SHA256" ] || { say "checksum mismatch for libonnxruntime.so.1: refusing to install"; exit 1; }
+mkdir -p "$(dirname "$ort_dest")"
+install -m 0644 "$tmp/$ORT_MEMBER" "$ort_dest.tmp"
+mv "$ort_dest.tmp" "$ort_dest"
+say "installed $ort_dest"
