@@ -3,6 +3,7 @@
 package convert
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,7 +19,8 @@ type Options struct {
 	AllowDuplicateIDs bool
 	// Overwrite replaces an existing file at the output path (atomically, only on success).
 	Overwrite bool
-	// Model, when known, records the embedding model and preprocessing in the index.
+	// Model records the embedding model and preprocessing in the index. When nil, the sidecar
+	// that simsearch extract leaves beside its shards (shard.ModelFile) is used if present.
 	Model *index.Model
 	// Progress, when set, is called after each shard with the rows written so far and in all.
 	Progress func(rows, total int)
@@ -46,6 +48,11 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 	rows, dim, err := plan(pairs)
 	if err != nil {
 		return st, err
+	}
+	if opt.Model == nil {
+		if opt.Model, err = sidecar(srcDir); err != nil {
+			return st, err
+		}
 	}
 	w, err := index.Create(out, dim, opt.AllowDuplicateIDs)
 	if err != nil {
@@ -138,4 +145,16 @@ func locate(pairs []shard.Pair, row int) (string, int, bool) {
 		row -= h.Shape[0]
 	}
 	return "", 0, false
+}
+
+func sidecar(dir string) (*index.Model, error) {
+	b, err := shard.ReadModelFile(dir)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var m index.Model
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, shard.ModelFile), err)
+	}
+	return &m, nil
 }

@@ -152,9 +152,28 @@ func IDsHeader(path string) (*Header, error) {
 }
 
 // ReadFeatures reads the float matrix at path as row-major float32, reusing buf when it is large
-// enough. It returns the rows, the header, and the values. Values that do not fit float32
-// become ±Inf, which the index writer refuses with the row and column.
+// enough. It returns the values and the header. Values that do not fit float32 become ±Inf,
+// which the index writer refuses with the row and column.
 func ReadFeatures(path string, buf []float32) ([]float32, *Header, error) {
+	return readFloats(path, buf, 2)
+}
+
+// ReadVectors reads query vectors: a 1-D float array is one vector, a 2-D one a vector per row.
+// It returns the values row-major and the vectors' length.
+func ReadVectors(path string) ([]float32, int, error) {
+	v, h, err := readFloats(path, nil, 1)
+	if err != nil {
+		return nil, 0, err
+	}
+	dim := h.Shape[len(h.Shape)-1]
+	if dim == 0 || len(v) == 0 {
+		return nil, 0, fmt.Errorf("%s: no vectors (shape %v)", path, h.Shape)
+	}
+	return v, dim, nil
+}
+
+// readFloats reads a float array of rank 2, or of rank 1 or 2 when minRank is 1.
+func readFloats(path string, buf []float32, minRank int) ([]float32, *Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -164,8 +183,12 @@ func ReadFeatures(path string, buf []float32) ([]float32, *Header, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if h.Kind != 'f' || len(h.Shape) != 2 {
-		return nil, nil, fmt.Errorf("%s: features have dtype %s shape %v, want a 2-D float array", path, h.DType, h.Shape)
+	if h.Kind != 'f' || len(h.Shape) < minRank || len(h.Shape) > 2 {
+		want := "a 2-D float array"
+		if minRank == 1 {
+			want = "a 1-D or 2-D float array"
+		}
+		return nil, nil, fmt.Errorf("%s: dtype %s shape %v, want %s", path, h.DType, h.Shape, want)
 	}
 	n := h.Elems()
 	if cap(buf) < n {
@@ -204,7 +227,7 @@ func ReadFeatures(path string, buf []float32) ([]float32, *Header, error) {
 	default:
 		return nil, nil, fmt.Errorf("%s: dtype %s decoded as %T", path, h.DType, vals)
 	}
-	if h.Fortran {
+	if h.Fortran && len(h.Shape) == 2 {
 		out = transpose(out, h.Shape[0], h.Shape[1])
 	}
 	return out, h, nil
@@ -297,3 +320,21 @@ var littleEndianHost = func() bool {
 	x := uint16(1)
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }()
+
+// ModelFile is the sidecar that simsearch extract writes beside the shards it makes: a JSON
+// description of the model and preprocessing (the "model" object of the index format).
+const ModelFile = "simsearch-model.json"
+
+// ReadModelFile returns the sidecar's bytes, or nil if dir has none.
+func ReadModelFile(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ModelFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// WriteModelFile writes the sidecar atomically.
+func WriteModelFile(dir string, b []byte) error {
+	return atomicWrite(filepath.Join(dir, ModelFile), func(w io.Writer) error { _, err := w.Write(b); return err })
+}

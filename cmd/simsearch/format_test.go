@@ -1,0 +1,25 @@
+package main
+
+import "testing"
+
+func TestPyFloat(t *testing.T) {
+	for _, tc := range []struct {
+		x    float64
+		want string
+	}{
+		{0, "0.0"},
+		{float64(float32(0.3935456)), "0.39354559779167175"}, // the article's second line
+		{float64(float32(8.174515)), "8.174514770507812"},
+		{1, "1.0"},
+		{1234567, "1234567.0"},
+		{1e-5, "1e-05"},
+		{0.0001, "0.0001"},
+		{1.5e-7, "1.5e-07"},
+		{1e16, "1e+16"},
+		{1.2345e100, "1.2345e+100"},
+	} {
+		if got := pyFloat(tc.x); got != tc.want {
+			t.Errorf("pyFloat(%v) = %q, want %q", tc.x, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"simsearch/convert"
+	"simsearch/index"
+	"simsearch/query"
+)
+
+func convertCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "convert",
+		Usage:     "pack feature shards (NNNN.object_ids.npy + NNNN.features.npy) into one index file",
+		ArgsUsage: "SHARD_DIR -o INDEX",
+		Description: `Reads the shards 0000, 0001, ... of SHARD_DIR in order and writes one index file that
+query memory-maps. Features may be <f4, <f8 or <f2, C or Fortran order; ids <U…, |S… or
+integers. NaN/Inf values, mismatched pairs or dims, gaps, pickles and duplicate ids are
+refused with the file and row, and nothing is written. The output appears atomically.
+
+Example:
+   simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "index file to write", Required: true},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace an existing index file"},
+			&cli.BoolFlag{Name: "allow-duplicate-ids", Usage: "keep ids that occur more than once"},
+		}, modelFlags(false)...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError(c, "want one shard directory, got %d arguments", c.NArg())
+			}
+			opt := convert.Options{AllowDuplicateIDs: c.Bool("allow-duplicate-ids"), Overwrite: c.Bool("force")}
+			if c.String("model") != "" {
+				cfg, err := modelConfig(c)
+				if err != nil {
+					return err
+				}
+				if opt.Model, err = query.Record(cfg); err != nil {
+					return err
+				}
+			}
+			bar := newProgress("convert")
+			opt.Progress = bar.update
+			st, err := convert.Run(c.Args().First(), c.String("output"), opt)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "wrote %s: %d vectors of dim %d from %d shards\n", c.String("output"), st.Rows, st.Dim, st.Shards)
+			return nil
+		},
+	}
+}
+
+// indexInfo is what info prints; the JSON form is for scripts.
+type indexInfo struct {
+	Path   string       `json:"path"`
+	Count  int          `json:"count"`
+	Dim    int          `json:"dim"`
+	Bytes  int64        `json:"bytes"`
+	Format int          `json:"format_version"`
+	Meta   index.Meta   `json:"meta"`
+	Model  *index.Model `json:"-"`
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "info",
+		Usage:       "describe an index file",
+		ArgsUsage:   "INDEX",
+		Description: "Prints the count, dim, size and metadata of INDEX (checking only its header).\n\nExample:\n   simsearch info --json photos.simidx | jq .count",
+		Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError(c, "want one index file")
+			}
+			ix, err := index.Open(c.Args().First())
+			if err != nil {
+				return err
+			}
+			defer ix.Close()
+			meta, err := ix.Meta()
+			if err != nil {
+				return err
+			}
+			in := indexInfo{Path: ix.Path(), Count: ix.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
+			if c.Bool("json") {
+				return json.NewEncoder(os.Stdout).Encode(in)
+			}
+			fmt.Printf("path:     %s\nformat:   simsearch index v%d\nvectors:  %d × %d float32\nsize:     %d bytes\n", in.Path, in.Format, in.Count, in.Dim, in.Bytes)
+			if meta.Created != "" {
+				fmt.Printf("created:  %s by %s\n", meta.Created, meta.Tool)
+			}
+			if len(meta.Sources) > 0 {
+				fmt.Printf("sources:  %d shards (%s … %s)\n", len(meta.Sources), meta.Sources[0].Features, meta.Sources[len(meta.Sources)-1].Features)
+			}
+			if meta.DuplicateIDs {
+				fmt.Println("ids:      duplicates allowed")
+			}
+			if m := meta.Model; m != nil {
+				fmt.Printf("model:    %s (sha256 %.16s…)\n          input %q %s %dx%d, scale %g", m.File, m.SHA256, m.Input, m.Layout, m.Size, m.Size, m.Scale)
+				if m.Mean != nil {
+					fmt.Printf(", mean %v, std %v", m.Mean, m.Std)
+				}
+				fmt.Printf(", output %q, resize %s\n", m.Output, m.Resize)
+			}
+			return nil
+		},
+	}
+}
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "verify",
+		Usage:       "check an index file's checksums and contents",
+		ArgsUsage:   "INDEX...",
+		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata. Exits non-zero if any file is damaged.\n\nExample:\n   simsearch verify photos.simidx",
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usageError(c, "want at least one index file")
+			}
+			failed := 0
+			for _, path := range c.Args().Slice() {
+				err := verify(path)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "simsearch: %v\n", err)
+					failed++
+					continue
+				}
+				fmt.Printf("%s: ok\n", path)
+			}
+			if failed > 0 {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+}
+
+func verify(path string) error {
+	ix, err := index.Open(path)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	return ix.Verify()
+}

@@ -1,0 +1,59 @@
+// Command simsearch finds similar images: it packs feature shards into a memory-mapped index,
+// embeds query images with an ONNX model exactly as the Python pipeline does, and scans the
+// index exactly with SIMD kernels. Run `simsearch help` for the commands.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"simsearch/kernel"
+)
+
+// exitError carries an exit status for errors already reported (a query batch in which some
+// images failed).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	app := &cli.App{
+		Name:  "simsearch",
+		Usage: "similar-image search over a memory-mapped index of feature vectors",
+		Description: `A typical session:
+
+   simsearch extract photos/ -o shards/ --model model.onnx   # images -> feature shards (or use your own)
+   simsearch convert shards/ -o photos.simidx                # shards -> one index file, once
+   simsearch query --index photos.simidx cat.jpg             # the 10 nearest images, with distances
+
+Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cache dir, where
+'make setup' installs it); SIMSEARCH_KERNEL=generic|avx2|avx512 forces a distance kernel.`,
+		HideHelpCommand: true,
+		Before: func(*cli.Context) error {
+			return kernel.Check()
+		},
+		Commands: []*cli.Command{
+			convertCommand(),
+			infoCommand(),
+			verifyCommand(),
+			queryCommand(),
+			extractCommand(),
+		},
+	}
+	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintf(os.Stderr, "simsearch: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// usageError reports a command-line mistake with the command's usage line.
+func usageError(c *cli.Context, format string, args ...any) error {
+	return fmt.Errorf("%s (usage: simsearch %s %s)", fmt.Sprintf(format, args...), c.Command.Name, c.Command.ArgsUsage)
+}

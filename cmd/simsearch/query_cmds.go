@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"simsearch/embed"
+	"simsearch/extract"
+	"simsearch/query"
+	"simsearch/shard"
+)
+
+func queryCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "query",
+		Usage:     "print the indexed images nearest to each query image",
+		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --vector FILE.npy",
+		Description: `Embeds each IMAGE with the model (preprocessed exactly as PIL's
+Image.open(p).convert("RGB").resize((224, 224)) / 255 would) and prints its k nearest indexed
+images, nearest first, as "ID DISTANCE" lines (Euclidean distance). With several images each
+block is headed by "# IMAGE". The model and preprocessing recorded in the index are used unless
+flags override them; a different model file is refused.
+
+Unreadable images are reported on stderr and the others still answered; the exit status is then 1.
+
+Examples:
+   simsearch query --index photos.simidx cat.jpg
+   simsearch query --index photos.simidx --model mobilenet.onnx -k 5 --json a.jpg b.png
+   simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
+			&cli.IntFlag{Name: "k", Aliases: []string{"n"}, Usage: "number of neighbours", Value: 10},
+			&cli.StringFlag{Name: "vector", Usage: "query by the vectors in this .npy file (1-D: one; 2-D: one per row)"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per query per line"},
+			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
+			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
+		}, modelFlags(false)...),
+		Action: runQuery,
+	}
+}
+
+func runQuery(c *cli.Context) error {
+	start := time.Now()
+	k := c.Int("k")
+	if k <= 0 {
+		return usageError(c, "-k must be at least 1, not %d", k)
+	}
+	vec := c.String("vector")
+	if (vec == "") == (c.NArg() == 0) {
+		return usageError(c, "give either images or --vector")
+	}
+	s, err := query.Open(c.String("index"))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	first := map[string]float64{"index_open": ms(s.OpenTime())}
+
+	var answers []query.Answer
+	if vec != "" {
+		answers, err = vectorQueries(s, vec, k)
+	} else {
+		var req query.ModelRequest
+		if req, err = modelRequest(c); err != nil {
+			return err
+		}
+		var load time.Duration
+		if load, err = s.LoadModel(req); err != nil {
+			return err
+		}
+		first["model_load"] = ms(load)
+		answers, err = s.Images(c.Args().Slice(), k)
+	}
+	if err != nil {
+		return err
+	}
+	return printAnswers(answers, first, start, c.Bool("json"), c.Bool("timings"))
+}
+
+func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error) {
+	v, dim, err := shard.ReadVectors(path)
+	if err != nil {
+		return nil, err
+	}
+	if dim != s.Index().Dim() {
+		return nil, fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", path, dim, s.Index().Path(), s.Index().Dim())
+	}
+	hits, wait, scan, err := s.Search(v, k)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	answers := make([]query.Answer, len(hits))
+	for i, h := range hits {
+		name := path
+		if len(hits) > 1 {
+			name = fmt.Sprintf("%s[%d]", path, i)
+		}
+		answers[i] = query.Answer{Query: name, Results: h, Timings: map[string]float64{"index_wait": ms(wait), "scan": ms(scan)}}
+	}
+	return answers, nil
+}
+
+func printAnswers(answers []query.Answer, first map[string]float64, start time.Time, asJSON, timings bool) error {
+	failed := 0
+	w := os.Stdout
+	enc := json.NewEncoder(w)
+	for i, a := range answers {
+		if a.Err != nil {
+			fmt.Fprintf(os.Stderr, "simsearch: %v\n", a.Err)
+			failed++
+			continue
+		}
+		t := a.Timings
+		if i == 0 {
+			for k, v := range first {
+				t[k] = v
+			}
+			t["total"] = ms(time.Since(start))
+		} else {
+			t["total"] = t["decode"] + t["inference"] + t["index_wait"] + t["scan"]
+		}
+		if !timings {
+			a.Timings = nil
+		}
+		if asJSON {
+			if err := enc.Encode(a); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(answers) > 1 {
+			fmt.Fprintf(w, "# %s\n", a.Query)
+		}
+		for _, h := range a.Results {
+			fmt.Fprintf(w, "%s %s\n", h.ID, pyFloat(h.Distance))
+		}
+		if timings {
+			printTimings(os.Stderr, a.Query, t)
+		}
+	}
+	if failed > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+func printTimings(w io.Writer, q string, t map[string]float64) {
+	order := []string{"index_open", "model_load", "decode", "inference", "index_wait", "scan", "total"}
+	var parts []string
+	for _, k := range order {
+		if v, ok := t[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%.2f", k, v))
+		}
+	}
+	for k, v := range t {
+		if !slices.Contains(order, k) {
+			parts = append(parts, fmt.Sprintf("%s=%.2f", k, v))
+		}
+	}
+	fmt.Fprintf(w, "timings_ms %s: %s\n", q, strings.Join(parts, " "))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func extractCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "extract",
+		Usage:     "embed a folder of images into feature shards (the seed's layout)",
+		ArgsUsage: "IMAGE_DIR -o SHARD_DIR --model MODEL",
+		Description: `Embeds every image under IMAGE_DIR (recursively; other files are skipped with a warning)
+into SHARD_DIR/0000.object_ids.npy + 0000.features.npy, ... (10,000 images per shard), ids being
+the paths relative to IMAGE_DIR. Also writes SHARD_DIR/simsearch-model.json, which convert
+records in the index so that query uses the same model and preprocessing.
+
+Example:
+   simsearch extract photos/ -o shards/ --model mobilenet.onnx && simsearch convert shards/ -o photos.simidx`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "shard directory to write", Required: true},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace shards already in the output directory"},
+			&cli.IntFlag{Name: "batch", Usage: "images per inference", Value: 16},
+			&cli.IntFlag{Name: "shard-size", Usage: "images per shard", Value: 10000},
+		}, modelFlags(true)...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError(c, "want one image directory")
+			}
+			cfg, err := modelConfig(c)
+			if err != nil {
+				return err
+			}
+			lib, err := embed.LibraryPath(c.String("ort-lib"))
+			if err != nil {
+				return err
+			}
+			if err := embed.Init(lib); err != nil {
+				return err
+			}
+			m, err := embed.Load(cfg)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			rec, err := query.Record(cfg)
+			if err != nil {
+				return err
+			}
+			bar := newProgress("extract")
+			st, err := extract.Run(m, c.Args().First(), c.String("output"), extract.Options{
+				ShardSize: c.Int("shard-size"),
+				BatchSize: c.Int("batch"),
+				Overwrite: c.Bool("force"),
+				Record:    rec,
+				Warn:      func(path string, err error) { fmt.Fprintf(os.Stderr, "simsearch: skipping %v\n", err) },
+				Progress:  bar.update,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "wrote %d shards of %d images to %s (%d files skipped)\n", st.Shards, st.Images, c.String("output"), st.Skipped)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,137 @@
+package query
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"simsearch/embed"
+	"simsearch/index"
+)
+
+// ModelRequest says which model to load for a query and which preprocessing settings the user
+// gave explicitly; settings left nil come from the index's metadata when it has them, else from
+// embed.Default.
+type ModelRequest struct {
+	Path          string // empty: the model the index was built with, if its file is still there
+	Input, Output *string
+	Size          *int
+	Layout        *string
+	Scale         *float64
+	Mean, Std     []float64
+	ORTLib        string // see embed.LibraryPath
+	AllowMismatch bool   // accept a model whose hash differs from the index's record
+}
+
+// LoadModel loads the model for image queries, checking it against what the index records: a
+// different model file (by SHA-256) or a different output dim is an error, not silent garbage.
+// It hashes the model while ONNX Runtime loads it. It returns the time it took.
+func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
+	start := time.Now()
+	meta, err := s.ix.Meta()
+	if err != nil {
+		return 0, err
+	}
+	rec := meta.Model
+	cfg, err := resolve(req, rec, s.ix.Path())
+	if err != nil {
+		return 0, err
+	}
+	hash := make(chan error, 1)
+	go func() {
+		if rec == nil || rec.SHA256 == "" || req.AllowMismatch {
+			hash <- nil
+			return
+		}
+		sum, err := embed.FileSHA256(cfg.Model)
+		if err == nil && sum != rec.SHA256 {
+			err = fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, sum, s.ix.Path(), rec.File, rec.SHA256)
+		}
+		hash <- err
+	}()
+	lib, err := embed.LibraryPath(req.ORTLib)
+	if err != nil {
+		<-hash
+		return 0, err
+	}
+	if err := embed.Init(lib); err != nil {
+		<-hash
+		return 0, err
+	}
+	m, err := embed.Load(cfg)
+	if herr := <-hash; herr != nil {
+		if m != nil {
+			m.Close()
+		}
+		return 0, herr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if m.Dim() != s.ix.Dim() {
+		m.Close()
+		return 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), s.ix.Path(), s.ix.Dim())
+	}
+	s.model = m
+	return time.Since(start), nil
+}
+
+// resolve merges explicit settings, the index's record and the defaults.
+func resolve(req ModelRequest, rec *index.Model, indexPath string) (embed.Config, error) {
+	path := req.Path
+	if path == "" {
+		if rec == nil || rec.File == "" {
+			return embed.Config{}, fmt.Errorf("%s does not record its model: pass --model", indexPath)
+		}
+		path = rec.File
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(indexPath), path)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return embed.Config{}, fmt.Errorf("%s was built with the model %s, which is not there any more: pass --model", indexPath, path)
+		}
+	}
+	cfg := embed.Default(path)
+	if rec != nil {
+		cfg.Input, cfg.Output, cfg.Size, cfg.Layout, cfg.Scale, cfg.Mean, cfg.Std = rec.Input, rec.Output, rec.Size, rec.Layout, rec.Scale, rec.Mean, rec.Std
+	}
+	set(&cfg.Input, req.Input)
+	set(&cfg.Output, req.Output)
+	set(&cfg.Size, req.Size)
+	set(&cfg.Layout, req.Layout)
+	set(&cfg.Scale, req.Scale)
+	if req.Mean != nil {
+		cfg.Mean = req.Mean
+	}
+	if req.Std != nil {
+		cfg.Std = req.Std
+	}
+	if (cfg.Mean == nil) != (cfg.Std == nil) {
+		if cfg.Mean == nil {
+			cfg.Mean = []float64{0, 0, 0}
+		} else {
+			cfg.Std = []float64{1, 1, 1}
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// Record describes a model configuration for an index's metadata, hashing the model file.
+func Record(cfg embed.Config) (*index.Model, error) {
+	sum, err := embed.FileSHA256(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	return &index.Model{SHA256: sum, File: abs, Input: cfg.Input, Output: cfg.Output, Size: cfg.Size, Layout: cfg.Layout, Scale: cfg.Scale, Mean: cfg.Mean, Std: cfg.Std, Resize: "pil-bicubic"}, nil
+}

@@ -1,0 +1,147 @@
+// Package query answers similar-image queries: it maps an index, embeds query images with the
+// model the index was built with, and finds their exact nearest neighbours. It overlaps the
+// start-up work that a one-shot command pays (mapping and prefaulting the index, loading the
+// model, hashing it, decoding the image) so that inference is the only significant cost.
+package query
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"simsearch/embed"
+	"simsearch/index"
+	"simsearch/knn"
+	"simsearch/pil"
+)
+
+// Hit is one neighbour.
+type Hit struct {
+	ID       string  `json:"id"`
+	Distance float64 `json:"distance"` // Euclidean, a float32 value widened for printing
+}
+
+// Answer is the result of one query.
+type Answer struct {
+	Query   string             `json:"query"`
+	Results []Hit              `json:"results"`
+	Timings map[string]float64 `json:"timings_ms,omitempty"`
+	Err     error              `json:"-"`
+}
+
+// Searcher holds an open index and, for image queries, a model.
+type Searcher struct {
+	ix       *index.Index
+	model    *embed.Model
+	ready    chan struct{} // closed when the index's pages are mapped
+	openTime time.Duration
+}
+
+// Open maps the index and starts prefaulting its vectors in the background.
+func Open(path string) (*Searcher, error) {
+	start := time.Now()
+	ix, err := index.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Searcher{ix: ix, ready: make(chan struct{}), openTime: time.Since(start)}
+	go func() {
+		defer close(s.ready)
+		ix.Prefault(runtime.GOMAXPROCS(0))
+	}()
+	return s, nil
+}
+
+// Index returns the open index.
+func (s *Searcher) Index() *index.Index { return s.ix }
+
+// OpenTime is how long mapping and validating the index took.
+func (s *Searcher) OpenTime() time.Duration { return s.openTime }
+
+// Close releases the model and the index.
+func (s *Searcher) Close() error {
+	<-s.ready
+	if s.model != nil {
+		s.model.Close()
+	}
+	return s.ix.Close()
+}
+
+// Search finds the k nearest rows to each of the queries (row-major, Dim floats each) in one pass
+// over the index. It returns the answers, how long it waited for the index's pages and how long
+// the scan took.
+func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, time.Duration, error) {
+	if len(queries)%s.ix.Dim() != 0 || len(queries) == 0 {
+		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), s.ix.Dim())
+	}
+	start := time.Now()
+	<-s.ready
+	wait := time.Since(start)
+	start = time.Now()
+	res, err := knn.SearchBatch(s.ix.Vectors(), s.ix.Dim(), queries, k, knn.Options{})
+	scan := time.Since(start)
+	if err != nil {
+		return nil, wait, scan, err
+	}
+	out := make([][]Hit, len(res))
+	for j, r := range res {
+		out[j] = make([]Hit, len(r))
+		for i, n := range r {
+			id, err := s.ix.ID(n.Row)
+			if err != nil {
+				return nil, wait, scan, err
+			}
+			out[j][i] = Hit{ID: id, Distance: float64(n.Distance)}
+		}
+	}
+	return out, wait, scan, nil
+}
+
+// Images embeds each image and searches for all of them in one pass. A file that cannot be read
+// gets an Answer with Err set; the others are answered. timings adds per-phase times in ms.
+func (s *Searcher) Images(paths []string, k int) ([]Answer, error) {
+	if s.model == nil {
+		return nil, fmt.Errorf("no model loaded")
+	}
+	answers := make([]Answer, len(paths))
+	var queries []float32
+	var ok []int
+	input := make([]float32, s.model.InputLen())
+	for i, p := range paths {
+		a := &answers[i]
+		a.Query = p
+		a.Timings = map[string]float64{}
+		start := time.Now()
+		img, err := pil.Open(p)
+		if err != nil {
+			a.Err = err
+			continue
+		}
+		s.model.Prepare(img, input)
+		a.Timings["decode"] = ms(time.Since(start))
+		start = time.Now()
+		v, err := s.model.Run(input)
+		if err != nil {
+			a.Err = fmt.Errorf("%s: %w", p, err)
+			continue
+		}
+		a.Timings["inference"] = ms(time.Since(start))
+		queries = append(queries, v...)
+		ok = append(ok, i)
+	}
+	if len(ok) == 0 {
+		return answers, nil
+	}
+	hits, wait, scan, err := s.Search(queries, k)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range ok {
+		answers[i].Results = hits[j]
+		answers[i].Timings["index_wait"] = ms(wait)
+		answers[i].Timings["scan"] = ms(scan)
+	}
+	return answers, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
