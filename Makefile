@@ -1,0 +1,55 @@
+# simsearch: `make demo` runs the main job on the bundled data, `make test` passes the tests.
+# Both install what they need first (scripts/setup.sh: Debian packages, ONNX Runtime).
+
+GO      ?= go
+BIN     := bin/simsearch
+DEMO    := bin/demo
+MODEL   := testdata/model/mobilenet_v2_feature_vector.onnx
+STAMP   := bin/.setup-done
+
+.PHONY: all setup build test check demo bench bench-smoke generate fuzz clean
+
+all: build
+
+# The setup script is idempotent and quick once done; the stamp skips even that within a tree.
+$(STAMP): scripts/setup.sh
+	scripts/setup.sh --with-numpy
+	@mkdir -p bin && touch $@
+
+setup: $(STAMP)
+
+build: $(STAMP)
+	$(GO) build -o $(BIN) ./cmd/simsearch
+
+test: $(STAMP)
+	$(GO) test ./...
+
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+# The demo collection is the bundled photos (broken files included, to show they are skipped)
+# less ladybird_brighter.jpg, which is then queried: its original, ladybird.jpg, comes first.
+demo: build
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)/photos
+	cp testdata/images/*.jpg testdata/images/*.png testdata/images/*.gif testdata/images/*.webp $(DEMO)/photos/
+	rm $(DEMO)/photos/ladybird_brighter.jpg
+	@echo "== extract: embed the photos into seed-layout shards"
+	$(BIN) extract $(DEMO)/photos -o $(DEMO)/shards --model $(MODEL)
+	@echo "== convert: pack the shards into one memory-mapped index"
+	$(BIN) convert $(DEMO)/shards -o $(DEMO)/demo.simidx
+	$(BIN) info $(DEMO)/demo.simidx
+	@echo "== query: a photo that is in the collection, then one that is not: a brightened copy of ladybird.jpg"
+	$(BIN) query --index $(DEMO)/demo.simidx --timings testdata/images/elephants.jpg
+	$(BIN) query --index $(DEMO)/demo.simidx --timings -k 5 testdata/images/ladybird_brighter.jpg
+
+generate:
+	$(GO) generate ./kernel
+
+fuzz:
+	$(GO) test ./index -run '^$$' -fuzz FuzzParseHeader -fuzztime 30s
+	$(GO) test ./shard -run '^$$' -fuzz FuzzReadHeader -fuzztime 30s
+	$(GO) test ./kernel -run '^$$' -fuzz FuzzKernels -fuzztime 30s
+
+clean:
+	rm -rf bin
