@@ -73,6 +73,8 @@ def main():
     d = shard_dir("bad_gap", [base[0]])
     np.save(os.path.join(d, "0002.object_ids.npy"), ids(3, 2))
     np.save(os.path.join(d, "0002.features.npy"), feats(2, 2))
+    # A single query vector (1-D): row 0 of ok_f4's shard 0001, whose id is ...0003.jpg.
+    np.save(os.path.join(ROOT, "query_1d.npy"), base[1][1][0])
     shard_dir("bad_duplicate_ids", [(ids(0, 3), feats(1, 3)), (ids(2, 2), feats(2, 2))])
 
 

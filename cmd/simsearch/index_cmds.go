@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -49,7 +48,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "wrote %s: %d vectors of dim %d from %d shards\n", c.String("output"), st.Rows, st.Dim, st.Shards)
+			fmt.Fprintf(c.App.ErrWriter, "wrote %s: %d vectors of dim %d from %d shards\n", c.String("output"), st.Rows, st.Dim, st.Shards)
 			return nil
 		},
 	}
@@ -88,24 +87,24 @@ func infoCommand() *cli.Command {
 			}
 			in := indexInfo{Path: ix.Path(), Count: ix.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
 			if c.Bool("json") {
-				return json.NewEncoder(os.Stdout).Encode(in)
+				return json.NewEncoder(c.App.Writer).Encode(in)
 			}
-			fmt.Printf("path:     %s\nformat:   simsearch index v%d\nvectors:  %d × %d float32\nsize:     %d bytes\n", in.Path, in.Format, in.Count, in.Dim, in.Bytes)
+			fmt.Fprintf(c.App.Writer, "path:     %s\nformat:   simsearch index v%d\nvectors:  %d × %d float32\nsize:     %d bytes\n", in.Path, in.Format, in.Count, in.Dim, in.Bytes)
 			if meta.Created != "" {
-				fmt.Printf("created:  %s by %s\n", meta.Created, meta.Tool)
+				fmt.Fprintf(c.App.Writer, "created:  %s by %s\n", meta.Created, meta.Tool)
 			}
 			if len(meta.Sources) > 0 {
-				fmt.Printf("sources:  %d shards (%s … %s)\n", len(meta.Sources), meta.Sources[0].Features, meta.Sources[len(meta.Sources)-1].Features)
+				fmt.Fprintf(c.App.Writer, "sources:  %d shards (%s … %s)\n", len(meta.Sources), meta.Sources[0].Features, meta.Sources[len(meta.Sources)-1].Features)
 			}
 			if meta.DuplicateIDs {
-				fmt.Println("ids:      duplicates allowed")
+				fmt.Fprintln(c.App.Writer, "ids:      duplicates allowed")
 			}
 			if m := meta.Model; m != nil {
-				fmt.Printf("model:    %s (sha256 %.16s…)\n          input %q %s %dx%d, scale %g", m.File, m.SHA256, m.Input, m.Layout, m.Size, m.Size, m.Scale)
+				fmt.Fprintf(c.App.Writer, "model:    %s (sha256 %.16s…)\n          input %q %s %dx%d, scale %g", m.File, m.SHA256, m.Input, m.Layout, m.Size, m.Size, m.Scale)
 				if m.Mean != nil {
-					fmt.Printf(", mean %v, std %v", m.Mean, m.Std)
+					fmt.Fprintf(c.App.Writer, ", mean %v, std %v", m.Mean, m.Std)
 				}
-				fmt.Printf(", output %q, resize %s\n", m.Output, m.Resize)
+				fmt.Fprintf(c.App.Writer, ", output %q, resize %s\n", m.Output, m.Resize)
 			}
 			return nil
 		},
@@ -126,11 +125,11 @@ func verifyCommand() *cli.Command {
 			for _, path := range c.Args().Slice() {
 				err := verify(path)
 				if err != nil {
-					fmt.Fprintf(os.Stderr, "simsearch: %v\n", err)
+					fmt.Fprintf(c.App.ErrWriter, "simsearch: %v\n", err)
 					failed++
 					continue
 				}
-				fmt.Printf("%s: ok\n", path)
+				fmt.Fprintf(c.App.Writer, "%s: ok\n", path)
 			}
 			if failed > 0 {
 				return exitError{1}

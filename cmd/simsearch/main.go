@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -20,7 +21,26 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	app := &cli.App{
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run runs the command line args with the given outputs and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp()
+	app.Writer, app.ErrWriter = stdout, stderr
+	if err := app.Run(flagsFirst(app, args)); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		fmt.Fprintf(stderr, "simsearch: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "simsearch",
 		Usage: "similar-image search over a memory-mapped index of feature vectors",
 		Description: `A typical session:
@@ -42,14 +62,6 @@ Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cach
 			queryCommand(),
 			extractCommand(),
 		},
-	}
-	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		fmt.Fprintf(os.Stderr, "simsearch: %v\n", err)
-		os.Exit(1)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -81,7 +80,7 @@ func runQuery(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return printAnswers(answers, first, start, c.Bool("json"), c.Bool("timings"))
+	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, c.Bool("json"), c.Bool("timings"))
 }
 
 func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error) {
@@ -107,13 +106,12 @@ func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error
 	return answers, nil
 }
 
-func printAnswers(answers []query.Answer, first map[string]float64, start time.Time, asJSON, timings bool) error {
+func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]float64, start time.Time, asJSON, timings bool) error {
 	failed := 0
-	w := os.Stdout
 	enc := json.NewEncoder(w)
 	for i, a := range answers {
 		if a.Err != nil {
-			fmt.Fprintf(os.Stderr, "simsearch: %v\n", a.Err)
+			fmt.Fprintf(errw, "simsearch: %v\n", a.Err)
 			failed++
 			continue
 		}
@@ -142,7 +140,7 @@ func printAnswers(answers []query.Answer, first map[string]float64, start time.T
 			fmt.Fprintf(w, "%s %s\n", h.ID, pyFloat(h.Distance))
 		}
 		if timings {
-			printTimings(os.Stderr, a.Query, t)
+			printTimings(errw, a.Query, t)
 		}
 	}
 	if failed > 0 {
@@ -217,13 +215,13 @@ Example:
 				BatchSize: c.Int("batch"),
 				Overwrite: c.Bool("force"),
 				Record:    rec,
-				Warn:      func(path string, err error) { fmt.Fprintf(os.Stderr, "simsearch: skipping %v\n", err) },
+				Warn:      func(path string, err error) { fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %v\n", err) },
 				Progress:  bar.update,
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "wrote %d shards of %d images to %s (%d files skipped)\n", st.Shards, st.Images, c.String("output"), st.Skipped)
+			fmt.Fprintf(c.App.ErrWriter, "wrote %d shards of %d images to %s (%d files skipped)\n", st.Shards, st.Images, c.String("output"), st.Skipped)
 			return nil
 		},
 	}
