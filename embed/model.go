@@ -61,46 +61,66 @@ func (c Config) Validate() error {
 
 // Model is a loaded model. Embed may be called from several goroutines.
 type Model struct {
-	cfg  Config
-	sess *ort.DynamicAdvancedSession
-	dim  int
-	lut  [3][256]float32 // 8-bit value → input value, per channel
+	cfg    Config
+	sess   *ort.DynamicAdvancedSession
+	dim    int
+	sha256 string
+	lut    [3][256]float32 // 8-bit value → input value, per channel
 }
 
 // Load opens the model with ONNX Runtime (Init must have succeeded) and checks that it has the
-// configured input, of the configured shape, and output, a batch of vectors.
+// configured input, of the configured shape, and output, a batch of vectors. The file is read
+// once: its signature is parsed from the bytes, its SHA-256 computed while ONNX Runtime builds
+// the session from the same bytes.
 func Load(cfg Config) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 	}
-	if _, err := os.Stat(cfg.Model); err != nil {
+	data, err := os.ReadFile(cfg.Model)
+	if err != nil {
 		return nil, err
 	}
-	ins, outs, err := ort.GetInputOutputInfo(cfg.Model)
+	sum := make(chan string, 1)
+	go func() {
+		h := sha256.Sum256(data)
+		sum <- hex.EncodeToString(h[:])
+	}()
+	ins, outs, err := graphSignature(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a model ONNX Runtime can read: %w", cfg.Model, err)
+		<-sum
+		return nil, fmt.Errorf("%s: %w", cfg.Model, err)
 	}
+	m, err := load(cfg, data, ins, outs)
+	m.sha256 = <-sum
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func load(cfg Config, data []byte, ins, outs []tensorInfo) (*Model, error) {
+	m := &Model{cfg: cfg}
 	in, err := find(ins, cfg.Input, "input", cfg.Model)
 	if err != nil {
-		return nil, err
+		return m, err
 	}
 	out, err := find(outs, cfg.Output, "output", cfg.Model)
 	if err != nil {
-		return nil, err
+		return m, err
 	}
 	want := []int64{-1, int64(cfg.Size), int64(cfg.Size), 3}
 	if cfg.Layout == "NCHW" {
 		want = []int64{-1, 3, int64(cfg.Size), int64(cfg.Size)}
 	}
-	if !shapeFits(in.Dimensions, want) {
-		return nil, fmt.Errorf("%s: input %q has shape %v, but %s %dx%d needs %v (check --layout and --size)", cfg.Model, cfg.Input, in.Dimensions, cfg.Layout, cfg.Size, cfg.Size, want)
+	if !shapeFits(in.Shape, want) {
+		return m, fmt.Errorf("%s: input %q has shape %v, but %s %dx%d needs %v (check --layout and --size)", cfg.Model, cfg.Input, in.Shape, cfg.Layout, cfg.Size, cfg.Size, want)
 	}
-	if len(out.Dimensions) != 2 || out.Dimensions[1] <= 0 {
-		return nil, fmt.Errorf("%s: output %q has shape %v, want [batch, dim]", cfg.Model, cfg.Output, out.Dimensions)
+	if len(out.Shape) != 2 || out.Shape[1] <= 0 {
+		return m, fmt.Errorf("%s: output %q has shape %v, want [batch, dim]", cfg.Model, cfg.Output, out.Shape)
 	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
-		return nil, err
+		return m, err
 	}
 	defer opts.Destroy()
 	threads := cfg.Threads
@@ -108,16 +128,16 @@ func Load(cfg Config) (*Model, error) {
 		threads = runtime.NumCPU()
 	}
 	if err := opts.SetIntraOpNumThreads(threads); err != nil {
-		return nil, err
+		return m, err
 	}
 	if err := opts.SetInterOpNumThreads(1); err != nil {
-		return nil, err
+		return m, err
 	}
-	sess, err := ort.NewDynamicAdvancedSession(cfg.Model, []string{cfg.Input}, []string{cfg.Output}, opts)
+	m.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, []string{cfg.Input}, []string{cfg.Output}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.Model, err)
+		return m, fmt.Errorf("%s: %w", cfg.Model, err)
 	}
-	m := &Model{cfg: cfg, sess: sess, dim: int(out.Dimensions[1])}
+	m.dim = int(out.Shape[1])
 	for c := range 3 {
 		mean, std := 0.0, 1.0
 		if cfg.Mean != nil {
@@ -130,22 +150,22 @@ func Load(cfg Config) (*Model, error) {
 	return m, nil
 }
 
-func find(infos []ort.InputOutputInfo, name, what, model string) (ort.InputOutputInfo, error) {
+func find(infos []tensorInfo, name, what, model string) (tensorInfo, error) {
 	var names []string
 	for _, i := range infos {
 		if i.Name == name {
-			if i.DataType != ort.TensorElementDataTypeFloat {
-				return i, fmt.Errorf("%s: %s %q is %v, want float32", model, what, name, i.DataType)
+			if i.ElemType != onnxFloat {
+				return i, fmt.Errorf("%s: %s %q has ONNX element type %d, want float32 (1)", model, what, name, i.ElemType)
 			}
 			return i, nil
 		}
 		names = append(names, i.Name)
 	}
-	return ort.InputOutputInfo{}, fmt.Errorf("%s: the model has no %s %q (it has: %s)", model, what, name, strings.Join(names, ", "))
+	return tensorInfo{}, fmt.Errorf("%s: the model has no %s %q (it has: %s)", model, what, name, strings.Join(names, ", "))
 }
 
 // shapeFits reports whether a model shape (-1 for a free dimension) accepts want.
-func shapeFits(have ort.Shape, want []int64) bool {
+func shapeFits(have []int64, want []int64) bool {
 	if len(have) != len(want) {
 		return false
 	}
@@ -160,6 +180,9 @@ func shapeFits(have ort.Shape, want []int64) bool {
 	}
 	return true
 }
+
+// SHA256 returns the hex SHA-256 of the model file, which identifies the model.
+func (m *Model) SHA256() string { return m.sha256 }
 
 // Dim returns the length of the vectors the model produces.
 func (m *Model) Dim() int { return m.dim }
@@ -224,7 +247,12 @@ func (m *Model) Embed(img *pil.RGB) ([]float32, error) {
 }
 
 // Close releases the session.
-func (m *Model) Close() error { return m.sess.Destroy() }
+func (m *Model) Close() error {
+	if m.sess == nil {
+		return nil
+	}
+	return m.sess.Destroy()
+}
 
 // FileSHA256 returns the hex SHA-256 of a file, to identify a model.
 func FileSHA256(path string) (string, error) {

@@ -26,7 +26,7 @@ type ModelRequest struct {
 
 // LoadModel loads the model for image queries, checking it against what the index records: a
 // different model file (by SHA-256) or a different output dim is an error, not silent garbage.
-// It hashes the model while ONNX Runtime loads it. It returns the time it took.
+// It returns the time it took.
 func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 	start := time.Now()
 	meta, err := s.ix.Meta()
@@ -38,36 +38,20 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	hash := make(chan error, 1)
-	go func() {
-		if rec == nil || rec.SHA256 == "" || req.AllowMismatch {
-			hash <- nil
-			return
-		}
-		sum, err := embed.FileSHA256(cfg.Model)
-		if err == nil && sum != rec.SHA256 {
-			err = fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, sum, s.ix.Path(), rec.File, rec.SHA256)
-		}
-		hash <- err
-	}()
 	lib, err := embed.LibraryPath(req.ORTLib)
 	if err != nil {
-		<-hash
 		return 0, err
 	}
 	if err := embed.Init(lib); err != nil {
-		<-hash
 		return 0, err
 	}
 	m, err := embed.Load(cfg)
-	if herr := <-hash; herr != nil {
-		if m != nil {
-			m.Close()
-		}
-		return 0, herr
-	}
 	if err != nil {
 		return 0, err
+	}
+	if rec != nil && rec.SHA256 != "" && rec.SHA256 != m.SHA256() && !req.AllowMismatch {
+		m.Close()
+		return 0, fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, m.SHA256(), s.ix.Path(), rec.File, rec.SHA256)
 	}
 	if m.Dim() != s.ix.Dim() {
 		m.Close()
@@ -123,15 +107,12 @@ func set[T any](dst *T, v *T) {
 	}
 }
 
-// Record describes a model configuration for an index's metadata, hashing the model file.
-func Record(cfg embed.Config) (*index.Model, error) {
-	sum, err := embed.FileSHA256(cfg.Model)
-	if err != nil {
-		return nil, err
-	}
+// Record describes a model configuration, whose file has the given SHA-256, for an index's
+// metadata.
+func Record(cfg embed.Config, sha256 string) (*index.Model, error) {
 	abs, err := filepath.Abs(cfg.Model)
 	if err != nil {
 		return nil, err
 	}
-	return &index.Model{SHA256: sum, File: abs, Input: cfg.Input, Output: cfg.Output, Size: cfg.Size, Layout: cfg.Layout, Scale: cfg.Scale, Mean: cfg.Mean, Std: cfg.Std, Resize: "pil-bicubic"}, nil
+	return &index.Model{SHA256: sha256, File: abs, Input: cfg.Input, Output: cfg.Output, Size: cfg.Size, Layout: cfg.Layout, Scale: cfg.Scale, Mean: cfg.Mean, Std: cfg.Std, Resize: "pil-bicubic"}, nil
 }

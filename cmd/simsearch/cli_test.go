@@ -298,12 +298,17 @@ func TestQueryJSONTimings(t *testing.T) {
 
 func TestQueryModelChecks(t *testing.T) {
 	idx := demoIndex(t)
-	// Another model file (same bytes plus a byte: another hash) is refused…
+	// Another model file (the same model plus an unknown protobuf field 1000 = 1, which ONNX
+	// Runtime ignores: a working model with another hash) is refused…
 	other := filepath.Join(t.TempDir(), "other.onnx")
 	b, _ := os.ReadFile(model)
-	os.WriteFile(other, append(b, 0), 0o644)
+	os.WriteFile(other, append(b, 0xC0, 0x3E, 0x01), 0o644)
 	if _, errs, code := simsearch(t, "query", "--index", idx, "--model", other, images+"/coffee.png"); code == 0 || !strings.Contains(errs, "is not the model") {
 		t.Errorf("other model: exit %d, %s", code, errs)
+	}
+	// … unless the user says so (and then it works: the refusal was the hash's).
+	if out, errs, code := simsearch(t, "query", "--index", idx, "--model", other, "--allow-model-mismatch", "-k", "1", images+"/coffee.png"); code != 0 || out != "coffee.png 0.0\n" {
+		t.Errorf("other model allowed: exit %d, %q, %s", code, out, errs)
 	}
 	// … and a model of another output dim is refused even when mismatches are allowed.
 	small := filepath.Join(t.TempDir(), "small.simidx")

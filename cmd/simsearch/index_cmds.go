@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"simsearch/convert"
+	"simsearch/embed"
 	"simsearch/index"
 	"simsearch/query"
 )
@@ -38,7 +39,11 @@ Example:
 				if err != nil {
 					return err
 				}
-				if opt.Model, err = query.Record(cfg); err != nil {
+				sum, err := embed.FileSHA256(cfg.Model)
+				if err != nil {
+					return err
+				}
+				if opt.Model, err = query.Record(cfg, sum); err != nil {
 					return err
 				}
 			}

@@ -205,7 +205,7 @@ Example:
 				return err
 			}
 			defer m.Close()
-			rec, err := query.Record(cfg)
+			rec, err := query.Record(cfg, m.SHA256())
 			if err != nil {
 				return err
 			}
