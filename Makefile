@@ -43,6 +43,14 @@ demo: build
 	$(BIN) query --index $(DEMO)/demo.simidx --timings testdata/images/elephants.jpg
 	$(BIN) query --index $(DEMO)/demo.simidx --timings -k 5 testdata/images/ladybird_brighter.jpg
 
+# The side-by-side benchmark: writes bench/RESULTS.md (generates 512 MB of shards once).
+bench: build
+	$(GO) run ./bench
+
+# The same harness on 2,000 vectors: seconds. The bench package's test runs it too.
+bench-smoke: build
+	$(GO) run ./bench -smoke -data bin/bench-data -out bin/bench-smoke.md
+
 generate:
 	$(GO) generate ./kernel
 

@@ -32,7 +32,8 @@ type Stats struct {
 }
 
 // Run converts the shards in srcDir into an index at out. It validates every shard's header
-// before writing anything, then streams one shard at a time, so memory stays near one shard.
+// before writing anything, then streams one shard at a time (little-endian float32 shards are
+// memory-mapped and copied from the mapping), so memory stays near one shard.
 // On any error nothing is left at out (an existing file there is untouched).
 func Run(srcDir, out string, opt Options) (Stats, error) {
 	var st Stats
@@ -61,21 +62,29 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 	defer w.Abort() // no-op after a successful Commit
 
 	meta := index.Meta{Tool: "simsearch convert", Model: opt.Model}
-	var buf []float32
+	// One shard is read ahead (ids decoded, features mapped) while the current one is written.
+	next := make(chan loaded, 1)
+	stop := make(chan struct{})
+	defer func() {
+		close(stop)
+		for l := range next { // unmap whatever was read ahead of an error
+			if l.feats != nil {
+				l.feats.Close()
+			}
+		}
+	}()
+	go readAhead(pairs, next, stop)
 	for i, p := range pairs {
-		ids, _, err := shard.ReadIDs(p.IDs)
-		if err != nil {
-			return st, err
+		l := <-next
+		if l.err != nil {
+			return st, l.err
 		}
-		var h *shard.Header
-		buf, h, err = shard.ReadFeatures(p.Features, buf)
+		err := w.Append(l.ids, l.feats.Rows)
+		l.feats.Close()
 		if err != nil {
-			return st, err
-		}
-		if err := w.Append(ids, buf); err != nil {
 			return st, explain(err, pairs[:i+1], p)
 		}
-		meta.Sources = append(meta.Sources, index.Source{IDs: filepath.Base(p.IDs), Features: filepath.Base(p.Features), Rows: len(ids), DType: h.DType})
+		meta.Sources = append(meta.Sources, index.Source{IDs: filepath.Base(p.IDs), Features: filepath.Base(p.Features), Rows: len(l.ids), DType: l.feats.Header.DType})
 		if opt.Progress != nil {
 			opt.Progress(w.Count(), rows)
 		}
@@ -85,6 +94,37 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 		return st, fmt.Errorf("writing %s: %w", out, err)
 	}
 	return Stats{Shards: len(pairs), Rows: rows, Dim: dim}, nil
+}
+
+// loaded is one shard, read.
+type loaded struct {
+	ids   []string
+	feats *shard.Features
+	err   error
+}
+
+// readAhead loads the shards in order into next, stopping at the first error or when stop closes;
+// it closes next when it returns.
+func readAhead(pairs []shard.Pair, next chan<- loaded, stop <-chan struct{}) {
+	defer close(next)
+	for _, p := range pairs {
+		var l loaded
+		l.ids, _, l.err = shard.ReadIDs(p.IDs)
+		if l.err == nil {
+			l.feats, l.err = shard.OpenFeatures(p.Features)
+		}
+		select {
+		case next <- l:
+		case <-stop:
+			if l.feats != nil {
+				l.feats.Close()
+			}
+			return
+		}
+		if l.err != nil {
+			return
+		}
+	}
 }
 
 // plan checks every pair's headers: counts agree within a pair, dims across pairs.

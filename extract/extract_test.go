@@ -79,10 +79,11 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, h, err := shard.ReadFeatures(p.Features, nil)
-		if err != nil || h.Shape[0] != len(got) || h.Shape[1] != 1280 || len(rows) != len(got)*1280 {
-			t.Fatalf("%s: %v %v", p.Features, h, err)
+		f, err := shard.OpenFeatures(p.Features)
+		if err != nil || f.Header.Shape[0] != len(got) || f.Header.Shape[1] != 1280 || len(f.Rows) != len(got)*1280 {
+			t.Fatalf("%s: %v", p.Features, err)
 		}
+		f.Close()
 		ids = append(ids, got...)
 	}
 	if strings.Join(ids, " ") != "astronaut.gif coffee.png sub/rocket.jpg wood.webp" {

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"unicode/utf8"
 	"unsafe"
+
+	"simsearch/kernel"
 )
 
 // Writer builds an index file. Vectors are streamed to a temporary file in the target directory
@@ -33,6 +35,8 @@ type Writer struct {
 	seen    map[string]int // nil when duplicates are allowed
 	meta    Meta
 	err     error // sticky: once set, the writer only aborts
+
+	zeros, norms []float32 // scratch for checkFinite
 }
 
 // Create starts an index of dim-dimensional vectors to be committed at path. Unless
@@ -58,7 +62,7 @@ func Create(path string, dim int, allowDuplicateIDs bool) (*Writer, error) {
 		w.Abort()
 		return nil, err
 	}
-	w.w = bufio.NewWriterSize(io.MultiWriter(f, w.crc), 1<<20)
+	w.w = bufio.NewWriterSize(f, 1<<20)
 	return w, nil
 }
 
@@ -93,10 +97,8 @@ func (w *Writer) Append(ids []string, rows []float32) error {
 	if len(rows) != len(ids)*w.dim {
 		return w.fail(fmt.Errorf("%d ids but %d values (want %d × %d)", len(ids), len(rows), len(ids), w.dim))
 	}
-	for i, v := range rows {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return w.fail(&NonFiniteError{Row: i / w.dim, Col: i % w.dim, Value: v})
-		}
+	if err := w.checkFinite(rows); err != nil {
+		return w.fail(err)
 	}
 	for r, id := range ids {
 		if err := validID(id); err != nil {
@@ -111,11 +113,20 @@ func (w *Writer) Append(ids []string, rows []float32) error {
 	}
 	if len(rows) > 0 {
 		// The format is little-endian float32, which is the in-memory layout on every platform
-		// this package builds for (see endian.go), so the rows are written as they are.
+		// this package builds for (see endian.go), so the rows are written as they are. The
+		// checksum is computed on another core while the kernel copies the bytes.
 		b := unsafe.Slice((*byte)(unsafe.Pointer(&rows[0])), len(rows)*4)
-		if _, err := w.w.Write(b); err != nil {
+		summed := make(chan struct{})
+		go func() {
+			w.crc.Write(b)
+			close(summed)
+		}()
+		_, err := w.w.Write(b)
+		<-summed
+		if err != nil {
 			return w.fail(err)
 		}
+		w.startWriteback()
 	}
 	for _, id := range ids {
 		w.idBytes += uint64(len(id))
@@ -123,6 +134,43 @@ func (w *Writer) Append(ids []string, rows []float32) error {
 	w.ids = append(w.ids, ids...)
 	w.count += uint64(len(ids))
 	return nil
+}
+
+// checkFinite finds the first NaN or ±Inf in rows. A row's squared norm, computed by the SIMD
+// kernel at memory speed, is finite exactly when the row holds no NaN or Inf and its norm does
+// not overflow float32; only rows whose norm is not finite are examined value by value.
+func (w *Writer) checkFinite(rows []float32) error {
+	if len(w.zeros) != w.dim {
+		w.zeros = make([]float32, w.dim)
+	}
+	const block = 4096
+	for lo := 0; lo*w.dim < len(rows); lo += block {
+		n := min(block, len(rows)/w.dim-lo)
+		norms := w.norms[:0]
+		norms = append(norms, make([]float32, n)...)
+		w.norms = norms
+		kernel.L2SquaredBlock(w.zeros, rows[lo*w.dim:(lo+n)*w.dim], norms)
+		for r, s := range norms {
+			if !math.IsInf(float64(s), 0) && !math.IsNaN(float64(s)) {
+				continue
+			}
+			for c, v := range rows[(lo+r)*w.dim : (lo+r+1)*w.dim] {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return &NonFiniteError{Row: lo + r, Col: c, Value: v}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// startWriteback asks the kernel to start writing what has been written so far to disk, without
+// waiting, so that the fsync in Commit has little left to do.
+func (w *Writer) startWriteback() {
+	if err := w.w.Flush(); err != nil {
+		return // reported by the next write
+	}
+	syncRangeAsync(w.f)
 }
 
 func validID(id string) error {
@@ -179,9 +227,6 @@ func (w *Writer) commit() error {
 		return err
 	}
 	h := layout(uint32(w.dim), w.count, w.idBytes, uint64(len(meta)))
-	if err := w.w.Flush(); err != nil {
-		return err
-	}
 	h.vecCRC = w.crc.Sum32()
 
 	pos := h.vecOff + h.vecLen
@@ -194,11 +239,8 @@ func (w *Writer) commit() error {
 		if err := pad(off); err != nil {
 			return 0, err
 		}
-		if err := w.w.Flush(); err != nil {
-			return 0, err
-		}
 		w.crc.Reset()
-		if err := write(w.w); err != nil {
+		if err := write(io.MultiWriter(w.w, w.crc)); err != nil {
 			return 0, err
 		}
 		if err := w.w.Flush(); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"codeberg.org/sbinet/npyio/npy"
 	"codeberg.org/sbinet/npyio/npy/float16"
+	"github.com/edsrzf/mmap-go"
 )
 
 // File name suffixes of the two halves of a shard.
@@ -151,17 +152,59 @@ func IDsHeader(path string) (*Header, error) {
 	return h, nil
 }
 
-// ReadFeatures reads the float matrix at path as row-major float32, reusing buf when it is large
-// enough. It returns the values and the header. Values that do not fit float32 become ±Inf,
+// Features is an open features file: its rows as row-major float32, read-only.
+type Features struct {
+	Rows   []float32
+	Header *Header
+	m      mmap.MMap
+}
+
+// Close releases the rows; they must not be used afterwards.
+func (f *Features) Close() error {
+	f.Rows = nil
+	if f.m == nil {
+		return nil
+	}
+	return f.m.Unmap()
+}
+
+// OpenFeatures opens the 2-D float array at path. Little-endian C-order float32, the common case
+// and the one convert's throughput depends on, is memory-mapped and used in place; every other
+// dtype and order is decoded with npyio into memory. Values that do not fit float32 become ±Inf,
 // which the index writer refuses with the row and column.
-func ReadFeatures(path string, buf []float32) ([]float32, *Header, error) {
-	return readFloats(path, buf, 2)
+func OpenFeatures(path string) (*Features, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h, err := stat(path, f)
+	if err != nil {
+		return nil, err
+	}
+	if h.Kind != 'f' || len(h.Shape) != 2 {
+		return nil, fmt.Errorf("%s: dtype %s shape %v, want a 2-D float array", path, h.DType, h.Shape)
+	}
+	if h.DType != "<f4" || h.Fortran || !littleEndianHost || h.Elems() == 0 {
+		rows, _, err := readFloats(path, 2)
+		return &Features{Rows: rows, Header: h}, err
+	}
+	m, err := mmap.Map(f, mmap.RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: mmap: %w", path, err)
+	}
+	if h.DataOffset%4 != 0 {
+		m.Unmap()
+		return nil, fmt.Errorf("%s: array data at offset %d is not 4-byte aligned", path, h.DataOffset)
+	}
+	rows := unsafe.Slice((*float32)(unsafe.Pointer(&m[h.DataOffset])), h.Elems())
+	return &Features{Rows: rows, Header: h, m: m}, nil
 }
 
 // ReadVectors reads query vectors: a 1-D float array is one vector, a 2-D one a vector per row.
 // It returns the values row-major and the vectors' length.
 func ReadVectors(path string) ([]float32, int, error) {
-	v, h, err := readFloats(path, nil, 1)
+	v, h, err := readFloats(path, 1)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -173,7 +216,7 @@ func ReadVectors(path string) ([]float32, int, error) {
 }
 
 // readFloats reads a float array of rank 2, or of rank 1 or 2 when minRank is 1.
-func readFloats(path string, buf []float32, minRank int) ([]float32, *Header, error) {
+func readFloats(path string, minRank int) ([]float32, *Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -190,24 +233,7 @@ func readFloats(path string, buf []float32, minRank int) ([]float32, *Header, er
 		}
 		return nil, nil, fmt.Errorf("%s: dtype %s shape %v, want %s", path, h.DType, h.Shape, want)
 	}
-	n := h.Elems()
-	if cap(buf) < n {
-		buf = make([]float32, n)
-	}
-	out := buf[:n]
-	if h.DType == "<f4" && !h.Fortran && littleEndianHost {
-		// The common case, and the one convert's throughput depends on: the file's bytes are the
-		// values, so read them straight into place.
-		if _, err := f.Seek(h.DataOffset, io.SeekStart); err != nil {
-			return nil, nil, err
-		}
-		if n > 0 {
-			if _, err := io.ReadFull(f, unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n)); err != nil {
-				return nil, nil, fmt.Errorf("%s: reading data: %w", path, err)
-			}
-		}
-		return out, h, nil
-	}
+	out := make([]float32, h.Elems())
 	// Every other dtype and order goes through npyio.
 	vals, err := decode(f, path)
 	if err != nil {

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSmoke runs the whole harness on a small collection so that it cannot rot: it builds the
+// binary, generates shards, checks that simsearch and the npy baseline agree, measures every
+// contender and writes the table.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs whole processes; not in -short mode")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "simsearch")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/simsearch").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The harness runs from the repository root, as make does.
+	wd, _ := os.Getwd()
+	if err := os.Chdir(".."); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	out := filepath.Join(tmp, "RESULTS.md")
+	c := config{
+		rows: 2000, dim: 1280, shardRows: 700, rounds: 2,
+		data: filepath.Join(tmp, "data"), out: out, bin: bin,
+		model: "testdata/model/mobilenet_v2_feature_vector.onnx", image: "testdata/images/elephants.jpg",
+		python: "/usr/bin/python3",
+	}
+	if err := run(c, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(b)
+	for _, want := range []string{
+		"| npy baseline", "| simsearch query --vector", "| simsearch query IMAGE", "| memory read",
+		"| the seed's numpy loop", "kernel generic |", "| simsearch convert", "| cp of the same shard files |",
+		"Phases of `simsearch query IMAGE`", "model_load", "inference", "## Goals", "memory-read speed",
+		"≤ 0.30 × the numpy loop", "≥ 12 × faster", "convert ≤ 2 × cp",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("the report lacks %q:\n%s", want, report)
+		}
+	}
+	// Three shards of 700, 700 and 600 rows: the generator's uneven last shard.
+	if n, _ := filepath.Glob(filepath.Join(tmp, "data", "2000x1280", "shards", "*.features.npy")); len(n) != 3 {
+		t.Errorf("%d feature shards, want 3", len(n))
+	}
+}

@@ -1,0 +1,274 @@
+// Command bench measures simsearch against the npy baseline, side by side in one run, and writes
+// the results as a markdown table (bench/RESULTS.md by default). Run it with `make bench`, or
+// `make bench-smoke` for a small version that finishes in seconds.
+//
+// Contenders take turns: each round runs every measurement once, in an order that rotates from
+// round to round, so that a slow spell of this shared, noisy machine hits them all alike. The
+// table reports medians over rounds and ratios computed from figures of the same run.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"simsearch/index"
+	"simsearch/internal/memread"
+	"simsearch/kernel"
+	"simsearch/knn"
+	"simsearch/shard"
+)
+
+type config struct {
+	rows, dim, shardRows int
+	rounds               int
+	data                 string // cache of generated datasets
+	out                  string // results markdown
+	bin                  string // the simsearch binary
+	model, image         string
+	python               string // a python3 with numpy, or "" to skip the numpy baseline
+}
+
+func main() {
+	var c config
+	smoke := flag.Bool("smoke", false, "a small run (2,000 vectors, 2 rounds) that checks the harness")
+	flag.IntVar(&c.rows, "rows", 100_000, "vectors in the collection")
+	flag.IntVar(&c.dim, "dim", 1280, "floats per vector")
+	flag.IntVar(&c.shardRows, "shard-rows", 10_000, "vectors per shard")
+	flag.IntVar(&c.rounds, "rounds", 7, "rounds of measurements (medians are over rounds)")
+	flag.StringVar(&c.data, "data", "bench/data", "directory for the generated datasets (kept between runs)")
+	flag.StringVar(&c.out, "out", "bench/RESULTS.md", "markdown file to write")
+	flag.StringVar(&c.bin, "bin", "bin/simsearch", "simsearch binary to run as a whole process")
+	flag.StringVar(&c.model, "model", "testdata/model/mobilenet_v2_feature_vector.onnx", "ONNX model for image queries")
+	flag.StringVar(&c.image, "image", "testdata/images/elephants.jpg", "query image")
+	flag.StringVar(&c.python, "python", "/usr/bin/python3", "python3 with numpy for the seed's own loop ('' to skip)")
+	flag.Parse()
+	if *smoke {
+		c.rows, c.shardRows, c.rounds = 2000, 1000, 2
+	}
+	if err := run(c, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// sample collects one measurement's durations (and named phases) over rounds.
+type sample struct {
+	name   string
+	times  []time.Duration
+	phases map[string][]float64
+	note   string
+}
+
+func (s *sample) median() time.Duration {
+	t := slices.Clone(s.times)
+	slices.Sort(t)
+	return t[len(t)/2]
+}
+
+func medianF(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// measurement runs once and returns its duration and optional phase timings in ms.
+type measurement struct {
+	name string
+	run  func() (time.Duration, map[string]float64, error)
+}
+
+func run(c config, logf func(string, ...any)) error {
+	if _, err := os.Stat(c.bin); err != nil {
+		return fmt.Errorf("%s: build it first (make build): %w", c.bin, err)
+	}
+	d, err := makeDataset(c.data, c.rows, c.dim, c.shardRows, logf)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(c.data, "run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	idx := filepath.Join(work, "bench.simidx")
+	if out, err := exec.Command(c.bin, "convert", d.shards(), "-o", idx).CombinedOutput(); err != nil {
+		return fmt.Errorf("convert: %v: %s", err, out)
+	}
+	ix, err := index.Open(idx)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	ix.Prefault(runtime.GOMAXPROCS(0))
+	q, _, err := shard.ReadVectors(d.query())
+	if err != nil {
+		return err
+	}
+
+	python := c.python
+	if python != "" {
+		if err := exec.Command(python, "-c", "import numpy").Run(); err != nil {
+			logf("no numpy for %s: the seed's numpy loop is skipped", python)
+			python = ""
+		}
+	}
+	// The seed's numpy loop and the whole-process queries must print the same ids: a benchmark
+	// of wrong answers is worthless.
+	want, err := npyBaseline(d.shards(), q, 10)
+	if err != nil {
+		return err
+	}
+	if err := checkSame(c.bin, idx, d.query(), want); err != nil {
+		return err
+	}
+
+	ms := []measurement{
+		{"npy baseline: the seed's algorithm in Go (npyio loads every shard, per query)", func() (time.Duration, map[string]float64, error) {
+			start := time.Now()
+			_, err := npyBaseline(d.shards(), q, 10)
+			return time.Since(start), nil, err
+		}},
+		{"simsearch query --vector (whole process, index mapped cold)", func() (time.Duration, map[string]float64, error) {
+			return timeCommand(exec.Command(c.bin, "query", "--index", idx, "--vector", d.query()))
+		}},
+		{"simsearch query IMAGE (whole process: model load, decode, inference, scan)", func() (time.Duration, map[string]float64, error) {
+			cmd := exec.Command(c.bin, "query", "--index", idx, "--model", c.model, "--allow-model-mismatch", "--json", "--timings", c.image)
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			t, _, err := timeCommand(cmd)
+			if err != nil {
+				return 0, nil, err
+			}
+			var a struct {
+				Timings map[string]float64 `json:"timings_ms"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &a); err != nil {
+				return 0, nil, fmt.Errorf("query IMAGE printed %q: %w", out.String(), err)
+			}
+			return t, a.Timings, nil
+		}},
+		{"memory read of the same bytes (in process, all cores)", func() (time.Duration, map[string]float64, error) {
+			start := time.Now()
+			memread.Read(ix.Vectors(), runtime.GOMAXPROCS(0))
+			return time.Since(start), nil, nil
+		}},
+	}
+	if python != "" {
+		ms = append(ms, measurement{"the seed's numpy loop (whole process, python3 + numpy)", func() (time.Duration, map[string]float64, error) {
+			cmd := exec.Command(python, "bench/seed_search.py", d.shards(), d.query())
+			// The machine's OpenBLAS overrides slow a current numpy; the seed ran without them.
+			cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
+				return strings.HasPrefix(e, "OPENBLAS_CORETYPE=") || strings.HasPrefix(e, "OPENBLAS_L2_SIZE=")
+			})
+			return timeCommand(cmd)
+		}})
+	}
+	for _, k := range kernel.Available() {
+		ms = append(ms, measurement{"exact top-10 scan, in process, kernel " + k, func() (time.Duration, map[string]float64, error) {
+			if err := kernel.Use(k); err != nil {
+				return 0, nil, err
+			}
+			start := time.Now()
+			_, err := knn.Search(ix.Vectors(), ix.Dim(), q, 10, knn.Options{})
+			return time.Since(start), nil, err
+		}})
+	}
+	ms = append(ms,
+		measurement{"simsearch convert (whole process, fsync included)", func() (time.Duration, map[string]float64, error) {
+			return timeCommand(exec.Command(c.bin, "convert", d.shards(), "-o", filepath.Join(work, "convert.simidx"), "--force"))
+		}},
+		measurement{"cp of the same shard files", func() (time.Duration, map[string]float64, error) {
+			dst := filepath.Join(work, "cp")
+			os.RemoveAll(dst)
+			return timeCommand(exec.Command("cp", "-r", d.shards(), dst))
+		}},
+		measurement{"cp of the same shard files, then sync them", func() (time.Duration, map[string]float64, error) {
+			dst := filepath.Join(work, "cpsync")
+			os.RemoveAll(dst)
+			t1, _, err := timeCommand(exec.Command("cp", "-r", d.shards(), dst))
+			if err != nil {
+				return 0, nil, err
+			}
+			files, _ := filepath.Glob(filepath.Join(dst, "*"))
+			t2, _, err := timeCommand(exec.Command("sync", files...))
+			return t1 + t2, nil, err
+		}},
+	)
+	defaultKernel := kernel.Name()
+	defer kernel.Use(defaultKernel)
+
+	samples := make([]*sample, len(ms))
+	for i, m := range ms {
+		samples[i] = &sample{name: m.name, phases: map[string][]float64{}}
+	}
+	// A warm-up round, not counted: page cache, binaries, the model file.
+	for _, m := range ms {
+		if _, _, err := m.run(); err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+	}
+	for r := 0; r < c.rounds; r++ {
+		logf("round %d/%d", r+1, c.rounds)
+		for j := range ms {
+			i := (j + r) % len(ms)
+			t, ph, err := ms[i].run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", ms[i].name, err)
+			}
+			samples[i].times = append(samples[i].times, t)
+			for k, v := range ph {
+				samples[i].phases[k] = append(samples[i].phases[k], v)
+			}
+		}
+	}
+	report := render(c, d, samples, python != "", defaultKernel)
+	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(report)
+	return nil
+}
+
+// timeCommand runs cmd and returns its wall-clock time; a failure includes its stderr.
+func timeCommand(cmd *exec.Cmd) (time.Duration, map[string]float64, error) {
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t := time.Since(start)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, stderr.String())
+	}
+	return t, nil, nil
+}
+
+// checkSame runs simsearch query --vector and checks it prints the baseline's ids, in order.
+func checkSame(bin, idx, query string, want []hit) error {
+	out, err := exec.Command(bin, "query", "--index", idx, "--vector", query).Output()
+	if err != nil {
+		return fmt.Errorf("query --vector: %w", err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		id, _, _ := strings.Cut(line, " ")
+		got = append(got, id)
+	}
+	var ids []string
+	for _, h := range want {
+		ids = append(ids, h.id)
+	}
+	if !slices.Equal(got, ids) {
+		return errors.New("simsearch and the npy baseline disagree:\n" + strings.Join(got, " ") + "\n" + strings.Join(ids, " "))
+	}
+	return nil
+}
