@@ -304,3 +304,29 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+// Large finite values overflow a row's squared norm to +Inf; the writer must look closer and
+// accept them, and still find a NaN after such a row, with its exact position.
+func TestFiniteCheckOverflowingNorms(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.simidx")
+	w, err := Create(path, 3, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []float32{3e38, -3e38, 1, 2, 3, 4}
+	if err := w.Append([]string{"big", "small"}, big); err != nil {
+		t.Fatalf("finite values with an overflowing norm refused: %v", err)
+	}
+	rows := make([]float32, 3*5000) // more than one block of the check
+	rows[3*4500] = 3e38
+	rows[3*4700+2] = float32(math.NaN())
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = fmt.Sprint("r", i)
+	}
+	var nf *NonFiniteError
+	if err := w.Append(ids, rows); !errors.As(err, &nf) || nf.Row != 4700 || nf.Col != 2 {
+		t.Fatalf("Append = %v, want a NaN at row 4700 column 2", err)
+	}
+	w.Abort()
+}
