@@ -133,6 +133,11 @@ func load(cfg Config, data []byte, ins, outs []tensorInfo) (*Model, error) {
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return m, err
 	}
+	// ONNX Runtime's workers spin after each run by default; in a one-shot query they would
+	// then compete with the scan for the cores.
+	if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+		return m, err
+	}
 	m.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, []string{cfg.Input}, []string{cfg.Output}, opts)
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", cfg.Model, err)
@@ -191,10 +196,17 @@ func (m *Model) Dim() int { return m.dim }
 func (m *Model) Config() Config { return m.cfg }
 
 // Prepare resizes img to the model's input size and writes its input values to dst, which has
-// room for Size×Size×3 floats, in the model's layout.
+// room for InputLen floats, in the model's layout.
 func (m *Model) Prepare(img *pil.RGB, dst []float32) {
+	m.Tensor(img.Resize(m.cfg.Size, m.cfg.Size), dst)
+}
+
+// Tensor writes the input values of r, already resized to the model's input size, to dst.
+func (m *Model) Tensor(r *pil.RGB, dst []float32) {
 	s := m.cfg.Size
-	r := img.Resize(s, s)
+	if r.W != s || r.H != s {
+		panic(fmt.Sprintf("embed: %dx%d image for a %dx%d input", r.W, r.H, s, s))
+	}
 	if m.cfg.Layout == "NHWC" {
 		for i, v := range r.Pix {
 			dst[i] = m.lut[i%3][v]

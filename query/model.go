@@ -29,15 +29,15 @@ type ModelRequest struct {
 // It returns the time it took.
 func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 	start := time.Now()
+	cfg, err := s.modelConfig(req)
+	if err != nil {
+		return 0, err
+	}
 	meta, err := s.ix.Meta()
 	if err != nil {
 		return 0, err
 	}
 	rec := meta.Model
-	cfg, err := resolve(req, rec, s.ix.Path())
-	if err != nil {
-		return 0, err
-	}
 	lib, err := embed.LibraryPath(req.ORTLib)
 	if err != nil {
 		return 0, err
@@ -59,6 +59,15 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 	}
 	s.model = m
 	return time.Since(start), nil
+}
+
+// modelConfig is the model configuration for req and this index.
+func (s *Searcher) modelConfig(req ModelRequest) (embed.Config, error) {
+	meta, err := s.ix.Meta()
+	if err != nil {
+		return embed.Config{}, err
+	}
+	return resolve(req, meta.Model, s.ix.Path())
 }
 
 // resolve merges explicit settings, the index's record and the defaults.

@@ -77,8 +77,8 @@ func TestSearchAndIDs(t *testing.T) {
 	if _, _, _, err := s.Search([]float32{1, 2, 3}, 1); err == nil {
 		t.Error("a 3-float query against dim 2 was accepted")
 	}
-	if _, err := s.Images([]string{"x.jpg"}, 1); err == nil {
-		t.Error("Images without a model did not fail")
+	if _, _, err := s.Images(ModelRequest{}, []string{"x.jpg"}, 1); err == nil || !strings.Contains(err.Error(), "pass --model") {
+		t.Errorf("Images without a model: %v", err)
 	}
 }
 

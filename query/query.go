@@ -97,12 +97,46 @@ func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, tim
 	return out, wait, scan, nil
 }
 
-// Images embeds each image and searches for all of them in one pass. A file that cannot be read
-// gets an Answer with Err set; the others are answered. timings adds per-phase times in ms.
-func (s *Searcher) Images(paths []string, k int) ([]Answer, error) {
-	if s.model == nil {
-		return nil, fmt.Errorf("no model loaded")
+// Images answers image queries: it decodes and resizes the images on one core while the model
+// loads on another (when it is not loaded yet, see LoadModel), embeds them, and searches for all
+// of them in one pass over the index. A file that cannot be read gets an Answer with Err set;
+// the others are answered. Each Answer's Timings holds decode, inference, index_wait and scan
+// in ms; the returned duration is the model's load time (0 if it was loaded before).
+func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, time.Duration, error) {
+	size := 0
+	if s.model != nil {
+		size = s.model.Config().Size
+	} else {
+		cfg, err := s.modelConfig(req)
+		if err != nil {
+			return nil, 0, err
+		}
+		size = cfg.Size
 	}
+	type decoded struct {
+		img *pil.RGB
+		err error
+		dur time.Duration
+	}
+	images := make(chan decoded, len(paths))
+	go func() {
+		for _, p := range paths {
+			start := time.Now()
+			img, err := pil.Open(p)
+			if err == nil {
+				img = img.Resize(size, size)
+			}
+			images <- decoded{img, err, time.Since(start)}
+		}
+	}()
+	var load time.Duration
+	if s.model == nil {
+		var err error
+		if load, err = s.LoadModel(req); err != nil {
+			return nil, 0, err
+		}
+	}
+
 	answers := make([]Answer, len(paths))
 	var queries []float32
 	var ok []int
@@ -111,15 +145,14 @@ func (s *Searcher) Images(paths []string, k int) ([]Answer, error) {
 		a := &answers[i]
 		a.Query = p
 		a.Timings = map[string]float64{}
-		start := time.Now()
-		img, err := pil.Open(p)
-		if err != nil {
-			a.Err = err
+		d := <-images
+		if d.err != nil {
+			a.Err = d.err
 			continue
 		}
-		s.model.Prepare(img, input)
-		a.Timings["decode"] = ms(time.Since(start))
-		start = time.Now()
+		a.Timings["decode"] = ms(d.dur)
+		start := time.Now()
+		s.model.Tensor(d.img, input)
 		v, err := s.model.Run(input)
 		if err != nil {
 			a.Err = fmt.Errorf("%s: %w", p, err)
@@ -130,18 +163,18 @@ func (s *Searcher) Images(paths []string, k int) ([]Answer, error) {
 		ok = append(ok, i)
 	}
 	if len(ok) == 0 {
-		return answers, nil
+		return answers, load, nil
 	}
 	hits, wait, scan, err := s.Search(queries, k)
 	if err != nil {
-		return nil, err
+		return nil, load, err
 	}
 	for j, i := range ok {
 		answers[i].Results = hits[j]
 		answers[i].Timings["index_wait"] = ms(wait)
 		answers[i].Timings["scan"] = ms(scan)
 	}
-	return answers, nil
+	return answers, load, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

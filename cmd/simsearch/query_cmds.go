@@ -71,11 +71,8 @@ func runQuery(c *cli.Context) error {
 			return err
 		}
 		var load time.Duration
-		if load, err = s.LoadModel(req); err != nil {
-			return err
-		}
+		answers, load, err = s.Images(req, c.Args().Slice(), k)
 		first["model_load"] = ms(load)
-		answers, err = s.Images(c.Args().Slice(), k)
 	}
 	if err != nil {
 		return err
