@@ -185,16 +185,24 @@ func run(c config, logf func(string, ...any)) error {
 	}
 	ms = append(ms,
 		measurement{"simsearch convert (whole process, fsync included)", func() (time.Duration, map[string]float64, error) {
-			return timeCommand(exec.Command(c.bin, "convert", d.shards(), "-o", filepath.Join(work, "convert.simidx"), "--force"))
+			out := filepath.Join(work, "convert.simidx")
+			if err := settle(out); err != nil {
+				return 0, nil, err
+			}
+			return timeCommand(exec.Command(c.bin, "convert", d.shards(), "-o", out))
 		}},
 		measurement{"cp of the same shard files", func() (time.Duration, map[string]float64, error) {
 			dst := filepath.Join(work, "cp")
-			os.RemoveAll(dst)
+			if err := settle(dst); err != nil {
+				return 0, nil, err
+			}
 			return timeCommand(exec.Command("cp", "-r", d.shards(), dst))
 		}},
 		measurement{"cp of the same shard files, then sync them", func() (time.Duration, map[string]float64, error) {
 			dst := filepath.Join(work, "cpsync")
-			os.RemoveAll(dst)
+			if err := settle(dst); err != nil {
+				return 0, nil, err
+			}
 			t1, _, err := timeCommand(exec.Command("cp", "-r", d.shards(), dst))
 			if err != nil {
 				return 0, nil, err
@@ -237,6 +245,16 @@ func run(c config, logf func(string, ...any)) error {
 	}
 	fmt.Print(report)
 	return nil
+}
+
+// settle removes a previous output and flushes every dirty page, untimed, so that a writing
+// measurement starts from the same state as the others: neither deleting the last round's file
+// nor the writeback of another contender's data falls into its time.
+func settle(path string) error {
+	if err := os.RemoveAll(path); err != nil {
+		return err
+	}
+	return exec.Command("sync").Run()
 }
 
 // timeCommand runs cmd and returns its wall-clock time; a failure includes its stderr.

@@ -97,9 +97,6 @@ func (w *Writer) Append(ids []string, rows []float32) error {
 	if len(rows) != len(ids)*w.dim {
 		return w.fail(fmt.Errorf("%d ids but %d values (want %d × %d)", len(ids), len(rows), len(ids), w.dim))
 	}
-	if err := w.checkFinite(rows); err != nil {
-		return w.fail(err)
-	}
 	for r, id := range ids {
 		if err := validID(id); err != nil {
 			return w.fail(fmt.Errorf("row %d: %w", r, err))
@@ -114,15 +111,18 @@ func (w *Writer) Append(ids []string, rows []float32) error {
 	if len(rows) > 0 {
 		// The format is little-endian float32, which is the in-memory layout on every platform
 		// this package builds for (see endian.go), so the rows are written as they are. The
-		// checksum is computed on another core while the kernel copies the bytes.
+		// checksum and the finiteness check run on another core while the kernel copies the
+		// bytes: a refused row fails the writer, whose temporary file is then discarded.
 		b := unsafe.Slice((*byte)(unsafe.Pointer(&rows[0])), len(rows)*4)
-		summed := make(chan struct{})
+		checked := make(chan error, 1)
 		go func() {
 			w.crc.Write(b)
-			close(summed)
+			checked <- w.checkFinite(rows)
 		}()
 		_, err := w.w.Write(b)
-		<-summed
+		if cerr := <-checked; cerr != nil {
+			return w.fail(cerr)
+		}
 		if err != nil {
 			return w.fail(err)
 		}
