@@ -6,23 +6,30 @@ BIN     := bin/simsearch
 DEMO    := bin/demo
 MODEL   := testdata/model/mobilenet_v2_feature_vector.onnx
 STAMP   := bin/.setup-done
+TSTAMP  := bin/.setup-tests-done
 
 .PHONY: all setup build test check demo bench bench-smoke generate fuzz clean
 
 all: build
 
-# The setup script is idempotent and quick once done; the stamp skips even that within a tree.
+# The setup script is idempotent and quick once done; the stamps skip even that within a tree.
 $(STAMP): scripts/setup.sh
-	scripts/setup.sh --with-numpy
+	scripts/setup.sh
 	@mkdir -p bin && touch $@
+
+$(TSTAMP): scripts/setup.sh
+	scripts/setup.sh --for-tests
+	@mkdir -p bin && touch $@ $(STAMP)
 
 setup: $(STAMP)
 
 build: $(STAMP)
 	$(GO) build -o $(BIN) ./cmd/simsearch
 
-test: $(STAMP)
+# Everything, then the concurrent parts again under the race detector.
+test: $(TSTAMP)
 	$(GO) test ./...
+	$(GO) test -race ./serve ./knn ./index ./convert ./query
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
@@ -44,11 +51,11 @@ demo: build
 	$(BIN) query --index $(DEMO)/demo.simidx --timings -k 5 testdata/images/ladybird_brighter.jpg
 
 # The side-by-side benchmark: writes bench/RESULTS.md (generates 512 MB of shards once).
-bench: build
+bench: build $(TSTAMP)
 	$(GO) run ./bench
 
 # The same harness on 2,000 vectors: seconds. The bench package's test runs it too.
-bench-smoke: build
+bench-smoke: build $(TSTAMP)
 	$(GO) run ./bench -smoke -data bin/bench-data -out bin/bench-smoke.md
 
 generate:

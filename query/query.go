@@ -58,6 +58,9 @@ func (s *Searcher) Index() *index.Index { return s.ix }
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
 
+// Model returns the loaded model, or nil.
+func (s *Searcher) Model() *embed.Model { return s.model }
+
 // Close releases the model and the index.
 func (s *Searcher) Close() error {
 	<-s.ready

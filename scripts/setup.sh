@@ -4,7 +4,9 @@
 #   - ONNX Runtime's shared library, taken from the onnxruntime-node npm package (the only
 #     registry that ships a Linux build here), verified by checksum, into the user cache dir,
 #     where the binary looks by default.
-# Usage: scripts/setup.sh [--with-numpy]   (numpy only for regenerating fixtures and the baseline)
+# Usage: scripts/setup.sh [--for-tests]
+#   --for-tests also installs numpy (fixture scripts, the numpy baseline, a test that reads extract's
+#   shards with numpy) and Debian's chromium + chromium-driver (the page's browser test).
 set -euo pipefail
 
 ORT_VERSION=1.30.0
@@ -19,7 +21,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 pkgs=(gcc libjpeg62-turbo-dev libwebp-dev)
-[ "${1:-}" = "--with-numpy" ] && pkgs+=(python3-numpy)
+[ "${1:-}" = "--for-tests" ] && pkgs+=(python3-numpy chromium chromium-driver)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

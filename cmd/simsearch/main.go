@@ -61,6 +61,7 @@ Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cach
 			verifyCommand(),
 			queryCommand(),
 			extractCommand(),
+			serveCommand(),
 		},
 	}
 }

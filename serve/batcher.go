@@ -1,0 +1,137 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"simsearch/query"
+)
+
+// job is one query waiting for the batcher: an image's model input (or a vector, when input is
+// nil) and where to send the answer.
+type job struct {
+	input  []float32 // prepared model input, or nil for a vector query
+	vector []float32
+	k      int
+	queued time.Time
+	reply  chan result
+}
+
+type result struct {
+	hits    []query.Hit
+	timings map[string]float64
+	err     error
+}
+
+// batcher owns the model and the scan. Requests decode their images in their own goroutines (on
+// every core) and queue the results; the batcher takes everything queued at once, runs one
+// batched inference for the images and one scan for all queries, so that concurrent requests
+// share a single pass over the index's memory.
+type batcher struct {
+	s        *query.Searcher
+	jobs     chan *job
+	maxBatch int
+}
+
+func newBatcher(s *query.Searcher, maxBatch int) *batcher {
+	return &batcher{s: s, jobs: make(chan *job, 4*maxBatch), maxBatch: maxBatch}
+}
+
+// submit queues j and waits for its answer or for ctx to end.
+func (b *batcher) submit(ctx context.Context, j *job) result {
+	j.queued = time.Now()
+	j.reply = make(chan result, 1)
+	select {
+	case b.jobs <- j:
+	case <-ctx.Done():
+		return result{err: ctx.Err()}
+	}
+	select {
+	case r := <-j.reply:
+		return r
+	case <-ctx.Done():
+		return result{err: ctx.Err()}
+	}
+}
+
+// run serves batches until ctx ends.
+func (b *batcher) run(ctx context.Context) {
+	for {
+		var batch []*job
+		select {
+		case j := <-b.jobs:
+			batch = append(batch, j)
+		case <-ctx.Done():
+			return
+		}
+	more:
+		for len(batch) < b.maxBatch {
+			select {
+			case j := <-b.jobs:
+				batch = append(batch, j)
+			default:
+				break more
+			}
+		}
+		b.process(batch)
+	}
+}
+
+func (b *batcher) process(batch []*job) {
+	start := time.Now()
+	dim := b.s.Index().Dim()
+	queries := make([]float32, 0, len(batch)*dim)
+	var inputs []float32
+	var images []int // positions in batch of the image jobs
+	for i, j := range batch {
+		if j.input != nil {
+			inputs = append(inputs, j.input...)
+			images = append(images, i)
+		}
+	}
+	var vecs []float32
+	var inference time.Duration
+	if len(images) > 0 {
+		t := time.Now()
+		var err error
+		vecs, err = b.s.Model().Run(inputs)
+		inference = time.Since(t)
+		if err != nil {
+			for _, j := range batch {
+				j.reply <- result{err: fmt.Errorf("inference: %w", err)}
+			}
+			return
+		}
+	}
+	k := 0
+	next := 0
+	for i, j := range batch {
+		if next < len(images) && images[next] == i {
+			queries = append(queries, vecs[next*dim:(next+1)*dim]...)
+			next++
+		} else {
+			queries = append(queries, j.vector...)
+		}
+		k = max(k, j.k)
+	}
+	hits, wait, scan, err := b.s.Search(queries, k)
+	for i, j := range batch {
+		r := result{err: err}
+		if err == nil {
+			r.hits = hits[i][:min(j.k, len(hits[i]))]
+			r.timings = map[string]float64{
+				"queue":      ms(start.Sub(j.queued)),
+				"index_wait": ms(wait),
+				"scan":       ms(scan),
+				"batch":      float64(len(batch)),
+			}
+			if j.input != nil {
+				r.timings["inference"] = ms(inference)
+			}
+		}
+		j.reply <- r
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,387 @@
+// Package serve is simsearch's search server: the model and the index are loaded once, image
+// and vector queries arrive over HTTP, and a page at / shows the nearest images.
+package serve
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"simsearch/pil"
+	"simsearch/query"
+)
+
+//go:embed page
+var page embed.FS
+
+// Options configure a Server.
+type Options struct {
+	Objects  string        // folder of the images the ids name (object-store fan-out or flat); "" serves none
+	MaxBody  int64         // largest request body; 0 means 20 MiB
+	MaxK     int           // largest k a request may ask for; 0 means 1000
+	Timeout  time.Duration // per request; 0 means 30 s
+	MaxBatch int           // queries per batch; 0 means 8
+	Log      *log.Logger   // nil: no request log
+}
+
+// Server answers queries over HTTP with a Searcher whose model is loaded.
+type Server struct {
+	s       *query.Searcher
+	opt     Options
+	b       *batcher
+	objects *os.Root
+	ready   atomic.Bool
+	decode  chan struct{} // bounds concurrent decodes to the cores
+	mux     *http.ServeMux
+}
+
+// New makes a server; Run serves it.
+func New(s *query.Searcher, opt Options) (*Server, error) {
+	if s.Model() == nil {
+		return nil, errors.New("serve: the searcher has no model loaded")
+	}
+	if opt.MaxBody <= 0 {
+		opt.MaxBody = 20 << 20
+	}
+	if opt.MaxK <= 0 {
+		opt.MaxK = 1000
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 30 * time.Second
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 8
+	}
+	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
+	if opt.Objects != "" {
+		root, err := os.OpenRoot(opt.Objects)
+		if err != nil {
+			return nil, fmt.Errorf("--objects: %w", err)
+		}
+		srv.objects = root
+	}
+	sub, _ := fs.Sub(page, "page")
+	srv.mux.Handle("GET /{$}", http.FileServerFS(sub))
+	srv.mux.HandleFunc("GET /healthz", srv.healthz)
+	srv.mux.HandleFunc("POST /search", srv.searchImage)
+	srv.mux.HandleFunc("POST /search/vector", srv.searchVector)
+	srv.mux.HandleFunc("GET /objects/{id...}", srv.object)
+	return srv, nil
+}
+
+// Handler returns the server's HTTP handler, with panic recovery and the request log.
+func (srv *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: 200}
+		defer func() {
+			if p := recover(); p != nil {
+				if srv.opt.Log != nil {
+					srv.opt.Log.Printf("panic serving %s %s: %v", r.Method, r.URL.Path, p)
+				}
+				if !rec.wrote {
+					writeError(rec, http.StatusInternalServerError, "internal error")
+				}
+			}
+			if srv.opt.Log != nil {
+				srv.opt.Log.Printf("%s %s %d %.1fms", r.Method, r.URL.RequestURI(), rec.status, ms(time.Since(start)))
+			}
+		}()
+		srv.mux.ServeHTTP(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status, s.wrote = code, true
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Run serves on ln until ctx ends, then stops accepting, lets in-flight requests finish (up to
+// drain) and returns nil.
+func (srv *Server) Run(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	bctx, stopBatcher := context.WithCancel(context.Background())
+	defer stopBatcher()
+	go srv.b.run(bctx)
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       srv.opt.Timeout,
+		WriteTimeout:      srv.opt.Timeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	if srv.opt.Log != nil {
+		hs.ErrorLog = srv.opt.Log
+	}
+	errc := make(chan error, 1)
+	srv.ready.Store(true)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	srv.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("draining: %w", err)
+	}
+	if srv.objects != nil {
+		srv.objects.Close()
+	}
+	return nil
+}
+
+func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if !srv.ready.Load() {
+		writeError(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Index().Len(), "dim": srv.s.Index().Dim()})
+}
+
+// response is what /search and /search/vector answer.
+type response struct {
+	Results []query.Hit        `json:"results"`
+	Timings map[string]float64 `json:"timings_ms"`
+}
+
+func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	k, ok := srv.k(w, r)
+	if !ok {
+		return
+	}
+	data, ok := srv.body(w, r)
+	if !ok {
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		if data, ok = formImage(w, r, data); !ok {
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
+	defer cancel()
+	// Decoding is bounded to the cores: beyond that, requests wait rather than thrash.
+	select {
+	case srv.decode <- struct{}{}:
+	case <-ctx.Done():
+		writeError(w, http.StatusServiceUnavailable, "timed out waiting to decode")
+		return
+	}
+	t := time.Now()
+	img, err := pil.Decode(data)
+	var input []float32
+	if err == nil {
+		m := srv.s.Model()
+		input = make([]float32, m.InputLen())
+		m.Prepare(img, input)
+	}
+	<-srv.decode
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "cannot read the image: "+err.Error())
+		return
+	}
+	decode := time.Since(t)
+	res := srv.b.submit(ctx, &job{input: input, k: k})
+	srv.answer(w, res, start, map[string]float64{"decode": ms(decode)})
+}
+
+func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	k, ok := srv.k(w, r)
+	if !ok {
+		return
+	}
+	data, ok := srv.body(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Vector []float64 `json:"vector"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, `want {"vector": [numbers]}: `+err.Error())
+		return
+	}
+	if dim := srv.s.Index().Dim(); len(req.Vector) != dim {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("vector has %d numbers, the index holds %d-dim vectors", len(req.Vector), dim))
+		return
+	}
+	v := make([]float32, len(req.Vector))
+	for i, x := range req.Vector {
+		v[i] = float32(x)
+		if math.IsInf(float64(v[i]), 0) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("vector[%d] = %g does not fit float32", i, x))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
+	defer cancel()
+	srv.answer(w, srv.b.submit(ctx, &job{vector: v, k: k}), start, map[string]float64{})
+}
+
+func (srv *Server) answer(w http.ResponseWriter, res result, start time.Time, timings map[string]float64) {
+	switch {
+	case errors.Is(res.err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "timed out")
+		return
+	case errors.Is(res.err, context.Canceled):
+		return // the client left
+	case res.err != nil:
+		writeError(w, http.StatusInternalServerError, res.err.Error())
+		return
+	}
+	for k, v := range res.timings {
+		timings[k] = v
+	}
+	timings["total"] = ms(time.Since(start))
+	writeJSON(w, http.StatusOK, response{Results: res.hits, Timings: timings})
+}
+
+// k reads ?k=, default 10.
+func (srv *Server) k(w http.ResponseWriter, r *http.Request) (int, bool) {
+	s := r.URL.Query().Get("k")
+	if s == "" {
+		return 10, true
+	}
+	k, err := strconv.Atoi(s)
+	if err != nil || k < 1 || k > srv.opt.MaxK {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("k must be a whole number from 1 to %d", srv.opt.MaxK))
+		return 0, false
+	}
+	return k, true
+}
+
+// body reads the request body, refusing one over MaxBody with 413 without reading it all.
+func (srv *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > srv.opt.MaxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, srv.opt.MaxBody))
+		return nil, false
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, srv.opt.MaxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the limit of %d bytes", srv.opt.MaxBody))
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		return nil, false
+	case len(data) == 0:
+		writeError(w, http.StatusBadRequest, "empty body: send the image's bytes, or a multipart form with a field \"image\"")
+		return nil, false
+	}
+	return data, true
+}
+
+// formImage extracts the field "image" of a multipart body.
+func formImage(w http.ResponseWriter, r *http.Request, body []byte) ([]byte, bool) {
+	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "the multipart form has no field \"image\"")
+			return nil, false
+		}
+		if p.FormName() == "image" {
+			data, err := io.ReadAll(p)
+			if err != nil || len(data) == 0 {
+				writeError(w, http.StatusBadRequest, "the form field \"image\" is empty or unreadable")
+				return nil, false
+			}
+			return data, true
+		}
+	}
+}
+
+// object serves an image by id from the objects folder, looked up in the seed's object-store
+// layout (55/77/5577b0….jpg, fanned out by the first four characters) and then flat. Ids that
+// are not plain relative paths are refused, and os.Root keeps every lookup inside the folder.
+func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
+	if srv.objects == nil {
+		writeError(w, http.StatusNotFound, "this server has no --objects folder")
+		return
+	}
+	id := r.PathValue("id")
+	if !validObjectID(id) {
+		writeError(w, http.StatusBadRequest, "invalid id")
+		return
+	}
+	var names []string
+	if base := path.Base(id); len(base) > 4 && base == id {
+		names = append(names, path.Join(base[:2], base[2:4], base))
+	}
+	names = append(names, id)
+	for _, name := range names {
+		f, err := srv.objects.Open(name)
+		if err != nil {
+			continue
+		}
+		st, err := f.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			continue
+		}
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		http.ServeContent(w, r, path.Base(name), st.ModTime(), f)
+		f.Close()
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such object")
+}
+
+func validObjectID(id string) bool {
+	if id == "" || len(id) > 1024 || strings.ContainsAny(id, "\\\x00") || path.IsAbs(id) || path.Clean(id) != id {
+		return false
+	}
+	for _, part := range strings.Split(id, "/") {
+		if part == ".." || part == "." || part == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,474 @@
+package serve
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"simsearch/convert"
+	"simsearch/embed"
+	"simsearch/extract"
+	"simsearch/pil"
+	"simsearch/query"
+)
+
+const (
+	modelPath = "../testdata/model/mobilenet_v2_feature_vector.onnx"
+	images    = "../testdata/images"
+)
+
+var (
+	fixtureOnce sync.Once
+	fixtureIdx  string
+	fixtureErr  error
+)
+
+// testIndex embeds a few bundled photos into an index, once per test binary.
+func testIndex(t testing.TB) string {
+	t.Helper()
+	fixtureOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "simsearch-serve-test")
+		if err != nil {
+			fixtureErr = err
+			return
+		}
+		photos := filepath.Join(dir, "photos")
+		os.Mkdir(photos, 0o755)
+		for _, n := range []string{"coffee.png", "coffee_cmyk.jpg", "ladybird.jpg", "elephants.jpg", "elephants_toned.jpg", "storm.jpg", "rocket.jpg", "chelsea.png"} {
+			b, err := os.ReadFile(filepath.Join(images, n))
+			if err != nil {
+				fixtureErr = err
+				return
+			}
+			os.WriteFile(filepath.Join(photos, n), b, 0o644)
+		}
+		lib, err := embed.LibraryPath("")
+		if err == nil {
+			err = embed.Init(lib)
+		}
+		var m *embed.Model
+		if err == nil {
+			m, err = embed.Load(embed.Default(modelPath))
+		}
+		if err != nil {
+			fixtureErr = err
+			return
+		}
+		defer m.Close()
+		rec, _ := query.Record(m.Config(), m.SHA256())
+		if _, err := extract.Run(m, photos, filepath.Join(dir, "shards"), extract.Options{Record: rec}); err != nil {
+			fixtureErr = err
+			return
+		}
+		fixtureIdx = filepath.Join(dir, "x.simidx")
+		_, fixtureErr = convert.Run(filepath.Join(dir, "shards"), fixtureIdx, convert.Options{})
+	})
+	if fixtureErr != nil {
+		t.Fatal(fixtureErr)
+	}
+	return fixtureIdx
+}
+
+// server is a running test server on loopback.
+type server struct {
+	url    string
+	srv    *Server
+	s      *query.Searcher
+	stop   context.CancelFunc
+	done   chan error
+	logBuf *bytes.Buffer
+}
+
+func start(t testing.TB, opt Options) *server {
+	t.Helper()
+	s, err := query.Open(testIndex(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadModel(query.ModelRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(s, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &server{url: "http://" + ln.Addr().String(), srv: srv, s: s, stop: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Run(ctx, ln, 10*time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		<-ts.done
+		s.Close()
+	})
+	return ts
+}
+
+type answer struct {
+	Results []query.Hit        `json:"results"`
+	Timings map[string]float64 `json:"timings_ms"`
+	Error   string             `json:"error"`
+}
+
+func post(t testing.TB, url, contentType string, body io.Reader) (int, answer) {
+	t.Helper()
+	res, err := http.Post(url, contentType, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var a answer
+	if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
+		t.Fatalf("%s: status %d, body not JSON: %v", url, res.StatusCode, err)
+	}
+	return res.StatusCode, a
+}
+
+func postFile(t testing.TB, url, path string) (int, answer) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return post(t, url, "application/octet-stream", bytes.NewReader(b))
+}
+
+// cli answers the same query the way simsearch query does.
+func cli(t testing.TB, s *query.Searcher, image string, k int) []query.Hit {
+	a, _, err := s.Images(query.ModelRequest{}, []string{image}, k)
+	if err != nil || a[0].Err != nil {
+		t.Fatal(err, a[0].Err)
+	}
+	return a[0].Results
+}
+
+func sameHits(a, b []query.Hit) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSearchEqualsCLI(t *testing.T) {
+	ts := start(t, Options{})
+	res, err := http.Get(ts.url + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+	for _, name := range []string{"ladybird_brighter.jpg", "coffee.png", "wood.webp", "astronaut.gif"} {
+		img := filepath.Join(images, name)
+		want := cli(t, ts.s, img, 5)
+		code, a := postFile(t, ts.url+"/search?k=5", img)
+		if code != 200 || !sameHits(a.Results, want) {
+			t.Errorf("%s: %d %+v, want %+v", name, code, a, want)
+		}
+		for _, k := range []string{"decode", "inference", "scan", "total"} {
+			if _, ok := a.Timings[k]; !ok {
+				t.Errorf("%s: no timings_ms.%s", name, k)
+			}
+		}
+		// The same as a multipart form.
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		mw.WriteField("note", "ignored")
+		fw, _ := mw.CreateFormFile("image", name)
+		b, _ := os.ReadFile(img)
+		fw.Write(b)
+		mw.Close()
+		code, a = post(t, ts.url+"/search?k=5", mw.FormDataContentType(), &body)
+		if code != 200 || !sameHits(a.Results, want) {
+			t.Errorf("%s as a form: %d %+v", name, code, a)
+		}
+	}
+	// A vector query by the exact embedding of coffee.png finds it at distance 0.
+	v, err := embedFile(ts.s.Model(), filepath.Join(images, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(map[string]any{"vector": v})
+	code, a := post(t, ts.url+"/search/vector?k=2", "application/json", bytes.NewReader(js))
+	if code != 200 || len(a.Results) != 2 || a.Results[0].ID != "coffee.png" || a.Results[0].Distance != 0 || a.Results[1].ID != "coffee_cmyk.jpg" {
+		t.Errorf("vector: %d %+v", code, a)
+	}
+}
+
+func embedFile(m *embed.Model, path string) ([]float32, error) {
+	img, err := pil.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return m.Embed(img)
+}
+
+func TestErrors(t *testing.T) {
+	ts := start(t, Options{MaxBody: 1 << 20})
+	for _, tc := range []struct {
+		path, ctype string
+		body        []byte
+		code        int
+		want        string
+	}{
+		{"/search", "image/jpeg", []byte("not an image"), 400, "cannot read the image"},
+		{"/search", "image/jpeg", nil, 400, "empty body"},
+		{"/search?k=0", "image/jpeg", []byte("x"), 400, "k must be"},
+		{"/search?k=abc", "image/jpeg", []byte("x"), 400, "k must be"},
+		{"/search?k=5000", "image/jpeg", []byte("x"), 400, "k must be"},
+		{"/search", "multipart/form-data; boundary=xyz", []byte("--xyz--\r\n"), 400, `no field "image"`},
+		{"/search/vector", "application/json", []byte(`{"vector": [1, 2]}`), 400, "the index holds 1280-dim"},
+		{"/search/vector", "application/json", []byte(`{"vector": "x"}`), 400, `want {"vector"`},
+		{"/search/vector", "application/json", []byte(`{"vecter": []}`), 400, `unknown field`},
+		{"/search", "image/jpeg", bytes.Repeat([]byte{0xff}, 2<<20), 413, "exceeds the limit"},
+	} {
+		code, a := post(t, ts.url+tc.path, tc.ctype, bytes.NewReader(tc.body))
+		if code != tc.code || !strings.Contains(a.Error, tc.want) {
+			t.Errorf("POST %s %q…: %d %q, want %d %q", tc.path, tc.body[:min(len(tc.body), 20)], code, a.Error, tc.code, tc.want)
+		}
+	}
+	broken, _ := os.ReadFile(filepath.Join(images, "broken_truncated.jpg"))
+	if code, a := post(t, ts.url+"/search", "image/jpeg", bytes.NewReader(broken)); code != 400 || !strings.Contains(a.Error, "Premature end of JPEG") {
+		t.Errorf("truncated JPEG: %d %+v", code, a)
+	}
+	// Wrong methods and paths.
+	if res, _ := http.Get(ts.url + "/search"); res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /search: %d", res.StatusCode)
+	}
+	if res, _ := http.Get(ts.url + "/nope"); res.StatusCode != 404 {
+		t.Errorf("GET /nope: %d", res.StatusCode)
+	}
+}
+
+// A body announced larger than the limit is refused from its headers alone: the server answers
+// 413 while the client has sent almost none of it.
+func TestOversizedBodyNotRead(t *testing.T) {
+	ts := start(t, Options{MaxBody: 1 << 20})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", 1<<30)
+	conn.Write(make([]byte, 1000))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer before the body was sent: %v", err)
+	}
+	if res.StatusCode != 413 {
+		t.Errorf("status %d, want 413", res.StatusCode)
+	}
+	// Without a length (chunked), the limit still holds.
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for i := 0; i < 64; i++ {
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", ts.url+"/search", pr)
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	pr.Close()
+	if r2.StatusCode != 413 {
+		t.Errorf("chunked: status %d, want 413", r2.StatusCode)
+	}
+}
+
+func TestObjects(t *testing.T) {
+	root := t.TempDir()
+	objects := filepath.Join(root, "objects")
+	id := "5577b06378df4cbf5fa04237ac767205a944a360.jpg"
+	os.MkdirAll(filepath.Join(objects, "55", "77"), 0o755)
+	os.MkdirAll(filepath.Join(objects, "sub"), 0o755)
+	os.WriteFile(filepath.Join(objects, "55", "77", id), []byte("fanned-out"), 0o644)
+	os.WriteFile(filepath.Join(objects, "flat.jpg"), []byte("flat"), 0o644)
+	os.WriteFile(filepath.Join(objects, "sub", "nested.jpg"), []byte("nested"), 0o644)
+	os.WriteFile(filepath.Join(root, "secret.txt"), []byte("TOP-SECRET-CONTENT"), 0o644)
+	os.Symlink(filepath.Join(root, "secret.txt"), filepath.Join(objects, "link.jpg"))
+	ts := start(t, Options{Objects: objects})
+	get := func(p string) (int, string) {
+		req, _ := http.NewRequest("GET", ts.url+p, nil)
+		req.URL.Opaque = p // send the path exactly as written
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/objects/" + id, 200, "fanned-out"},
+		{"/objects/flat.jpg", 200, "flat"},
+		{"/objects/sub/nested.jpg", 200, "nested"},
+		{"/objects/missing.jpg", 404, ""},
+		{"/objects/../secret.txt", 0, ""},
+		{"/objects/..%2fsecret.txt", 400, ""},
+		{"/objects/sub/..%2f..%2fsecret.txt", 400, ""},
+		{"/objects/%2e%2e/secret.txt", 0, ""},
+		{"/objects/link.jpg", 404, ""},
+		{"/objects/sub%5c..%5c..%5csecret.txt", 400, ""},
+		{"/objects//etc/passwd", 0, ""},
+	} {
+		code, body := get(tc.path)
+		if strings.Contains(body, "TOP-SECRET-CONTENT") || strings.Contains(body, "root:x:") {
+			t.Errorf("%s escaped the objects folder: %d %q", tc.path, code, body)
+		}
+		if tc.code != 0 && code != tc.code {
+			t.Errorf("%s: status %d, want %d", tc.path, code, tc.code)
+		}
+		if tc.body != "" && body != tc.body {
+			t.Errorf("%s: body %q, want %q", tc.path, body, tc.body)
+		}
+	}
+}
+
+// Concurrent image and vector queries (run under -race by make test) all get the answers they
+// would get alone; the batcher groups them.
+func TestConcurrent(t *testing.T) {
+	ts := start(t, Options{})
+	names := []string{"ladybird_brighter.jpg", "coffee.png", "elephants.jpg", "storm_cropped.jpg"}
+	want := map[string][]query.Hit{}
+	for _, n := range names {
+		want[n] = cli(t, ts.s, filepath.Join(images, n), 3)
+	}
+	vec, err := embedFile(ts.s.Model(), filepath.Join(images, "rocket.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(map[string]any{"vector": vec})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	batched := 0.0
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 4; i++ {
+				n := names[(c+i)%len(names)]
+				code, a := postFile(t, ts.url+"/search?k=3", filepath.Join(images, n))
+				if code != 200 || !sameHits(a.Results, want[n]) {
+					t.Errorf("%s: %d %+v, want %+v", n, code, a.Results, want[n])
+				}
+				code, a = post(t, ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
+				if code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
+					t.Errorf("vector: %d %+v", code, a)
+				}
+				mu.Lock()
+				batched = max(batched, a.Timings["batch"])
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("largest batch: %v queries", batched)
+}
+
+// Stopping the server lets a request in flight finish: its body arrives after the stop.
+func TestShutdownDrains(t *testing.T) {
+	ts := start(t, Options{})
+	img, _ := os.ReadFile(filepath.Join(images, "coffee.png"))
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", ts.url+"/search?k=1", pr)
+	req.ContentLength = int64(len(img))
+	type out struct {
+		code int
+		a    answer
+		err  error
+	}
+	got := make(chan out, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- out{err: err}
+			return
+		}
+		defer res.Body.Close()
+		var a answer
+		json.NewDecoder(res.Body).Decode(&a)
+		got <- out{code: res.StatusCode, a: a}
+	}()
+	pw.Write(img[:100]) // the request is now in flight
+	time.Sleep(100 * time.Millisecond)
+	ts.stop()
+	time.Sleep(100 * time.Millisecond)
+	// New connections are refused while the old one drains.
+	if _, err := http.Get(ts.url + "/healthz"); err == nil {
+		t.Error("a new request was accepted after the stop")
+	}
+	pw.Write(img[100:])
+	pw.Close()
+	o := <-got
+	if o.err != nil || o.code != 200 || len(o.a.Results) != 1 || o.a.Results[0].ID != "coffee.png" {
+		t.Errorf("in-flight request: %+v", o)
+	}
+	if err := <-ts.done; err != nil {
+		t.Errorf("Run returned %v after draining", err)
+	}
+	ts.done <- nil // for the cleanup
+}
+
+func TestPanicBecomes500(t *testing.T) {
+	ts := start(t, Options{})
+	ts.srv.mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	res, err := http.Get(ts.url + "/boom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var a answer
+	json.NewDecoder(res.Body).Decode(&a)
+	if res.StatusCode != 500 || a.Error != "internal error" {
+		t.Errorf("panic: %d %+v", res.StatusCode, a)
+	}
+	// The server still answers.
+	if code, _ := postFile(t, ts.url+"/search?k=1", filepath.Join(images, "coffee.png")); code != 200 {
+		t.Errorf("after a panic: %d", code)
+	}
+}
+
+func TestPage(t *testing.T) {
+	ts := start(t, Options{})
+	res, err := http.Get(ts.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	page := string(b)
+	if res.StatusCode != 200 || !strings.Contains(page, `<input id="file" type="file"`) || !strings.Contains(page, `fetch("/search?k="`) {
+		t.Errorf("page: %d\n%s", res.StatusCode, page[:min(300, len(page))])
+	}
+	if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
+		t.Error("the page loads something from another site")
+	}
+}
