@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSmoke runs the whole harness on a small collection so that it cannot rot: it builds the
@@ -28,7 +29,7 @@ func TestSmoke(t *testing.T) {
 	defer os.Chdir(wd)
 	out := filepath.Join(tmp, "RESULTS.md")
 	c := config{
-		rows: 2000, dim: 1280, shardRows: 700, rounds: 2,
+		rows: 2000, dim: 1280, shardRows: 700, rounds: 2, loadRequests: 16, loadTime: 20 * time.Second,
 		data: filepath.Join(tmp, "data"), out: out, bin: bin,
 		model: "testdata/model/mobilenet_v2_feature_vector.onnx", image: "testdata/images/elephants.jpg",
 		python: "/usr/bin/python3",
@@ -46,6 +47,7 @@ func TestSmoke(t *testing.T) {
 		"| the seed's numpy loop", "kernel generic |", "| simsearch convert", "| cp of the same shard files |",
 		"Phases of `simsearch query IMAGE`", "model_load", "inference", "## Goals", "memory-read speed",
 		"≤ 0.30 × the numpy loop", "≥ 12 × faster", "convert ≤ 2 × cp",
+		"## Server under load", "| POST /search (image", "| POST /search/vector",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)

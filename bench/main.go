@@ -31,9 +31,11 @@ import (
 type config struct {
 	rows, dim, shardRows int
 	rounds               int
-	data                 string // cache of generated datasets
-	out                  string // results markdown
-	bin                  string // the simsearch binary
+	loadRequests         int           // requests per server load run
+	loadTime             time.Duration // time bound of a server load run
+	data                 string        // cache of generated datasets
+	out                  string        // results markdown
+	bin                  string        // the simsearch binary
 	model, image         string
 	python               string // a python3 with numpy, or "" to skip the numpy baseline
 }
@@ -45,6 +47,8 @@ func main() {
 	flag.IntVar(&c.dim, "dim", 1280, "floats per vector")
 	flag.IntVar(&c.shardRows, "shard-rows", 10_000, "vectors per shard")
 	flag.IntVar(&c.rounds, "rounds", 7, "rounds of measurements (medians are over rounds)")
+	flag.IntVar(&c.loadRequests, "load-requests", 400, "requests per server load run (8 clients)")
+	flag.DurationVar(&c.loadTime, "load-time", 30*time.Second, "time bound of a server load run")
 	flag.StringVar(&c.data, "data", "bench/data", "directory for the generated datasets (kept between runs)")
 	flag.StringVar(&c.out, "out", "bench/RESULTS.md", "markdown file to write")
 	flag.StringVar(&c.bin, "bin", "bin/simsearch", "simsearch binary to run as a whole process")
@@ -53,7 +57,7 @@ func main() {
 	flag.StringVar(&c.python, "python", "/usr/bin/python3", "python3 with numpy for the seed's own loop ('' to skip)")
 	flag.Parse()
 	if *smoke {
-		c.rows, c.shardRows, c.rounds = 2000, 1000, 2
+		c.rows, c.shardRows, c.rounds, c.loadRequests = 2000, 1000, 2, 24
 	}
 	if err := run(c, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -239,7 +243,12 @@ func run(c config, logf func(string, ...any)) error {
 			}
 		}
 	}
-	report := render(c, d, samples, python != "", defaultKernel)
+	logf("server load: 8 clients, %d requests per run", c.loadRequests)
+	loads, err := serverLoad(c, idx, d.query(), 8, c.loadRequests, c.loadTime)
+	if err != nil {
+		return fmt.Errorf("server load: %w", err)
+	}
+	report := render(c, d, samples, loads, python != "", defaultKernel)
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return err
 	}

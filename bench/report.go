@@ -13,7 +13,7 @@ import (
 	"simsearch/kernel"
 )
 
-func render(c config, d *dataset, samples []*sample, numpy bool, defaultKernel string) string {
+func render(c config, d *dataset, samples []*sample, loads []loadResult, numpy bool, defaultKernel string) string {
 	find := func(prefix string) *sample {
 		for _, s := range samples {
 			if strings.HasPrefix(s.name, prefix) {
@@ -45,6 +45,13 @@ func render(c config, d *dataset, samples []*sample, numpy bool, defaultKernel s
 			}
 		}
 		fmt.Fprintf(&b, "%s. The process's own start and exit are the rest of its wall-clock time.\n", strings.Join(parts, ", "))
+	}
+
+	fmt.Fprintf(&b, "\n## Server under load\n\n`simsearch serve` on loopback, the same index and image; %d concurrent clients, each run bounded to %d requests and %s, after one untimed request per client.\n\n",
+		loads[0].clients, c.loadRequests, c.loadTime)
+	fmt.Fprintf(&b, "| requests | done | errors | p50 latency | p99 latency | queries per second |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, l := range loads {
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %.1f |\n", l.name, l.reqs, l.errors, dur(l.p50), dur(l.p99), float64(l.reqs)/l.elapsed.Seconds())
 	}
 
 	fmt.Fprintf(&b, "\n## Goals\n\n| goal | measured | met |\n|---|---:|:---:|\n")
