@@ -2,6 +2,7 @@ package embed
 
 import (
 	"bufio"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -41,7 +42,25 @@ func testModelLoaded(t testing.TB) *Model {
 			modelErr = err
 			return
 		}
-		model, modelErr = Load(Default(testModel))
+		// The first Open optimises and caches the graph; the model the tests use is the second,
+		// made from the cache, so the fidelity test covers the path every cold query takes.
+		src, err := ReadModel(Default(testModel))
+		if err != nil {
+			modelErr = err
+			return
+		}
+		cacheDir, _ := os.MkdirTemp("", "simsearch-optcache")
+		first, err := src.Open(cacheDir)
+		if err != nil {
+			modelErr = err
+			return
+		}
+		first.Close()
+		if ents, _ := os.ReadDir(cacheDir); len(ents) != 1 {
+			modelErr = fmt.Errorf("the optimised-model cache holds %d files, want 1", len(ents))
+			return
+		}
+		model, modelErr = src.Open(cacheDir)
 	})
 	if modelErr != nil {
 		t.Fatal(modelErr)

@@ -5,6 +5,7 @@ package embed
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -68,11 +69,19 @@ type Model struct {
 	lut    [3][256]float32 // 8-bit value → input value, per channel
 }
 
-// Load opens the model with ONNX Runtime (Init must have succeeded) and checks that it has the
-// configured input, of the configured shape, and output, a batch of vectors. The file is read
-// once: its signature is parsed from the bytes, its SHA-256 computed while ONNX Runtime builds
-// the session from the same bytes.
-func Load(cfg Config) (*Model, error) {
+// Source is a model file read and checked against its configuration, ready to open. Reading
+// needs no ONNX Runtime, so it can overlap Init.
+type Source struct {
+	cfg    Config
+	data   []byte
+	sha256 string
+	dim    int
+}
+
+// ReadModel reads the model file once, computes its SHA-256, and checks from its declared
+// signature (parsed from the ONNX bytes) that it has the configured input, of the configured
+// shape, and output, a batch of vectors.
+func ReadModel(cfg Config) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 	}
@@ -85,64 +94,60 @@ func Load(cfg Config) (*Model, error) {
 		h := sha256.Sum256(data)
 		sum <- hex.EncodeToString(h[:])
 	}()
-	ins, outs, err := graphSignature(data)
-	if err != nil {
-		<-sum
-		return nil, fmt.Errorf("%s: %w", cfg.Model, err)
-	}
-	m, err := load(cfg, data, ins, outs)
-	m.sha256 = <-sum
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	dim, err := checkSignature(cfg, data)
+	src := &Source{cfg: cfg, data: data, sha256: <-sum, dim: dim}
+	return src, err
 }
 
-func load(cfg Config, data []byte, ins, outs []tensorInfo) (*Model, error) {
-	m := &Model{cfg: cfg}
+// SHA256 returns the hex SHA-256 of the model file.
+func (src *Source) SHA256() string { return src.sha256 }
+
+func checkSignature(cfg Config, data []byte) (int, error) {
+	ins, outs, err := graphSignature(data)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", cfg.Model, err)
+	}
 	in, err := find(ins, cfg.Input, "input", cfg.Model)
 	if err != nil {
-		return m, err
+		return 0, err
 	}
 	out, err := find(outs, cfg.Output, "output", cfg.Model)
 	if err != nil {
-		return m, err
+		return 0, err
 	}
 	want := []int64{-1, int64(cfg.Size), int64(cfg.Size), 3}
 	if cfg.Layout == "NCHW" {
 		want = []int64{-1, 3, int64(cfg.Size), int64(cfg.Size)}
 	}
 	if !shapeFits(in.Shape, want) {
-		return m, fmt.Errorf("%s: input %q has shape %v, but %s %dx%d needs %v (check --layout and --size)", cfg.Model, cfg.Input, in.Shape, cfg.Layout, cfg.Size, cfg.Size, want)
+		return 0, fmt.Errorf("%s: input %q has shape %v, but %s %dx%d needs %v (check --layout and --size)", cfg.Model, cfg.Input, in.Shape, cfg.Layout, cfg.Size, cfg.Size, want)
 	}
 	if len(out.Shape) != 2 || out.Shape[1] <= 0 {
-		return m, fmt.Errorf("%s: output %q has shape %v, want [batch, dim]", cfg.Model, cfg.Output, out.Shape)
+		return 0, fmt.Errorf("%s: output %q has shape %v, want [batch, dim]", cfg.Model, cfg.Output, out.Shape)
 	}
-	opts, err := ort.NewSessionOptions()
+	return int(out.Shape[1]), nil
+}
+
+// Load reads and opens a model without an optimised-model cache.
+func Load(cfg Config) (*Model, error) {
+	src, err := ReadModel(cfg)
 	if err != nil {
-		return m, err
+		return nil, err
 	}
-	defer opts.Destroy()
-	threads := cfg.Threads
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
-	if err := opts.SetIntraOpNumThreads(threads); err != nil {
-		return m, err
-	}
-	if err := opts.SetInterOpNumThreads(1); err != nil {
-		return m, err
-	}
-	// ONNX Runtime's workers spin after each run by default; in a one-shot query they would
-	// then compete with the scan for the cores.
-	if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
-		return m, err
-	}
-	m.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, []string{cfg.Input}, []string{cfg.Output}, opts)
+	return src.Open("")
+}
+
+// Open creates the ONNX Runtime session (Init must have succeeded). With a cacheDir, the graph
+// ONNX Runtime optimises on first use is saved there (see optcache.go) and later sessions start
+// from it, which skips the optimisation: about 25 ms of a cold query.
+func (src *Source) Open(cacheDir string) (*Model, error) {
+	cfg := src.cfg
+	m := &Model{cfg: cfg, dim: src.dim, sha256: src.sha256}
+	sess, err := openCached(src, cacheDir)
 	if err != nil {
-		return m, fmt.Errorf("%s: %w", cfg.Model, err)
+		return nil, fmt.Errorf("%s: %w", cfg.Model, err)
 	}
-	m.dim = int(out.Shape[1])
+	m.sess = sess
 	for c := range 3 {
 		mean, std := 0.0, 1.0
 		if cfg.Mean != nil {
@@ -153,6 +158,35 @@ func load(cfg Config, data []byte, ins, outs []tensorInfo) (*Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// sessionOptions are the options every session uses, at the given optimisation level, saving
+// the optimised graph to saveTo when it is not empty.
+func sessionOptions(cfg Config, level ort.GraphOptimizationLevel, saveTo string) (*ort.SessionOptions, error) {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	err = errors.Join(
+		opts.SetIntraOpNumThreads(threads),
+		opts.SetInterOpNumThreads(1),
+		// ONNX Runtime's workers spin after each run by default; in a one-shot query they would
+		// then compete with the scan for the cores.
+		opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"),
+		opts.SetGraphOptimizationLevel(level),
+	)
+	if err == nil && saveTo != "" {
+		err = opts.SetOptimizedModelFilePath(saveTo)
+	}
+	if err != nil {
+		opts.Destroy()
+		return nil, err
+	}
+	return opts, nil
 }
 
 func find(infos []tensorInfo, name, what, model string) (tensorInfo, error) {

@@ -22,6 +22,7 @@ type ModelRequest struct {
 	Mean, Std     []float64
 	ORTLib        string // see embed.LibraryPath
 	AllowMismatch bool   // accept a model whose hash differs from the index's record
+	CacheDir      string // ONNX Runtime's optimised graphs (embed.DefaultCacheDir); "" for none
 }
 
 // LoadModel loads the model for image queries, checking it against what the index records: a
@@ -42,10 +43,17 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := embed.Init(lib); err != nil {
+	// ONNX Runtime loads while the model file is read, hashed and checked.
+	initErr := make(chan error, 1)
+	go func() { initErr <- embed.Init(lib) }()
+	src, err := embed.ReadModel(cfg)
+	if ierr := <-initErr; ierr != nil {
+		return 0, ierr
+	}
+	if err != nil {
 		return 0, err
 	}
-	m, err := embed.Load(cfg)
+	m, err := src.Open(req.CacheDir)
 	if err != nil {
 		return 0, err
 	}

@@ -30,7 +30,7 @@ func modelFlags(required bool) []cli.Flag {
 
 // modelRequest collects the model flags the user set; unset ones are left to the index's record.
 func modelRequest(c *cli.Context) (query.ModelRequest, error) {
-	r := query.ModelRequest{Path: c.String("model"), ORTLib: c.String("ort-lib"), AllowMismatch: c.Bool("allow-model-mismatch")}
+	r := query.ModelRequest{Path: c.String("model"), ORTLib: c.String("ort-lib"), AllowMismatch: c.Bool("allow-model-mismatch"), CacheDir: embed.DefaultCacheDir()}
 	if c.IsSet("input") {
 		r.Input = ptr(c.String("input"))
 	}

@@ -197,7 +197,11 @@ Example:
 			if err := embed.Init(lib); err != nil {
 				return err
 			}
-			m, err := embed.Load(cfg)
+			src, err := embed.ReadModel(cfg)
+			if err != nil {
+				return err
+			}
+			m, err := src.Open(embed.DefaultCacheDir())
 			if err != nil {
 				return err
 			}
