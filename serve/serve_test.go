@@ -97,6 +97,7 @@ func start(t testing.TB, opt Options) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Warm() // as the serve command does
 	if _, err := s.LoadModel(query.ModelRequest{}); err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ Example:
 				return err
 			}
 			defer s.Close()
+			s.Warm() // maps the index while the model loads
 			req, err := modelRequest(c)
 			if err != nil {
 				return err
