@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 
-def main(shard_dir, query_path, k=10):
-    q = np.load(query_path).reshape(-1)
+def search(shard_dir, q, k=10):
+    """The k nearest (id, distance) pairs, as part (4) of the series computes them."""
     candidates = []
     i = 0
     while os.path.exists(os.path.join(shard_dir, f"{i:04d}.features.npy")):
@@ -20,9 +20,9 @@ def main(shard_dir, query_path, k=10):
             candidates.append((ids[j], distances[j]))
         i += 1
     candidates.sort(key=lambda c: c[1])
-    for id_, d in candidates[:k]:
-        print(id_, float(d))
+    return candidates[:k]
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    for id_, d in search(sys.argv[1], np.load(sys.argv[2]).reshape(-1)):
+        print(id_, float(d))

@@ -177,11 +177,7 @@ type response struct {
 
 func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	k, ok := srv.k(w, r)
-	if !ok {
-		return
-	}
-	data, ok := srv.body(w, r)
+	k, data, ok := srv.request(w, r)
 	if !ok {
 		return
 	}
@@ -219,11 +215,7 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 
 func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	k, ok := srv.k(w, r)
-	if !ok {
-		return
-	}
-	data, ok := srv.body(w, r)
+	k, data, ok := srv.request(w, r)
 	if !ok {
 		return
 	}
@@ -269,6 +261,16 @@ func (srv *Server) answer(w http.ResponseWriter, res result, start time.Time, ti
 	}
 	timings["total"] = ms(time.Since(start))
 	writeJSON(w, http.StatusOK, response{Results: res.hits, Timings: timings})
+}
+
+// request reads a search request's k and body, answering the client itself when either is bad.
+func (srv *Server) request(w http.ResponseWriter, r *http.Request) (int, []byte, bool) {
+	k, ok := srv.k(w, r)
+	if !ok {
+		return 0, nil, false
+	}
+	data, ok := srv.body(w, r)
+	return k, data, ok
 }
 
 // k reads ?k=, default 10.

@@ -91,12 +91,26 @@ func List(dir string) ([]Pair, error) {
 // Stat reads and validates the header of the npy file at path and checks that the file holds
 // exactly the data the header announces.
 func Stat(path string) (*Header, error) {
-	f, err := os.Open(path)
+	f, h, err := open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return stat(path, f)
+	f.Close()
+	return h, nil
+}
+
+// open opens the npy file at path and validates it as Stat does.
+func open(path string) (*os.File, *Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := stat(path, f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, h, nil
 }
 
 func stat(path string, f *os.File) (*Header, error) {
@@ -173,15 +187,11 @@ func (f *Features) Close() error {
 // dtype and order is decoded with npyio into memory. Values that do not fit float32 become ±Inf,
 // which the index writer refuses with the row and column.
 func OpenFeatures(path string) (*Features, error) {
-	f, err := os.Open(path)
+	f, h, err := open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	h, err := stat(path, f)
-	if err != nil {
-		return nil, err
-	}
 	if h.Kind != 'f' || len(h.Shape) != 2 {
 		return nil, fmt.Errorf("%s: dtype %s shape %v, want a 2-D float array", path, h.DType, h.Shape)
 	}
@@ -217,15 +227,11 @@ func ReadVectors(path string) ([]float32, int, error) {
 
 // readFloats reads a float array of rank 2, or of rank 1 or 2 when minRank is 1.
 func readFloats(path string, minRank int) ([]float32, *Header, error) {
-	f, err := os.Open(path)
+	f, h, err := open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	h, err := stat(path, f)
-	if err != nil {
-		return nil, nil, err
-	}
 	if h.Kind != 'f' || len(h.Shape) < minRank || len(h.Shape) > 2 {
 		want := "a 2-D float array"
 		if minRank == 1 {
@@ -273,15 +279,11 @@ func transpose(colMajor []float32, rows, cols int) []float32 {
 // ReadIDs reads the 1-D id array at path as strings; integers become their decimal form and
 // byte strings are taken as UTF-8.
 func ReadIDs(path string) ([]string, *Header, error) {
-	f, err := os.Open(path)
+	f, h, err := open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	h, err := stat(path, f)
-	if err != nil {
-		return nil, nil, err
-	}
 	if len(h.Shape) != 1 {
 		return nil, nil, fmt.Errorf("%s: ids have shape %v, want 1 dimension", path, h.Shape)
 	}

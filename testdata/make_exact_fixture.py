@@ -1,34 +1,24 @@
 #!/usr/bin/python3
 """Writes testdata/exact/: seed-layout shards, query vectors, and what the seed's search prints.
 
-The search is part (4)'s algorithm as the series wrote it: for each shard, np.load ids and
-features, Euclidean distance of every row to the query, argsort, keep the 10 nearest; merge the
-shards' candidates, sort, print "ID DISTANCE". Run with Debian's python3-numpy:
+The search is part (4)'s algorithm as the series wrote it (bench/seed_search.py): for each shard,
+np.load ids and features, Euclidean distance of every row to the query, argsort, keep the 10
+nearest; merge the shards' candidates, sort, print "ID DISTANCE". Run with Debian's python3-numpy:
     /usr/bin/python3 testdata/make_exact_fixture.py
 The output is committed; the Go tests compare simsearch with expected.txt.
 """
 import os
 import shutil
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from seed_search import search as seed_search  # noqa: E402  (the benchmark's copy of the seed)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exact")
 DIM, K = 1280, 10
 ROWS = [100, 100, 57]
-
-
-def seed_search(shard_dir, q, k=K):
-    candidates = []
-    i = 0
-    while os.path.exists(os.path.join(shard_dir, f"{i:04d}.features.npy")):
-        ids = np.load(os.path.join(shard_dir, f"{i:04d}.object_ids.npy"))
-        features = np.load(os.path.join(shard_dir, f"{i:04d}.features.npy"))
-        distances = np.linalg.norm(features - q, axis=1)
-        for j in np.argsort(distances)[:k]:
-            candidates.append((ids[j], distances[j]))
-        i += 1
-    candidates.sort(key=lambda c: c[1])
-    return candidates[:k]
 
 
 def main():
@@ -58,7 +48,7 @@ def main():
     with open(os.path.join(OUT, "expected.txt"), "w") as f:
         for qi, q in enumerate(queries):
             f.write(f"# queries.npy[{qi}]\n")
-            for id_, d in seed_search(OUT, q):
+            for id_, d in seed_search(OUT, q, K):
                 f.write(f"{id_} {float(d)!r}\n")
 
 

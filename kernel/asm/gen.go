@@ -88,29 +88,8 @@ func avx512() {
 	}
 	XORQ(i, i)
 
-	Label("loop64")
-	CMPQ(i, full64)
-	JAE(LabelRef("loop16"))
-	for k := range 4 {
-		VMOVUPS(Mem{Base: a.q, Index: i, Scale: 4, Disp: 64 * k}, t[k])
-	}
-	for k := range 4 {
-		VSUBPS(Mem{Base: a.rows, Index: i, Scale: 4, Disp: 64 * k}, t[k], t[k])
-	}
-	for k := range 4 {
-		VFMADD231PS(t[k], t[k], acc[k])
-	}
-	ADDQ(U8(64), i)
-	JMP(LabelRef("loop64"))
-
-	Label("loop16")
-	CMPQ(i, full16)
-	JAE(LabelRef("tail"))
-	VMOVUPS(Mem{Base: a.q, Index: i, Scale: 4}, t[0])
-	VSUBPS(Mem{Base: a.rows, Index: i, Scale: 4}, t[0], t[0])
-	VFMADD231PS(t[0], t[0], acc[0])
-	ADDQ(U8(16), i)
-	JMP(LabelRef("loop16"))
+	accumulate(a, i, full64, acc, t, 16, "loop64", "loop16")
+	accumulate(a, i, full16, acc[:1], t[:1], 16, "loop16", "tail")
 
 	Label("tail")
 	CMPQ(tail, U8(0))
@@ -143,6 +122,26 @@ func avx512() {
 	RET()
 }
 
+// accumulate emits the loop labelled name: while i < limit, for each of the len(acc) vectors of
+// lanes floats at q+i and row+i, acc[k] += (q − row)²; then i advances by len(acc)·lanes. It
+// falls through to next.
+func accumulate(a args, i, limit GPVirtual, acc, t []VecVirtual, lanes int, name, next string) {
+	Label(name)
+	CMPQ(i, limit)
+	JAE(LabelRef(next))
+	for k := range acc {
+		VMOVUPS(Mem{Base: a.q, Index: i, Scale: 4, Disp: 4 * lanes * k}, t[k])
+	}
+	for k := range acc {
+		VSUBPS(Mem{Base: a.rows, Index: i, Scale: 4, Disp: 4 * lanes * k}, t[k], t[k])
+	}
+	for k := range acc {
+		VFMADD231PS(t[k], t[k], acc[k])
+	}
+	ADDQ(U8(len(acc)*lanes), i)
+	JMP(LabelRef(name))
+}
+
 // avx2 emits l2BlockAVX2: 4 accumulators over 32 floats per step, then 8 at a time, then a
 // scalar loop for the dim%8 remainder. It needs AVX2 and FMA.
 func avx2() {
@@ -173,29 +172,8 @@ func avx2() {
 	}
 	XORQ(i, i)
 
-	Label("loop32")
-	CMPQ(i, full32)
-	JAE(LabelRef("loop8"))
-	for k := range 4 {
-		VMOVUPS(Mem{Base: a.q, Index: i, Scale: 4, Disp: 32 * k}, t[k])
-	}
-	for k := range 4 {
-		VSUBPS(Mem{Base: a.rows, Index: i, Scale: 4, Disp: 32 * k}, t[k], t[k])
-	}
-	for k := range 4 {
-		VFMADD231PS(t[k], t[k], acc[k])
-	}
-	ADDQ(U8(32), i)
-	JMP(LabelRef("loop32"))
-
-	Label("loop8")
-	CMPQ(i, full8)
-	JAE(LabelRef("reduce"))
-	VMOVUPS(Mem{Base: a.q, Index: i, Scale: 4}, t[0])
-	VSUBPS(Mem{Base: a.rows, Index: i, Scale: 4}, t[0], t[0])
-	VFMADD231PS(t[0], t[0], acc[0])
-	ADDQ(U8(8), i)
-	JMP(LabelRef("loop8"))
+	accumulate(a, i, full32, acc, t, 8, "loop32", "loop8")
+	accumulate(a, i, full8, acc[:1], t[:1], 8, "loop8", "reduce")
 
 	Label("reduce")
 	VADDPS(acc[1], acc[0], acc[0])
