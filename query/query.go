@@ -1,7 +1,8 @@
 // Package query answers similar-image queries: it maps an index, embeds query images with the
 // model the index was built with, and finds their exact nearest neighbours. It overlaps the
-// start-up work that a one-shot command pays (mapping and prefaulting the index, loading the
-// model, hashing it, decoding the image) so that inference is the only significant cost.
+// start-up work that a one-shot command pays (the model file is read and hashed while ONNX
+// Runtime loads, images are decoded while the session is built) so that inference and the scan
+// are the only significant costs.
 package query
 
 import (

@@ -61,13 +61,12 @@ Example:
 
 // indexInfo is what info prints; the JSON form is for scripts.
 type indexInfo struct {
-	Path   string       `json:"path"`
-	Count  int          `json:"count"`
-	Dim    int          `json:"dim"`
-	Bytes  int64        `json:"bytes"`
-	Format int          `json:"format_version"`
-	Meta   index.Meta   `json:"meta"`
-	Model  *index.Model `json:"-"`
+	Path   string     `json:"path"`
+	Count  int        `json:"count"`
+	Dim    int        `json:"dim"`
+	Bytes  int64      `json:"bytes"`
+	Format int        `json:"format_version"`
+	Meta   index.Meta `json:"meta"`
 }
 
 func infoCommand() *cli.Command {
