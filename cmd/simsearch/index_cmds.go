@@ -21,6 +21,8 @@ func convertCommand() *cli.Command {
 query memory-maps. Features may be <f4, <f8 or <f2, C or Fortran order; ids <U…, |S… or
 integers. NaN/Inf values, mismatched pairs or dims, gaps, pickles and duplicate ids are
 refused with the file and row, and nothing is written. The output appears atomically.
+--model records the model that made the features (its SHA-256 and the preprocessing flags) so
+that query uses it by default and refuses another; shards from extract carry that record already.
 
 Example:
    simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx`,
