@@ -46,9 +46,13 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
-	rows, dim, err := plan(pairs)
+	counts, dim, err := plan(pairs)
 	if err != nil {
 		return st, err
+	}
+	rows := 0
+	for _, n := range counts {
+		rows += n
 	}
 	if opt.Model == nil {
 		if opt.Model, err = sidecar(srcDir); err != nil {
@@ -74,7 +78,7 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 		}
 	}()
 	go readAhead(pairs, next, stop)
-	for i, p := range pairs {
+	for _, p := range pairs {
 		l := <-next
 		if l.err != nil {
 			return st, l.err
@@ -82,7 +86,7 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 		err := w.Append(l.ids, l.feats.Rows)
 		l.feats.Close()
 		if err != nil {
-			return st, explain(err, pairs[:i+1], p)
+			return st, explain(err, pairs, counts, p)
 		}
 		meta.Sources = append(meta.Sources, index.Source{IDs: filepath.Base(p.IDs), Features: filepath.Base(p.Features), Rows: len(l.ids), DType: l.feats.Header.DType})
 		if opt.Progress != nil {
@@ -127,36 +131,37 @@ func readAhead(pairs []shard.Pair, next chan<- loaded, stop <-chan struct{}) {
 	}
 }
 
-// plan checks every pair's headers: counts agree within a pair, dims across pairs.
-func plan(pairs []shard.Pair) (rows, dim int, err error) {
+// plan checks every pair's headers: counts agree within a pair, dims across pairs. It returns
+// each pair's row count.
+func plan(pairs []shard.Pair) (counts []int, dim int, err error) {
 	for _, p := range pairs {
 		ih, err := shard.IDsHeader(p.IDs)
 		if err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 		fh, err := shard.FeaturesHeader(p.Features)
 		if err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 		if ih.Shape[0] != fh.Shape[0] {
-			return 0, 0, fmt.Errorf("%s has %d ids but %s has %d rows", p.IDs, ih.Shape[0], p.Features, fh.Shape[0])
+			return nil, 0, fmt.Errorf("%s has %d ids but %s has %d rows", p.IDs, ih.Shape[0], p.Features, fh.Shape[0])
 		}
 		switch {
 		case dim == 0:
 			dim = fh.Shape[1]
 		case fh.Shape[1] != dim:
-			return 0, 0, fmt.Errorf("%s has dim %d but the shards before it have dim %d", p.Features, fh.Shape[1], dim)
+			return nil, 0, fmt.Errorf("%s has dim %d but the shards before it have dim %d", p.Features, fh.Shape[1], dim)
 		}
 		if dim > index.MaxDim {
-			return 0, 0, fmt.Errorf("%s: dim %d exceeds the index format's maximum %d", p.Features, dim, index.MaxDim)
+			return nil, 0, fmt.Errorf("%s: dim %d exceeds the index format's maximum %d", p.Features, dim, index.MaxDim)
 		}
-		rows += ih.Shape[0]
+		counts = append(counts, ih.Shape[0])
 	}
-	return rows, dim, nil
+	return counts, dim, nil
 }
 
 // explain names the shard file and row of an error the index writer reports.
-func explain(err error, done []shard.Pair, p shard.Pair) error {
+func explain(err error, pairs []shard.Pair, counts []int, p shard.Pair) error {
 	var nf *index.NonFiniteError
 	var dup *index.DuplicateIDError
 	switch {
@@ -164,7 +169,7 @@ func explain(err error, done []shard.Pair, p shard.Pair) error {
 		return fmt.Errorf("%s: row %d, column %d is %v: features must be finite", p.Features, nf.Row, nf.Col, nf.Value)
 	case errors.As(err, &dup):
 		where := fmt.Sprintf("index row %d", dup.FirstIndex)
-		if f, row, ok := locate(done, dup.FirstIndex); ok {
+		if f, row, ok := locate(pairs, counts, dup.FirstIndex); ok {
 			where = fmt.Sprintf("%s row %d", f, row)
 		}
 		return fmt.Errorf("%s: row %d: id %q already appeared at %s (use --allow-duplicate-ids to keep both)", p.IDs, dup.Row, dup.ID, where)
@@ -172,17 +177,13 @@ func explain(err error, done []shard.Pair, p shard.Pair) error {
 	return fmt.Errorf("%s: %w", p.IDs, err)
 }
 
-// locate maps an index row to the ids file and row it came from.
-func locate(pairs []shard.Pair, row int) (string, int, bool) {
-	for _, p := range pairs {
-		h, err := shard.IDsHeader(p.IDs)
-		if err != nil {
-			return "", 0, false
-		}
-		if row < h.Shape[0] {
+// locate maps an index row to the ids file and row it came from, given each pair's row count.
+func locate(pairs []shard.Pair, counts []int, row int) (string, int, bool) {
+	for i, p := range pairs {
+		if row < counts[i] {
 			return p.IDs, row, true
 		}
-		row -= h.Shape[0]
+		row -= counts[i]
 	}
 	return "", 0, false
 }

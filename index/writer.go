@@ -144,11 +144,12 @@ func (w *Writer) checkFinite(rows []float32) error {
 		w.zeros = make([]float32, w.dim)
 	}
 	const block = 4096
+	if len(w.norms) != block {
+		w.norms = make([]float32, block)
+	}
 	for lo := 0; lo*w.dim < len(rows); lo += block {
 		n := min(block, len(rows)/w.dim-lo)
-		norms := w.norms[:0]
-		norms = append(norms, make([]float32, n)...)
-		w.norms = norms
+		norms := w.norms[:n]
 		kernel.L2SquaredBlock(w.zeros, rows[lo*w.dim:(lo+n)*w.dim], norms)
 		for r, s := range norms {
 			if !math.IsInf(float64(s), 0) && !math.IsNaN(float64(s)) {

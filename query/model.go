@@ -29,16 +29,16 @@ type ModelRequest struct {
 // different model file (by SHA-256) or a different output dim is an error, not silent garbage.
 // It returns the time it took.
 func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
+	cfg, rec, err := s.modelConfig(req)
+	if err != nil {
+		return 0, err
+	}
+	return s.loadModel(req, cfg, rec)
+}
+
+// loadModel loads the model cfg describes, checking it against rec, the index's record.
+func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Model) (time.Duration, error) {
 	start := time.Now()
-	cfg, err := s.modelConfig(req)
-	if err != nil {
-		return 0, err
-	}
-	meta, err := s.ix.Meta()
-	if err != nil {
-		return 0, err
-	}
-	rec := meta.Model
 	lib, err := embed.LibraryPath(req.ORTLib)
 	if err != nil {
 		return 0, err
@@ -69,13 +69,15 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// modelConfig is the model configuration for req and this index.
-func (s *Searcher) modelConfig(req ModelRequest) (embed.Config, error) {
+// modelConfig is the model configuration for req and this index, and the index's record of its
+// model (nil if none).
+func (s *Searcher) modelConfig(req ModelRequest) (embed.Config, *index.Model, error) {
 	meta, err := s.ix.Meta()
 	if err != nil {
-		return embed.Config{}, err
+		return embed.Config{}, nil, err
 	}
-	return resolve(req, meta.Model, s.ix.Path())
+	cfg, err := resolve(req, meta.Model, s.ix.Path())
+	return cfg, meta.Model, err
 }
 
 // resolve merges explicit settings, the index's record and the defaults.

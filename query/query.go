@@ -124,16 +124,17 @@ func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, tim
 // the others are answered. Each Answer's Timings holds decode, inference, index_wait and scan
 // in ms; the returned duration is the model's load time (0 if it was loaded before).
 func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, time.Duration, error) {
-	size := 0
+	var (
+		cfg embed.Config
+		rec *index.Model
+		err error
+	)
 	if s.model != nil {
-		size = s.model.Config().Size
-	} else {
-		cfg, err := s.modelConfig(req)
-		if err != nil {
-			return nil, 0, err
-		}
-		size = cfg.Size
+		cfg = s.model.Config()
+	} else if cfg, rec, err = s.modelConfig(req); err != nil {
+		return nil, 0, err
 	}
+	size := cfg.Size
 	type decoded struct {
 		img *pil.RGB
 		err error
@@ -152,8 +153,7 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	}()
 	var load time.Duration
 	if s.model == nil {
-		var err error
-		if load, err = s.LoadModel(req); err != nil {
+		if load, err = s.loadModel(req, cfg, rec); err != nil {
 			return nil, 0, err
 		}
 	}

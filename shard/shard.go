@@ -196,8 +196,11 @@ func OpenFeatures(path string) (*Features, error) {
 		return nil, fmt.Errorf("%s: dtype %s shape %v, want a 2-D float array", path, h.DType, h.Shape)
 	}
 	if h.DType != "<f4" || h.Fortran || !littleEndianHost || h.Elems() == 0 {
-		rows, _, err := readFloats(path, 2)
-		return &Features{Rows: rows, Header: h}, err
+		rows, err := decodeFloats(f, h, path)
+		if err != nil {
+			return nil, err
+		}
+		return &Features{Rows: rows, Header: h}, nil
 	}
 	m, err := mmap.Map(f, mmap.RDONLY, 0)
 	if err != nil {
@@ -239,30 +242,37 @@ func readFloats(path string, minRank int) ([]float32, *Header, error) {
 		}
 		return nil, nil, fmt.Errorf("%s: dtype %s shape %v, want %s", path, h.DType, h.Shape, want)
 	}
-	out := make([]float32, h.Elems())
-	// Every other dtype and order goes through npyio.
+	out, err := decodeFloats(f, h, path)
+	return out, h, err
+}
+
+// decodeFloats decodes the validated float array in f with npyio, as row-major float32.
+func decodeFloats(f *os.File, h *Header, path string) ([]float32, error) {
 	vals, err := decode(f, path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	var out []float32
 	switch v := vals.(type) {
 	case []float32:
-		copy(out, v)
+		out = v
 	case []float64:
+		out = make([]float32, len(v))
 		for i, x := range v {
 			out[i] = float32(x)
 		}
 	case []float16.Num:
+		out = make([]float32, len(v))
 		for i, x := range v {
 			out[i] = x.Float32()
 		}
 	default:
-		return nil, nil, fmt.Errorf("%s: dtype %s decoded as %T", path, h.DType, vals)
+		return nil, fmt.Errorf("%s: dtype %s decoded as %T", path, h.DType, vals)
 	}
 	if h.Fortran && len(h.Shape) == 2 {
 		out = transpose(out, h.Shape[0], h.Shape[1])
 	}
-	return out, h, nil
+	return out, nil
 }
 
 // transpose turns column-major rows×cols data into row-major.
