@@ -106,12 +106,22 @@ func avx512() {
 	VADDPS(acc[2], acc[0], acc[0])
 	VEXTRACTF64X4(U8(1), acc[0], t[0].AsY())
 	VADDPS(t[0].AsY(), acc[0].AsY(), acc[0].AsY())
-	VEXTRACTF128(U8(1), acc[0].AsY(), t[0].AsX())
-	VADDPS(t[0].AsX(), acc[0].AsX(), acc[0].AsX())
-	VHADDPS(acc[0].AsX(), acc[0].AsX(), acc[0].AsX())
-	VHADDPS(acc[0].AsX(), acc[0].AsX(), acc[0].AsX())
+	sumYMM(acc[0], t[0])
 	VMOVSS(acc[0].AsX(), Mem{Base: a.out})
+	nextRow(a, stride)
+}
 
+// sumYMM adds the eight lanes of v's low 256 bits into its lowest lane, using tmp.
+func sumYMM(v, tmp VecVirtual) {
+	VEXTRACTF128(U8(1), v.AsY(), tmp.AsX())
+	VADDPS(tmp.AsX(), v.AsX(), v.AsX())
+	VHADDPS(v.AsX(), v.AsX(), v.AsX())
+	VHADDPS(v.AsX(), v.AsX(), v.AsX())
+}
+
+// nextRow emits the end of the row loop (advance out and rows, count down n, loop) and the
+// function's exit.
+func nextRow(a args, stride GPVirtual) {
 	ADDQ(U8(4), a.out)
 	ADDQ(stride, a.rows)
 	DECQ(a.n)
@@ -179,10 +189,7 @@ func avx2() {
 	VADDPS(acc[1], acc[0], acc[0])
 	VADDPS(acc[3], acc[2], acc[2])
 	VADDPS(acc[2], acc[0], acc[0])
-	VEXTRACTF128(U8(1), acc[0], t[0].AsX())
-	VADDPS(t[0].AsX(), acc[0].AsX(), acc[0].AsX())
-	VHADDPS(acc[0].AsX(), acc[0].AsX(), acc[0].AsX())
-	VHADDPS(acc[0].AsX(), acc[0].AsX(), acc[0].AsX())
+	sumYMM(acc[0], t[0])
 
 	Label("tail")
 	CMPQ(i, a.dim)
@@ -195,12 +202,5 @@ func avx2() {
 
 	Label("store")
 	VMOVSS(acc[0].AsX(), Mem{Base: a.out})
-	ADDQ(U8(4), a.out)
-	ADDQ(stride, a.rows)
-	DECQ(a.n)
-	JMP(LabelRef("row"))
-
-	Label("done")
-	VZEROUPPER()
-	RET()
+	nextRow(a, stride)
 }
