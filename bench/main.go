@@ -157,11 +157,13 @@ func run(c config, logf func(string, ...any)) error {
 			}
 			return t, a.Timings, nil
 		}},
-		{"memory read of the same bytes (in process, all cores)", func() (time.Duration, map[string]float64, error) {
+	}
+	for _, k := range kernel.Available() {
+		ms = append(ms, measurement{readName(k), func() (time.Duration, map[string]float64, error) {
 			start := time.Now()
-			memread.Read(ix.Vectors(), runtime.GOMAXPROCS(0))
-			return time.Since(start), nil, nil
-		}},
+			_, err := memread.Read(ix.Vectors(), runtime.GOMAXPROCS(0), k)
+			return time.Since(start), nil, err
+		}})
 	}
 	if python != "" {
 		ms = append(ms, measurement{"the seed's numpy loop (whole process, python3 + numpy)", func() (time.Duration, map[string]float64, error) {
@@ -245,6 +247,12 @@ func run(c config, logf func(string, ...any)) error {
 	}
 	fmt.Print(report)
 	return nil
+}
+
+// readName names the plain memory read with the loads of kernel k (see package memread), which
+// the goals pair with the scan by that kernel.
+func readName(k string) string {
+	return "memory read of the same bytes with kernel " + k + "'s loads (in process, all cores)"
 }
 
 // settle removes a previous output and flushes every dirty page, untimed, so that a writing

@@ -55,7 +55,6 @@ func render(c config, d *dataset, samples []*sample, loads []loadResult, numpy b
 	}
 
 	fmt.Fprintf(&b, "\n## Goals\n\nEach ratio is the median over rounds of the ratio of the two measurements taken in the same round, seconds apart: it cancels this shared machine's slow swings better than a ratio of medians.\n\n| goal | measured | met |\n|---|---:|:---:|\n")
-	read := find("memory read")
 	var bestScan *sample
 	for _, s := range samples {
 		if strings.HasPrefix(s.name, "exact top-10 scan") && (bestScan == nil || s.median() < bestScan.median()) {
@@ -70,8 +69,9 @@ func render(c config, d *dataset, samples []*sample, loads []loadResult, numpy b
 		fmt.Fprintf(&b, "| %s | "+format+" | %s |\n", what, v, mark)
 	}
 	if bestScan != nil {
-		r := paired(read, bestScan)
-		goal("full scan at ≥ 0.8 × memory-read speed (read time / scan time, "+strings.TrimPrefix(bestScan.name, "exact top-10 scan, in process, ")+")", r, r >= 0.8, "%.2f")
+		k := strings.TrimPrefix(bestScan.name, "exact top-10 scan, in process, kernel ")
+		r := paired(find(readName(k)), bestScan)
+		goal("full scan at ≥ 0.8 × memory-read speed (read time / scan time, kernel "+k+", the read with its loads)", r, r >= 0.8, "%.2f")
 	}
 	if numpy {
 		np := find("the seed's numpy loop")
