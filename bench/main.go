@@ -209,7 +209,7 @@ func run(c config, logf func(string, ...any)) error {
 			return t1 + t2, nil, err
 		}},
 	)
-	defaultKernel := kernel.Name()
+	defaultKernel, defaultReason := kernel.Name(), kernel.Reason()
 	defer kernel.Use(defaultKernel)
 
 	samples := make([]*sample, len(ms))
@@ -241,7 +241,7 @@ func run(c config, logf func(string, ...any)) error {
 	if err != nil {
 		return fmt.Errorf("server load: %w", err)
 	}
-	report := render(c, d, samples, loads, python != "", defaultKernel)
+	report := render(c, d, samples, loads, python != "", defaultKernel, defaultReason)
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return err
 	}
