@@ -18,9 +18,11 @@ import (
 // the PNGs: both formats are lossless, and Pillow opens both.
 func TestTIFFAndBMP(t *testing.T) {
 	encoders := map[string]func(io.Writer, image.Image) error{
-		"TIFF":         func(w io.Writer, m image.Image) error { return tiff.Encode(w, m, nil) },
-		"TIFF deflate": func(w io.Writer, m image.Image) error { return tiff.Encode(w, m, &tiff.Options{Compression: tiff.Deflate}) },
-		"BMP":          bmp.Encode,
+		"TIFF": func(w io.Writer, m image.Image) error { return tiff.Encode(w, m, nil) },
+		"TIFF deflate": func(w io.Writer, m image.Image) error {
+			return tiff.Encode(w, m, &tiff.Options{Compression: tiff.Deflate})
+		},
+		"BMP": bmp.Encode,
 	}
 	for _, name := range []string{"astronaut.png", "chelsea_palette.png", "stripes_rgba.png", "tiny_red.png"} {
 		data, err := os.ReadFile(filepath.Join(images, name))
