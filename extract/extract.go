@@ -13,7 +13,6 @@ import (
 
 	"simsearch/embed"
 	"simsearch/index"
-	"simsearch/pil"
 	"simsearch/shard"
 )
 
@@ -70,12 +69,9 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 		for _, rel := range files {
 			path := filepath.Join(imageDir, rel)
 			p := prepared{id: filepath.ToSlash(rel), path: path}
-			img, err := pil.Open(path)
-			if err != nil {
-				p.err = err
-			} else {
-				p.input = make([]float32, m.InputLen())
-				m.Prepare(img, p.input)
+			p.input = make([]float32, m.InputLen())
+			if p.err = m.PrepareFile(path, p.input); p.err != nil {
+				p.input = nil
 			}
 			ch <- p
 		}

@@ -38,22 +38,7 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 
 // loadModel loads the model cfg describes, checking it against rec, the index's record.
 func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Model) (time.Duration, error) {
-	start := time.Now()
-	lib, err := embed.LibraryPath(req.ORTLib)
-	if err != nil {
-		return 0, err
-	}
-	// ONNX Runtime loads while the model file is read, hashed and checked.
-	initErr := make(chan error, 1)
-	go func() { initErr <- embed.Init(lib) }()
-	src, err := embed.ReadModel(cfg)
-	if ierr := <-initErr; ierr != nil {
-		return 0, ierr
-	}
-	if err != nil {
-		return 0, err
-	}
-	m, err := src.Open(req.CacheDir)
+	m, took, err := embed.OpenModel(cfg, req.ORTLib, req.CacheDir)
 	if err != nil {
 		return 0, err
 	}
@@ -66,7 +51,7 @@ func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Mode
 		return 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), s.ix.Path(), s.ix.Dim())
 	}
 	s.model = m
-	return time.Since(start), nil
+	return took, nil
 }
 
 // modelConfig is the model configuration for req and this index, and the index's record of its

@@ -134,7 +134,6 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	} else if cfg, rec, err = s.modelConfig(req); err != nil {
 		return nil, 0, err
 	}
-	size := cfg.Size
 	type decoded struct {
 		img *pil.RGB
 		err error
@@ -144,10 +143,7 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	go func() {
 		for _, p := range paths {
 			start := time.Now()
-			img, err := pil.Open(p)
-			if err == nil {
-				img = img.Resize(size, size)
-			}
+			img, err := cfg.ReadImage(p)
 			images <- decoded{img, err, time.Since(start)}
 		}
 	}()

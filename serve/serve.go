@@ -25,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"simsearch/pil"
 	"simsearch/query"
 )
 
@@ -196,13 +195,8 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := time.Now()
-	img, err := pil.Decode(data)
-	var input []float32
-	if err == nil {
-		m := srv.s.Model()
-		input = make([]float32, m.InputLen())
-		m.Prepare(img, input)
-	}
+	input := make([]float32, srv.s.Model().InputLen())
+	err := srv.s.Model().PrepareBytes(data, input)
 	<-srv.decode
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "cannot read the image: "+err.Error())

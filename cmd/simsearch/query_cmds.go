@@ -190,18 +190,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			lib, err := embed.LibraryPath(c.String("ort-lib"))
-			if err != nil {
-				return err
-			}
-			if err := embed.Init(lib); err != nil {
-				return err
-			}
-			src, err := embed.ReadModel(cfg)
-			if err != nil {
-				return err
-			}
-			m, err := src.Open(embed.DefaultCacheDir())
+			m, _, err := embed.OpenModel(cfg, c.String("ort-lib"), embed.DefaultCacheDir())
 			if err != nil {
 				return err
 			}
