@@ -94,15 +94,14 @@ func infoCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageError(c, "want one index file")
 			}
-			ix, err := index.Open(c.Args().First())
+			// query.Open checks the metadata as query and serve do, so that all three accept
+			// and refuse the same files.
+			s, err := query.Open(c.Args().First())
 			if err != nil {
 				return err
 			}
-			defer ix.Close()
-			meta, err := ix.Meta()
-			if err != nil {
-				return err
-			}
+			defer s.Close()
+			ix, meta := s.Index(), s.Meta()
 			in := indexInfo{Path: ix.Path(), Count: ix.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
 			if c.Bool("json") {
 				return json.NewEncoder(c.App.Writer).Encode(in)
@@ -158,10 +157,10 @@ func verifyCommand() *cli.Command {
 }
 
 func verify(path string) error {
-	ix, err := index.Open(path)
+	s, err := query.Open(path) // the metadata checks every command makes
 	if err != nil {
 		return err
 	}
-	defer ix.Close()
-	return ix.Verify()
+	defer s.Close()
+	return s.Index().Verify()
 }
