@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"simsearch/internal/atomicfile"
 	"simsearch/kernel"
 )
 
@@ -48,7 +49,7 @@ func Create(path string, dim int, allowDuplicateIDs bool) (*Writer, error) {
 	if err := checkHost(); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}
