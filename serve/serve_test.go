@@ -128,16 +128,25 @@ type answer struct {
 
 func post(t testing.TB, url, contentType string, body io.Reader) (int, answer) {
 	t.Helper()
-	res, err := http.Post(url, contentType, body)
+	code, a, err := tryPost(url, contentType, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, a
+}
+
+// tryPost is post for goroutines other than the test's, which must not call t.Fatal.
+func tryPost(url, contentType string, body io.Reader) (int, answer, error) {
+	res, err := http.Post(url, contentType, body)
+	if err != nil {
+		return 0, answer{}, err
 	}
 	defer res.Body.Close()
 	var a answer
 	if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
-		t.Fatalf("%s: status %d, body not JSON: %v", url, res.StatusCode, err)
+		return 0, answer{}, fmt.Errorf("%s: status %d, body not JSON: %v", url, res.StatusCode, err)
 	}
-	return res.StatusCode, a
+	return res.StatusCode, a, nil
 }
 
 func postFile(t testing.TB, url, path string) (int, answer) {
@@ -146,6 +155,18 @@ func postFile(t testing.TB, url, path string) (int, answer) {
 		t.Fatal(err)
 	}
 	return post(t, url, "application/octet-stream", bytes.NewReader(b))
+}
+
+// get sends a GET and returns the status, closing the body.
+func get(t testing.TB, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // cli answers the same query the way simsearch query does.
@@ -171,11 +192,9 @@ func sameHits(a, b []query.Hit) bool {
 
 func TestSearchEqualsCLI(t *testing.T) {
 	ts := start(t, Options{})
-	res, err := http.Get(ts.url + "/healthz")
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("healthz: %v %v", res, err)
+	if code := get(t, ts.url+"/healthz"); code != 200 {
+		t.Fatalf("healthz: status %d", code)
 	}
-	res.Body.Close()
 	for _, name := range []string{"ladybird_brighter.jpg", "coffee.png", "wood.webp", "astronaut.gif"} {
 		img := filepath.Join(images, name)
 		want := cli(t, ts.s, img, 5)
@@ -250,11 +269,11 @@ func TestErrors(t *testing.T) {
 		t.Errorf("truncated JPEG: %d %+v", code, a)
 	}
 	// Wrong methods and paths.
-	if res, _ := http.Get(ts.url + "/search"); res.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET /search: %d", res.StatusCode)
+	if code := get(t, ts.url+"/search"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /search: %d", code)
 	}
-	if res, _ := http.Get(ts.url + "/nope"); res.StatusCode != 404 {
-		t.Errorf("GET /nope: %d", res.StatusCode)
+	if code := get(t, ts.url+"/nope"); code != 404 {
+		t.Errorf("GET /nope: %d", code)
 	}
 }
 
@@ -354,7 +373,7 @@ func TestObjects(t *testing.T) {
 }
 
 // Concurrent image and vector queries (run under -race by make test) all get the answers they
-// would get alone; the batcher groups them.
+// would get alone, and every one of them went through the batcher.
 func TestConcurrent(t *testing.T) {
 	ts := start(t, Options{})
 	names := []string{"ladybird_brighter.jpg", "coffee.png", "elephants.jpg", "storm_cropped.jpg"}
@@ -367,31 +386,90 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := json.Marshal(map[string]any{"vector": vec})
+	imgs := map[string][]byte{}
+	for _, n := range names {
+		if imgs[n], err = os.ReadFile(filepath.Join(images, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const clients, rounds = 8, 4
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	batched := 0.0
-	for c := 0; c < 8; c++ {
+	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 4; i++ {
+			for i := 0; i < rounds; i++ {
 				n := names[(c+i)%len(names)]
-				code, a := postFile(t, ts.url+"/search?k=3", filepath.Join(images, n))
-				if code != 200 || !sameHits(a.Results, want[n]) {
-					t.Errorf("%s: %d %+v, want %+v", n, code, a.Results, want[n])
+				code, a, err := tryPost(ts.url+"/search?k=3", "application/octet-stream", bytes.NewReader(imgs[n]))
+				if err != nil || code != 200 || !sameHits(a.Results, want[n]) {
+					t.Errorf("%s: %d %+v %v, want %+v", n, code, a.Results, err, want[n])
 				}
-				code, a = post(t, ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
-				if code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
-					t.Errorf("vector: %d %+v", code, a)
+				code, a, err = tryPost(ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
+				if err != nil || code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
+					t.Errorf("vector: %d %+v %v", code, a, err)
 				}
-				mu.Lock()
-				batched = max(batched, a.Timings["batch"])
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	t.Logf("largest batch: %v queries", batched)
+	if st := ts.srv.Stats(); st.Queries != 2*clients*rounds || st.Batches < 1 || st.Batches > st.Queries {
+		t.Errorf("stats %+v after %d queries", st, 2*clients*rounds)
+	}
+}
+
+// TestBatching holds the batcher on a first query, sends 64 vector queries at once, and checks
+// that they were answered in fewer, fuller batches: with the batcher held, its queue (4 batches'
+// worth) fills before it takes the next batch, so the first 4 batches after it are full.
+func TestBatching(t *testing.T) {
+	const maxBatch, n = 8, 64
+	ts := start(t, Options{MaxBatch: maxBatch})
+	vec, err := embedFile(ts.s.Model(), filepath.Join(images, "rocket.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The batcher blocks replying to a job whose reply channel nobody reads yet.
+	gate := &job{vector: vec, k: 1, queued: time.Now(), reply: make(chan result)}
+	ts.srv.b.jobs <- gate
+	released := false
+	t.Cleanup(func() { // a failed test still lets the batcher, and so the server, stop
+		if !released {
+			<-gate.reply
+		}
+	})
+	js, _ := json.Marshal(map[string]any{"vector": vec})
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, a, err := tryPost(ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
+			if err != nil || code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
+				t.Errorf("vector: %d %+v %v", code, a, err)
+			}
+		}()
+	}
+	// Wait (bounded) for the queue to fill: the condition is certain to come, only its time is not.
+	for deadline := time.Now().Add(30 * time.Second); len(ts.srv.b.jobs) < cap(ts.srv.b.jobs); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d queries queued after 30 s", len(ts.srv.b.jobs), cap(ts.srv.b.jobs))
+		}
+	}
+	r := <-gate.reply
+	released = true
+	if r.err != nil || len(r.hits) != 1 || r.hits[0].ID != "rocket.jpg" {
+		t.Errorf("the held query: %+v", r)
+	}
+	wg.Wait()
+	st := ts.srv.Stats()
+	queued := int64(cap(ts.srv.b.jobs) / maxBatch)
+	if st.Queries != n+1 || st.Largest != maxBatch || st.Batches > 1+queued+(n-queued*maxBatch) {
+		t.Errorf("%d concurrent queries (+1 held): stats %+v; want %d queries, batches of up to %d, the first %d after the held one full",
+			n, st, n+1, maxBatch, queued)
+	}
+	if st.Batches >= n {
+		t.Errorf("%d concurrent queries ran in %d batches", n, st.Batches)
+	}
+	t.Logf("%d concurrent queries (+1 held) in %d batches, largest %d", n, st.Batches, st.Largest)
 }
 
 // Stopping the server lets a request in flight finish: its body arrives after the stop.
