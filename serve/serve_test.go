@@ -372,6 +372,33 @@ func TestObjects(t *testing.T) {
 	}
 }
 
+// holdBatcher makes the server's batcher wait: it queues a vector query whose reply channel
+// nobody reads, so the batcher blocks answering it until release is called (the cleanup calls it
+// if the test does not). Queries sent meanwhile stay queued, observably (len of the queue).
+func holdBatcher(t *testing.T, ts *server, vec []float32) (release func() result) {
+	gate := &job{vector: vec, k: 1, queued: time.Now(), reply: make(chan result)}
+	ts.srv.b.jobs <- gate
+	var once sync.Once
+	var r result
+	release = func() result {
+		once.Do(func() { r = <-gate.reply })
+		return r
+	}
+	t.Cleanup(func() { release() }) // a failed test still lets the batcher, and so the server, stop
+	return release
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s: for conditions that are certain
+// to come, at a time that is not.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 30 s", what)
+		}
+	}
+}
+
 // Concurrent image and vector queries (run under -race by make test) all get the answers they
 // would get alone, and every one of them went through the batcher.
 func TestConcurrent(t *testing.T) {
@@ -427,15 +454,7 @@ func TestBatching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The batcher blocks replying to a job whose reply channel nobody reads yet.
-	gate := &job{vector: vec, k: 1, queued: time.Now(), reply: make(chan result)}
-	ts.srv.b.jobs <- gate
-	released := false
-	t.Cleanup(func() { // a failed test still lets the batcher, and so the server, stop
-		if !released {
-			<-gate.reply
-		}
-	})
+	release := holdBatcher(t, ts, vec)
 	js, _ := json.Marshal(map[string]any{"vector": vec})
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
@@ -448,15 +467,8 @@ func TestBatching(t *testing.T) {
 			}
 		}()
 	}
-	// Wait (bounded) for the queue to fill: the condition is certain to come, only its time is not.
-	for deadline := time.Now().Add(30 * time.Second); len(ts.srv.b.jobs) < cap(ts.srv.b.jobs); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d queries queued after 30 s", len(ts.srv.b.jobs), cap(ts.srv.b.jobs))
-		}
-	}
-	r := <-gate.reply
-	released = true
-	if r.err != nil || len(r.hits) != 1 || r.hits[0].ID != "rocket.jpg" {
+	waitFor(t, "the batcher's queue to fill", func() bool { return len(ts.srv.b.jobs) == cap(ts.srv.b.jobs) })
+	if r := release(); r.err != nil || len(r.hits) != 1 || r.hits[0].ID != "rocket.jpg" {
 		t.Errorf("the held query: %+v", r)
 	}
 	wg.Wait()
@@ -472,13 +484,20 @@ func TestBatching(t *testing.T) {
 	t.Logf("%d concurrent queries (+1 held) in %d batches, largest %d", n, st.Batches, st.Largest)
 }
 
-// Stopping the server lets a request in flight finish: its body arrives after the stop.
+// Stopping the server lets a request in flight finish and refuses new connections meanwhile. The
+// batcher is held so that the request is certainly in flight (queued) when the stop comes, and
+// still is while new connections are tried.
 func TestShutdownDrains(t *testing.T) {
 	ts := start(t, Options{})
-	img, _ := os.ReadFile(filepath.Join(images, "coffee.png"))
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("POST", ts.url+"/search?k=1", pr)
-	req.ContentLength = int64(len(img))
+	img, err := os.ReadFile(filepath.Join(images, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vec, err := embedFile(ts.s.Model(), filepath.Join(images, "rocket.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdBatcher(t, ts, vec)
 	type out struct {
 		code int
 		a    answer
@@ -486,26 +505,26 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	got := make(chan out, 1)
 	go func() {
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			got <- out{err: err}
-			return
-		}
-		defer res.Body.Close()
-		var a answer
-		json.NewDecoder(res.Body).Decode(&a)
-		got <- out{code: res.StatusCode, a: a}
+		code, a, err := tryPost(ts.url+"/search?k=1", "image/png", bytes.NewReader(img))
+		got <- out{code, a, err}
 	}()
-	pw.Write(img[:100]) // the request is now in flight
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the request to reach the batcher", func() bool { return len(ts.srv.b.jobs) == 1 })
 	ts.stop()
-	time.Sleep(100 * time.Millisecond)
-	// New connections are refused while the old one drains.
-	if _, err := http.Get(ts.url + "/healthz"); err == nil {
-		t.Error("a new request was accepted after the stop")
+	// Fresh connections (no idle one to reuse) until one is refused: the listener closes at once.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitFor(t, "new connections to be refused", func() bool {
+		res, err := fresh.Get(ts.url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err != nil
+	})
+	select {
+	case o := <-got:
+		t.Fatalf("the in-flight request ended before the batcher was released: %+v", o)
+	default:
 	}
-	pw.Write(img[100:])
-	pw.Close()
+	release()
 	o := <-got
 	if o.err != nil || o.code != 200 || len(o.a.Results) != 1 || o.a.Results[0].ID != "coffee.png" {
 		t.Errorf("in-flight request: %+v", o)
