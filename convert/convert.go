@@ -230,7 +230,10 @@ func plan(pairs []shard.Pair) (counts []int, dim int, err error) {
 func explain(err error, pairs []shard.Pair, counts []int, p shard.Pair) error {
 	var nf *index.NonFiniteError
 	var dup *index.DuplicateIDError
+	var big *index.NormError
 	switch {
+	case errors.As(err, &big):
+		return fmt.Errorf("%s: row %d: squared norm %.4g is too large: features must have squared norms below %.4g, so that no distance overflows float32", p.Features, big.Row, big.SquaredNorm, index.MaxSquaredNorm)
 	case errors.As(err, &nf):
 		return fmt.Errorf("%s: row %d, column %d is %v: features must be finite", p.Features, nf.Row, nf.Col, nf.Value)
 	case errors.As(err, &dup):
