@@ -131,6 +131,10 @@ func (ix *Index) Meta() (Meta, error) {
 	return m, nil
 }
 
+// Header returns the file's 4096-byte header, which holds every section's checksum: a digest of
+// it identifies the file's contents (package collection ties its change log to it this way).
+func (ix *Index) Header() []byte { return ix.m[:HeaderSize:HeaderSize] }
+
 // Bytes returns the size of the file.
 func (ix *Index) Bytes() int64 { return int64(len(ix.m)) }
 
