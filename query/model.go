@@ -59,11 +59,11 @@ func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Mode
 	}
 	if rec != nil && rec.SHA256 != "" && rec.SHA256 != m.SHA256() && !req.AllowMismatch {
 		m.Close()
-		return 0, fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, m.SHA256(), s.ix.Path(), rec.File, rec.SHA256)
+		return 0, fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, m.SHA256(), s.Index().Path(), rec.File, rec.SHA256)
 	}
-	if m.Dim() != s.ix.Dim() {
+	if m.Dim() != s.Index().Dim() {
 		m.Close()
-		return 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), s.ix.Path(), s.ix.Dim())
+		return 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), s.Index().Path(), s.Index().Dim())
 	}
 	s.model = m
 	return time.Since(start), nil
@@ -72,11 +72,8 @@ func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Mode
 // modelConfig is the model configuration for req and this index, and the index's record of its
 // model (nil if none).
 func (s *Searcher) modelConfig(req ModelRequest) (embed.Config, *index.Model, error) {
-	meta, err := s.ix.Meta()
-	if err != nil {
-		return embed.Config{}, nil, err
-	}
-	cfg, err := resolve(req, meta.Model, s.ix.Path())
+	meta := s.Index().Meta()
+	cfg, err := resolve(req, meta.Model, s.Index().Path())
 	return cfg, meta.Model, err
 }
 

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"simsearch/collection"
 	"simsearch/embed"
 	"simsearch/index"
-	"simsearch/knn"
 	"simsearch/pil"
 )
 
@@ -31,25 +31,26 @@ type Answer struct {
 	Err     error              `json:"-"`
 }
 
-// Searcher holds an open index and, for image queries, a model.
+// Searcher holds an open collection (an index file and its change log) and, for image queries, a
+// model.
 type Searcher struct {
-	ix       *index.Index
+	c        *collection.Collection
 	model    *embed.Model
 	ready    chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
 	warm     sync.Once
 	openTime time.Duration
 }
 
-// Open maps the index. Its pages are mapped by the first scan, which for a one-shot query is
+// Open maps the index and applies its change log. Its pages are mapped by the first scan, which for a one-shot query is
 // cheaper than mapping them ahead (measured: a cold --vector query took 57 ms with a prefault
 // overlapping start-up, 50 ms without); a server calls Warm.
 func Open(path string) (*Searcher, error) {
 	start := time.Now()
-	ix, err := index.Open(path)
+	c, err := collection.OpenCollection(path)
 	if err != nil {
 		return nil, err
 	}
-	s := &Searcher{ix: ix, ready: make(chan struct{}), openTime: time.Since(start)}
+	s := &Searcher{c: c, ready: make(chan struct{}), openTime: time.Since(start)}
 	return s, nil
 }
 
@@ -59,7 +60,9 @@ func (s *Searcher) Warm() {
 	s.warm.Do(func() {
 		go func() {
 			defer close(s.ready)
-			s.ix.Prefault(runtime.GOMAXPROCS(0))
+			v := s.c.Acquire()
+			defer v.Release()
+			v.Prefault(runtime.GOMAXPROCS(0))
 		}()
 	})
 }
@@ -70,8 +73,12 @@ func (s *Searcher) waitWarm() {
 	<-s.ready
 }
 
-// Index returns the open index.
-func (s *Searcher) Index() *index.Index { return s.ix }
+// Index returns the collection's current view, for its size and metadata (which stay valid
+// after Refresh replaces it); searches go through Search.
+func (s *Searcher) Index() *collection.View { return s.c.Current() }
+
+// Collection returns the open collection, for a server to follow its updates.
+func (s *Searcher) Collection() *collection.Collection { return s.c }
 
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
@@ -85,21 +92,24 @@ func (s *Searcher) Close() error {
 	if s.model != nil {
 		s.model.Close()
 	}
-	return s.ix.Close()
+	s.c.Close()
+	return nil
 }
 
 // Search finds the k nearest rows to each of the queries (row-major, Dim floats each) in one pass
 // over the index. It returns the answers, how long it waited for the index's pages and how long
 // the scan took.
 func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, time.Duration, error) {
-	if len(queries)%s.ix.Dim() != 0 || len(queries) == 0 {
-		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), s.ix.Dim())
+	v := s.c.Acquire()
+	defer v.Release()
+	if len(queries)%v.Dim() != 0 || len(queries) == 0 {
+		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), v.Dim())
 	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
 	start = time.Now()
-	res, err := knn.SearchBatch(s.ix.Vectors(), s.ix.Dim(), queries, k, knn.Options{})
+	res, err := v.Search(queries, k)
 	scan := time.Since(start)
 	if err != nil {
 		return nil, wait, scan, err
@@ -108,11 +118,7 @@ func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, tim
 	for j, r := range res {
 		out[j] = make([]Hit, len(r))
 		for i, n := range r {
-			id, err := s.ix.ID(n.Row)
-			if err != nil {
-				return nil, wait, scan, err
-			}
-			out[j][i] = Hit{ID: id, Distance: float64(n.Distance)}
+			out[j][i] = Hit{ID: n.ID, Distance: float64(n.Distance)}
 		}
 	}
 	return out, wait, scan, nil
