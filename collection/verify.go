@@ -16,6 +16,7 @@ type LogReport struct {
 	Committed   int64 // bytes through the last commit
 	Commits     uint64
 	Tail        int64 // bytes after the last commit: a crashed writer's, ignored by readers
+	TailRows    int   // rows added by the intact records of the tail (the next writer reuses them)
 	Rows        int   // live rows, base and log
 	AddedRows   int   // rows the log adds
 	DeletedRows int   // base rows the log deletes or replaces
@@ -50,6 +51,9 @@ func Verify(path string) (LogReport, error) {
 		if fi != nil {
 			r.Tail = fi.Size() - st.logEnd
 		}
+	}
+	for _, o := range st.tail {
+		r.TailRows += len(o.rows)
 	}
 	r.AddedRows, r.DeletedRows = len(st.adds), st.deleted
 	r.Rows = ix.Len() - st.deleted + len(st.adds)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,7 +118,14 @@ func Update(w *collection.Writer, m ModelFunc, files []folder.File, opt Options)
 	if err := w.Apply(first); err != nil {
 		return sum, err
 	}
-	return sum, embedAll(w, m, jobs, opt, &sum)
+	err = embedAll(w, m, jobs, opt, &sum)
+	sortFailures(sum.Failed)
+	return sum, err
+}
+
+// sortFailures orders failures by path: decoders finish in any order.
+func sortFailures(fs []Failure) {
+	slices.SortFunc(fs, func(a, b Failure) int { return strings.Compare(a.Path, b.Path) })
 }
 
 // Add embeds files with m and adds them under their ids. An id that has a row already is an
@@ -141,7 +150,9 @@ func Add(w *collection.Writer, m ModelFunc, files []folder.File, replace bool, o
 			sum.Added++
 		}
 	}
-	return sum, embedAll(w, m, jobs, opt, &sum)
+	err := embedAll(w, m, jobs, opt, &sum)
+	sortFailures(sum.Failed)
+	return sum, err
 }
 
 // Remove deletes the rows of ids. An id without a row is an error, and then nothing is removed.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"simsearch/collection"
 	"simsearch/convert"
 	"simsearch/embed"
 	"simsearch/index"
@@ -76,22 +77,19 @@ func infoCommand() *cli.Command {
 		Name:        "info",
 		Usage:       "describe an index file",
 		ArgsUsage:   "INDEX",
-		Description: "Prints the count, dim, size and metadata of INDEX (checking only its header).\n\nExample:\n   simsearch info --json photos.simidx | jq .count",
+		Description: "Prints the count (the change log's rows included), dim, size and metadata of INDEX (checking only its header).\n\nExample:\n   simsearch info --json photos.simidx | jq .count",
 		Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one index file")
 			}
-			ix, err := index.Open(c.Args().First())
+			v, err := collection.Open(c.Args().First())
 			if err != nil {
 				return err
 			}
-			defer ix.Close()
-			meta, err := ix.Meta()
-			if err != nil {
-				return err
-			}
-			in := indexInfo{Path: ix.Path(), Count: ix.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
+			defer v.Release()
+			ix, meta := v.Base(), v.Meta()
+			in := indexInfo{Path: ix.Path(), Count: v.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
 			if c.Bool("json") {
 				return json.NewEncoder(c.App.Writer).Encode(in)
 			}
@@ -122,20 +120,29 @@ func verifyCommand() *cli.Command {
 		Name:        "verify",
 		Usage:       "check an index file's checksums and contents",
 		ArgsUsage:   "INDEX...",
-		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata. Exits non-zero if any file is damaged.\n\nExample:\n   simsearch verify photos.simidx",
+		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, and its change log INDEX.log (every record's checksum, ids unique across\nthe index and the log). Exits non-zero if any file is damaged.\n\nExample:\n   simsearch verify photos.simidx",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(c, "want at least one index file")
 			}
 			failed := 0
 			for _, path := range c.Args().Slice() {
-				err := verify(path)
+				rep, err := collection.Verify(path)
 				if err != nil {
 					fmt.Fprintf(c.App.ErrWriter, "simsearch: %v\n", err)
 					failed++
 					continue
 				}
 				fmt.Fprintf(c.App.Writer, "%s: ok\n", path)
+				if rep.Exists && rep.Commits > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: %d rows; its change log adds %d and deletes %d in %d commits (%d bytes)\n", path, rep.Rows, rep.AddedRows, rep.DeletedRows, rep.Commits, rep.Committed)
+				}
+				if rep.Tail > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: an interrupted call left %d uncommitted bytes (%d rows) in the change log: ignored, and reused by the next update\n", path, rep.Tail, rep.TailRows)
+				}
+				if rep.Stale {
+					fmt.Fprintf(c.App.ErrWriter, "%s: the change log belongs to an older version of the index: ignored, and replaced by the next update\n", path)
+				}
 			}
 			if failed > 0 {
 				return exitError{1}
@@ -143,13 +150,4 @@ func verifyCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func verify(path string) error {
-	ix, err := index.Open(path)
-	if err != nil {
-		return err
-	}
-	defer ix.Close()
-	return ix.Verify()
 }

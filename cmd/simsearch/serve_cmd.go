@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"simsearch/collection"
 	"simsearch/query"
 	"simsearch/serve"
 )
@@ -29,7 +32,8 @@ func serveCommand() *cli.Command {
 
 Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query.
 Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
-accepting, lets requests in flight finish, and exits 0.
+accepting, lets requests in flight finish, and exits 0. A committed update of the index (update,
+add, remove, compact) is picked up within --poll, without dropping requests in flight.
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
@@ -42,6 +46,7 @@ Example:
 			&cli.DurationFlag{Name: "timeout", Usage: "per-request time limit", Value: 30 * time.Second},
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
+			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never", Value: 2 * time.Second},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 		}, modelFlags(false)...),
 		Action: func(c *cli.Context) error {
@@ -76,6 +81,9 @@ Example:
 			if err != nil {
 				return err
 			}
+			if c.Duration("poll") > 0 {
+				go followUpdates(ctx, s, c.Duration("poll"), logger)
+			}
 			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", c.String("index"), s.Index().Len(), ln.Addr())
 			if err := srv.Run(ctx, ln, c.Duration("drain")); err != nil {
 				return err
@@ -84,4 +92,19 @@ Example:
 			return nil
 		},
 	}
+}
+
+// followUpdates moves the server to each committed update of its index: searches in flight finish
+// on the view they started with, later ones use the new one, whose pages are mapped at once.
+func followUpdates(ctx context.Context, s *query.Searcher, every time.Duration, logger *log.Logger) {
+	s.Collection().Follow(ctx, every, func(v *collection.View, err error) {
+		if err != nil {
+			logger.Printf("index not reloaded: %v", err)
+			return
+		}
+		logger.Printf("index updated: %d vectors", v.Len())
+		cur := s.Collection().Acquire()
+		cur.Prefault(runtime.GOMAXPROCS(0))
+		cur.Release()
+	})
 }
