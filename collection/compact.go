@@ -68,7 +68,9 @@ func (w *Writer) Compact() error {
 	if err := os.Remove(LogPath(w.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	w.log.Close()
+	if w.log != nil {
+		w.log.Close()
+	}
 	w.st.base.Close()
 	w.log, w.st = nil, nil
 	return w.open(nil)

@@ -38,7 +38,7 @@ type reuseKey struct {
 var ErrLocked = errors.New("another simsearch process is changing this collection")
 
 // OpenWriter locks the collection at path and prepares its change log: a log left over from
-// another base is replaced, and an uncommitted tail (a writer that crashed) is cut off after its
+// another base is replaced by the first Apply, and an uncommitted tail (a writer that crashed) is cut off after its
 // rows are kept for Reused. If the base does not exist and create is not nil, an empty base of
 // create.Dim floats per row with create.Meta is written first.
 func OpenWriter(path string, create *NewBase) (*Writer, error) {
@@ -97,7 +97,7 @@ func (w *Writer) open(create *NewBase) error {
 		}
 	}
 	if !st.logExists {
-		return w.newLog()
+		return nil // made by the first append: a call that changes nothing writes nothing
 	}
 	w.log, err = os.OpenFile(LogPath(w.path), os.O_RDWR, 0)
 	if err != nil {
@@ -261,6 +261,11 @@ func (w *Writer) Apply(b Batch) error {
 }
 
 func (w *Writer) append(buf []byte) error {
+	if w.log == nil {
+		if err := w.newLog(); err != nil {
+			return err
+		}
+	}
 	if _, err := w.log.WriteAt(buf, w.end); err != nil {
 		return fmt.Errorf("%s: %w", LogPath(w.path), err)
 	}
