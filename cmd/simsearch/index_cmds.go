@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,18 +27,33 @@ refused with the file and row, and nothing is written. The output appears atomic
 --model records the model that made the features (its SHA-256 and the preprocessing flags) so
 that query uses it by default and refuses another; shards from extract carry that record already.
 
+--root records the photo folder the shards were made from: 'simsearch update' then keeps the
+index current, embedding only photos that are not in it yet (ids in the seed's object-store
+layout ab/cd/<sha1>.<ext> are the file names, as in the seed's shards).
+
 Example:
-   simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx`,
+   simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx --root /mnt/media/object`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "index file to write", Required: true},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace an existing index file"},
 			&cli.BoolFlag{Name: "allow-duplicate-ids", Usage: "keep ids that occur more than once"},
+			&cli.StringFlag{Name: "root", Usage: "the photo folder the shards were made from (e.g. the object store), so that 'simsearch update' can keep the index current"},
 		}, modelFlags(false)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one shard directory, got %d arguments", c.NArg())
 			}
 			opt := convert.Options{AllowDuplicateIDs: c.Bool("allow-duplicate-ids"), Overwrite: c.Bool("force")}
+			if root := c.String("root"); root != "" {
+				abs, err := filepath.Abs(root)
+				if err != nil {
+					return err
+				}
+				if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+					return fmt.Errorf("--root %s: not a folder", root)
+				}
+				opt.Root = abs
+			}
 			if c.String("model") != "" {
 				cfg, err := modelConfig(c)
 				if err != nil {

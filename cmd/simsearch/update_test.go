@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -349,4 +350,76 @@ func child(t *testing.T, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	return cmd
+}
+
+// TestConvertedIndex follows the path of a user of the Python pipeline: shards whose ids are the
+// object store's file names, converted with --root, then kept current by update, which embeds
+// only what the shards do not hold; and add and remove on an index without a root.
+func TestConvertedIndex(t *testing.T) {
+	store, flat := t.TempDir(), t.TempDir()
+	var names []string
+	for _, p := range pool(t)[:5] {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%x%s", sha1.Sum(data), filepath.Ext(p))
+		names = append(names, name)
+		if len(names) == 5 {
+			break // the fifth joins the store later
+		}
+		for _, dst := range []string{filepath.Join(flat, name), filepath.Join(store, name[:2], name[2:4], name)} {
+			os.MkdirAll(filepath.Dir(dst), 0o755)
+			if err := os.WriteFile(dst, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmp := t.TempDir()
+	shards, idx := filepath.Join(tmp, "shards"), filepath.Join(tmp, "c.simidx")
+	mustRun(t, "extract", flat, "-o", shards, "--model", model)
+	mustRun(t, "convert", shards, "-o", idx, "--root", store)
+	if s := updateJSON(t, "--index", idx); s.Embedded != 0 || s.Unchanged != 4 || s.Added != 0 || s.Removed != 0 {
+		t.Fatalf("update of a converted index re-embedded or lost rows: %+v", s)
+	}
+	fifth, _ := os.ReadFile(pool(t)[4])
+	name := names[4]
+	os.MkdirAll(filepath.Join(store, name[:2], name[2:4]), 0o755)
+	if err := os.WriteFile(filepath.Join(store, name[:2], name[2:4], name), fifth, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := updateJSON(t, "--index", idx); s.Embedded != 1 || s.Added != 1 || s.Unchanged != 4 {
+		t.Fatalf("update after a new photo: %+v", s)
+	}
+	fresh := filepath.Join(tmp, "fresh.simidx")
+	updateJSON(t, "--index", fresh, "--model", model, store)
+	q := pool(t)[2]
+	if got, want := mustRun(t, "query", "--index", idx, q), mustRun(t, "query", "--index", fresh, q); got != want || !strings.Contains(got, names[4]) {
+		t.Fatalf("converted and updated:\n%s\nfresh:\n%s", got, want)
+	}
+
+	// Without a root, add names rows by their file names.
+	bare := filepath.Join(tmp, "bare.simidx")
+	mustRun(t, "convert", shards, "-o", bare)
+	if _, errs, code := simsearch(t, "update", "--index", bare); code == 0 || !strings.Contains(errs, "--root") {
+		t.Fatalf("update of an index without a root: exit %d, %s", code, errs)
+	}
+	photo := filepath.Join(flat, names[0])
+	if _, errs, code := simsearch(t, "add", "--index", bare, photo); code == 0 || !strings.Contains(errs, names[0]) {
+		t.Fatalf("add of a present id: exit %d, %s", code, errs)
+	}
+	out := mustRun(t, "add", "--index", bare, "--replace", "--json", photo, pool(t)[4])
+	var s ingest.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Changed != 1 || s.Added != 1 || s.Embedded != 2 {
+		t.Fatalf("add --replace: %s (%v)", out, err)
+	}
+	if _, _, code := simsearch(t, "remove", "--index", bare, names[1], "no-such-id"); code == 0 {
+		t.Fatal("remove of an absent id succeeded")
+	}
+	mustRun(t, "remove", "--index", bare, names[1], filepath.Base(pool(t)[4]))
+	var in indexInfo
+	if err := json.Unmarshal([]byte(mustRun(t, "info", "--json", bare)), &in); err != nil || in.Count != 3 {
+		t.Fatalf("after adding 1 and removing 2 of 4: %+v (%v)", in, err)
+	}
+	mustRun(t, "verify", bare)
 }
