@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 
@@ -88,7 +89,11 @@ type logState struct {
 }
 
 func readLogState(ix *index.Index) (*logState, error) {
-	st := &logState{replay: newReplay(ix), ident: identityOf(ix.Header())}
+	rp, err := newReplay(ix)
+	if err != nil {
+		return nil, err
+	}
+	st := &logState{replay: rp, ident: identityOf(ix.Header())}
 	b, err := os.ReadFile(LogPath(ix.Path()))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
@@ -133,19 +138,40 @@ func readLogState(ix *index.Index) (*logState, error) {
 // replay applies log records to a base.
 type replay struct {
 	base    *index.Index
-	baseRow map[string]int // built on first use
+	sorted  bool           // the base's rows are in id order
+	baseRow map[string]int // built on first use when not sorted
 	del     []uint64
 	deleted int
 	touch   map[string]FileState
 	adds    map[string]Row
 }
 
-func newReplay(ix *index.Index) *replay {
-	return &replay{base: ix, touch: map[string]FileState{}, adds: map[string]Row{}}
+func newReplay(ix *index.Index) (*replay, error) {
+	meta, err := ix.Meta()
+	if err != nil {
+		return nil, err
+	}
+	return &replay{base: ix, sorted: meta.SortedIDs, touch: map[string]FileState{}, adds: map[string]Row{}}, nil
 }
 
-// row returns the live base row with this id, or -1.
+// row returns the live base row with this id, or -1. A base sorted by id is searched in place
+// (a one-shot query applying a small log does not pay for a map of every id); another is mapped
+// once.
 func (r *replay) row(id string) int {
+	if r.sorted {
+		n := r.base.Len()
+		i := sort.Search(n, func(i int) bool {
+			s, err := r.base.ID(i)
+			return err != nil || s >= id
+		})
+		if i == n || r.isDeleted(i) {
+			return -1
+		}
+		if s, err := r.base.ID(i); err != nil || s != id {
+			return -1
+		}
+		return i
+	}
 	if r.baseRow == nil {
 		r.baseRow = make(map[string]int, r.base.Len())
 		for i := range r.base.Len() {
@@ -156,11 +182,13 @@ func (r *replay) row(id string) int {
 		}
 	}
 	i, ok := r.baseRow[id]
-	if !ok || r.del != nil && r.del[i/64]&(1<<(i%64)) != 0 {
+	if !ok || r.isDeleted(i) {
 		return -1
 	}
 	return i
 }
+
+func (r *replay) isDeleted(i int) bool { return r.del != nil && r.del[i/64]&(1<<(i%64)) != 0 }
 
 // live reports whether id names a row.
 func (r *replay) live(id string) bool {
