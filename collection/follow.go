@@ -1,14 +1,12 @@
 package collection
 
 import (
-	"context"
 	"os"
 	"sync"
-	"time"
 )
 
 // Collection holds the current view of a collection for a long-running reader (a server) and
-// moves to a newer view when a writer commits or compacts. Searches in flight keep the view they
+// moves to a newer view when a writer commits or compacts (Refresh; one caller at a time). Searches in flight keep the view they
 // acquired; the old base is unmapped when the last of them releases it.
 type Collection struct {
 	path  string
@@ -66,50 +64,42 @@ func (c *Collection) Current() *View {
 	return c.cur
 }
 
-// Refresh moves to a newer view if the base or the log changed on disk and the change is
-// committed. It costs two stats when nothing changed. It reports whether it moved.
-func (c *Collection) Refresh() (bool, error) {
+// Refresh moves to a newer view if the base or the log changed on disk (or if force) and the
+// change is committed, once accept (if not nil) accepts the new view; otherwise the current view
+// stays. It costs two stats when nothing changed. It reports whether it moved.
+func (c *Collection) Refresh(force bool, accept func(*View) error) (bool, error) {
 	st := stampOf(c.path)
 	c.mu.RLock()
 	same := st.same(c.stamp)
 	c.mu.RUnlock()
-	if same {
+	if same && !force {
 		return false, nil
 	}
 	v, err := Open(c.path)
 	if err != nil {
 		return false, err
 	}
-	c.mu.Lock()
+	c.mu.RLock()
 	old := c.cur
-	c.stamp = st
-	if v.ident == old.ident && v.logEnd == old.logEnd {
+	c.mu.RUnlock()
+	if v.ident == old.ident && v.logEnd == old.logEnd && !force {
+		v.Release() // appended to but not committed yet: nothing new for readers
+		c.mu.Lock()
+		c.stamp = st
 		c.mu.Unlock()
-		v.Release() // appended but not committed yet: nothing new for readers
 		return false, nil
 	}
-	c.cur = v
+	if accept != nil {
+		if err := accept(v); err != nil {
+			v.Release()
+			return false, err
+		}
+	}
+	c.mu.Lock()
+	old, c.cur, c.stamp = c.cur, v, st
 	c.mu.Unlock()
 	old.Release()
 	return true, nil
-}
-
-// Follow calls Refresh every interval until ctx ends, reporting each move and error to report
-// (which may be nil).
-func (c *Collection) Follow(ctx context.Context, every time.Duration, report func(moved *View, err error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		moved, err := c.Refresh()
-		if report != nil && (moved || err != nil) {
-			report(c.Current(), err)
-		}
-	}
 }
 
 // Close releases the current view.

@@ -288,6 +288,10 @@ func (v *View) Deleted(r int) bool { return v.del != nil && v.del[r/64]&(1<<(r%6
 // LogBytes returns the committed length of the change log (0 without one).
 func (v *View) LogBytes() int64 { return v.logEnd }
 
+// Changed reports a base file modified in place since it was opened (index.ErrChanged): a
+// collection's base is only ever replaced by rename, so this is another program's doing.
+func (v *View) Changed() error { return v.base.Changed() }
+
 // Bytes returns the size of the base file.
 func (v *View) Bytes() int64 { return v.base.Bytes() }
 

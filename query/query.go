@@ -6,6 +6,7 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"simsearch/collection"
 	"simsearch/embed"
 	"simsearch/index"
+	"simsearch/internal/fault"
 	"simsearch/pil"
 )
 
@@ -31,36 +33,55 @@ type Answer struct {
 	Err     error              `json:"-"`
 }
 
-// Searcher holds an open collection (an index file and its change log) and, for image queries, a
-// model.
+// Searcher holds an open collection (an index file and its change log, package collection) and,
+// for image queries, a model.
 type Searcher struct {
-	c        *collection.Collection
-	model    *embed.Model
-	ready    chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
-	warm     sync.Once
-	openTime time.Duration
+	reopen        sync.Mutex // one Reopen or Refresh at a time
+	c             *collection.Collection
+	model         *embed.Model
+	allowMismatch bool          // the model was loaded with AllowMismatch: Reopen allows it too
+	ready         chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
+	warm          sync.Once
+	openTime      time.Duration
 }
 
-// Open maps the index and applies its change log. Its pages are mapped by the first scan, which for a one-shot query is
-// cheaper than mapping them ahead (measured: a cold --vector query took 57 ms with a prefault
-// overlapping start-up, 50 ms without); a server calls Warm.
+// Open maps the index, applies its change log and checks its metadata, which every command reads
+// the same way (see checkMeta). Its pages are mapped by the first scan, which for a one-shot query is cheaper than
+// mapping them ahead (measured: a cold --vector query took 57 ms with a prefault overlapping
+// start-up, 50 ms without); a server calls Warm.
 func Open(path string) (*Searcher, error) {
 	start := time.Now()
 	c, err := collection.OpenCollection(path)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMeta(c.Current()); err != nil {
+		c.Close()
+		return nil, err
+	}
 	s := &Searcher{c: c, ready: make(chan struct{}), openTime: time.Since(start)}
 	return s, nil
+}
+
+// checkMeta checks a collection's metadata (decoded when it was opened): a model record that no
+// model configuration could have (a size of 0, an unknown layout, ...) is refused here, for every
+// command alike, rather than by some commands and not others.
+func checkMeta(v *collection.View) error {
+	if rec := v.Meta().Model; rec != nil {
+		if err := recordConfig(embed.Default("(the recorded model)"), rec).Validate(); err != nil {
+			return fmt.Errorf("%s: %w: metadata: the model record is invalid: %v", v.Path(), index.ErrFormat, err)
+		}
+	}
+	return nil
 }
 
 // Warm maps all of the index's pages in the background, so that a long-running server's first
 // scan runs at full speed; scans wait for it (reported as index_wait).
 func (s *Searcher) Warm() {
 	s.warm.Do(func() {
+		v := s.c.Acquire()
 		go func() {
 			defer close(s.ready)
-			v := s.c.Acquire()
 			defer v.Release()
 			v.Prefault(runtime.GOMAXPROCS(0))
 		}()
@@ -73,12 +94,13 @@ func (s *Searcher) waitWarm() {
 	<-s.ready
 }
 
-// Index returns the collection's current view, for its size and metadata (which stay valid
-// after Refresh replaces it); searches go through Search.
+// Index returns the collection's current view, for its size and metadata: after a Reopen or a
+// Refresh it returns the new one, and the old one's Len, Dim, Path and Meta stay readable. Searches
+// go through Search, which holds a view for as long as it reads it.
 func (s *Searcher) Index() *collection.View { return s.c.Current() }
 
-// Collection returns the open collection, for a server to follow its updates.
-func (s *Searcher) Collection() *collection.Collection { return s.c }
+// Meta returns the index's metadata, decoded and checked when it was opened.
+func (s *Searcher) Meta() index.Meta { return s.Index().Meta() }
 
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
@@ -96,9 +118,65 @@ func (s *Searcher) Close() error {
 	return nil
 }
 
+// Reopen opens the index file at the searcher's path again, with its change log (an updated index
+// renamed over the old one, or a committed update), maps its pages, and swaps it in: searches in
+// flight finish on the old view, later ones use the new, none fails. The new index must have the
+// same dim and, when a model is loaded, record the same model (or none) unless the model was
+// loaded with AllowMismatch. On error the searcher keeps the old view.
+func (s *Searcher) Reopen() (*collection.View, error) {
+	if _, err := s.refresh(true); err != nil {
+		return nil, err
+	}
+	return s.Index(), nil
+}
+
+// Refresh is Reopen when the index or its change log changed on disk and the change is committed;
+// otherwise it costs two stats. It reports whether it moved to a new view.
+func (s *Searcher) Refresh() (bool, error) { return s.refresh(false) }
+
+func (s *Searcher) refresh(force bool) (bool, error) {
+	s.reopen.Lock()
+	defer s.reopen.Unlock()
+	old := s.Index()
+	moved, err := s.c.Refresh(force, func(v *collection.View) error {
+		if err := checkMeta(v); err != nil {
+			return err
+		}
+		switch rec := v.Meta().Model; {
+		case v.Dim() != old.Dim():
+			return fmt.Errorf("%s now holds %d-dim vectors, not %d: restart to serve it", v.Path(), v.Dim(), old.Dim())
+		case s.model != nil && rec != nil && rec.SHA256 != "" && rec.SHA256 != s.model.SHA256() && !s.allowMismatch:
+			return fmt.Errorf("%s is now built with another model (sha256 %.12s…, loaded: %.12s…): restart with that model", v.Path(), rec.SHA256, s.model.SHA256())
+		}
+		v.Prefault(runtime.GOMAXPROCS(0))
+		return nil
+	})
+	return moved, err
+}
+
+// Follow calls Refresh every interval until ctx ends, so that a server moves to each committed
+// update; report (if not nil) is told of each move, with the number of vectors now served, and of
+// each error.
+func (s *Searcher) Follow(ctx context.Context, every time.Duration, report func(vectors int, err error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		moved, err := s.Refresh()
+		if report != nil && (moved || err != nil) {
+			report(s.Index().Len(), err)
+		}
+	}
+}
+
 // Search finds the k nearest rows to each of the queries (row-major, Dim floats each) in one pass
-// over the index. It returns the answers, how long it waited for the index's pages and how long
-// the scan took.
+// over the collection. It returns the answers, how long it waited for the index's pages and how
+// long the scan took. An index file modified in place fails the search with index.ErrChanged (or,
+// when the change races with the scan, fault.ErrFault) instead of crashing the process.
 func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, time.Duration, error) {
 	v := s.c.Acquire()
 	defer v.Release()
@@ -108,11 +186,19 @@ func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, tim
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
+	if err := v.Changed(); err != nil {
+		return nil, wait, 0, err
+	}
 	start = time.Now()
-	res, err := v.Search(queries, k)
+	var res [][]collection.Result
+	var err error
+	ferr := fault.Guard(func() { res, err = v.Search(queries, k) })
 	scan := time.Since(start)
+	if ferr != nil {
+		err = ferr
+	}
 	if err != nil {
-		return nil, wait, scan, err
+		return nil, wait, scan, fmt.Errorf("%s: %w", v.Path(), err)
 	}
 	out := make([][]Hit, len(res))
 	for j, r := range res {
@@ -140,7 +226,6 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	} else if cfg, rec, err = s.modelConfig(req); err != nil {
 		return nil, 0, err
 	}
-	size := cfg.Size
 	type decoded struct {
 		img *pil.RGB
 		err error
@@ -150,10 +235,7 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	go func() {
 		for _, p := range paths {
 			start := time.Now()
-			img, err := pil.Open(p)
-			if err == nil {
-				img = img.Resize(size, size)
-			}
+			img, err := cfg.ReadImage(p)
 			images <- decoded{img, err, time.Since(start)}
 		}
 	}()

@@ -52,11 +52,10 @@ func TestFollowsUpdates(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	// The query is near a base row; commit i adds "new-i" nearer to it than everything before.
-	v := s.Collection().Acquire()
+	v := s.Index()
 	dim := v.Dim()
 	q := slices.Clone(v.Base().Row(0))
 	q[1] += 0.5 // the new rows, nearer than that, come first
-	v.Release()
 	const k, commits = 5, 12
 	base, _, _, err := s.Search(q, k)
 	if err != nil {
@@ -137,7 +136,7 @@ func TestFollowsUpdates(t *testing.T) {
 			}
 		}
 		w.Close()
-		if moved, err := s.Collection().Refresh(); err != nil || !moved {
+		if moved, err := s.Refresh(); err != nil || !moved {
 			t.Fatalf("commit %d: refresh moved=%v, %v", i, moved, err)
 		}
 	}

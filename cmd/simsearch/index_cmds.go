@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,7 +25,10 @@ func convertCommand() *cli.Command {
 		Description: `Reads the shards 0000, 0001, ... of SHARD_DIR in order and writes one index file that
 query memory-maps. Features may be <f4, <f8 or <f2, C or Fortran order; ids <U…, |S… or
 integers. NaN/Inf values, mismatched pairs or dims, gaps, pickles and duplicate ids are
-refused with the file and row, and nothing is written. The output appears atomically.
+refused with the file and row, and nothing is written. The output appears atomically: it is
+written to a hidden temporary file beside it (removed on error, SIGINT or SIGTERM, and by the
+next run if the writer was killed) and renamed. The shards of an extract that did not finish
+are refused, and so is an output that would overwrite or join the input.
 --model records the model that made the features (its SHA-256 and the preprocessing flags) so
 that query uses it by default and refuses another; shards from extract carry that record already.
 
@@ -38,12 +43,16 @@ Example:
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace an existing index file"},
 			&cli.BoolFlag{Name: "allow-duplicate-ids", Usage: "keep ids that occur more than once"},
 			&cli.StringFlag{Name: "root", Usage: "the photo folder the shards were made from (e.g. the object store), so that 'simsearch update' can keep the index current"},
+			&cli.BoolFlag{Name: "allow-partial", Usage: "convert the shards of an extract that did not finish"},
 		}, modelFlags(false)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one shard directory, got %d arguments", c.NArg())
 			}
-			opt := convert.Options{AllowDuplicateIDs: c.Bool("allow-duplicate-ids"), Overwrite: c.Bool("force")}
+			// SIGINT and SIGTERM stop the conversion and remove its temporary file.
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			opt := convert.Options{AllowDuplicateIDs: c.Bool("allow-duplicate-ids"), Overwrite: c.Bool("force"), AllowPartial: c.Bool("allow-partial"), Context: ctx}
 			if root := c.String("root"); root != "" {
 				abs, err := filepath.Abs(root)
 				if err != nil {
@@ -70,6 +79,9 @@ Example:
 			bar := newProgress("convert")
 			opt.Progress = bar.update
 			st, err := convert.Run(c.Args().First(), c.String("output"), opt)
+			for _, p := range st.Stale {
+				fmt.Fprintf(c.App.ErrWriter, "simsearch: removed %s, left by a writer that was killed\n", p)
+			}
 			if err != nil {
 				return err
 			}
@@ -100,13 +112,15 @@ func infoCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageError(c, "want one index file")
 			}
-			v, err := collection.Open(c.Args().First())
+			// query.Open checks the metadata as query and serve do, so that all three accept
+			// and refuse the same files.
+			s, err := query.Open(c.Args().First())
 			if err != nil {
 				return err
 			}
-			defer v.Release()
-			ix, meta := v.Base(), v.Meta()
-			in := indexInfo{Path: ix.Path(), Count: v.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
+			defer s.Close()
+			ix, meta := s.Index(), s.Meta()
+			in := indexInfo{Path: ix.Path(), Count: ix.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
 			if c.Bool("json") {
 				return json.NewEncoder(c.App.Writer).Encode(in)
 			}
@@ -144,7 +158,7 @@ func verifyCommand() *cli.Command {
 			}
 			failed := 0
 			for _, path := range c.Args().Slice() {
-				rep, err := collection.Verify(path)
+				rep, err := verify(path)
 				if err != nil {
 					fmt.Fprintf(c.App.ErrWriter, "simsearch: %v\n", err)
 					failed++
@@ -167,4 +181,13 @@ func verifyCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+func verify(path string) (collection.LogReport, error) {
+	s, err := query.Open(path) // the metadata checks every command makes
+	if err != nil {
+		return collection.LogReport{}, err
+	}
+	s.Close()
+	return collection.Verify(path)
 }

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log"
 	"net"
+	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"simsearch/collection"
 	"simsearch/query"
 	"simsearch/serve"
 )
@@ -32,8 +30,11 @@ func serveCommand() *cli.Command {
 
 Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query.
 Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
-accepting, lets requests in flight finish, and exits 0. A committed update of the index (update,
-add, remove, compact) is picked up within --poll, without dropping requests in flight.
+accepting, lets requests in flight finish, and exits 0. SIGHUP reloads the index: update it by
+renaming a new file over INDEX (convert -f does), then send SIGHUP; requests in flight finish on
+the old one. An index modified in place is never read again: requests fail with 500 until a
+reload (or restart). Updates made by update, add, remove and compact are picked up by
+themselves within --poll, with the same care for requests in flight.
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
@@ -53,8 +54,24 @@ Example:
 			if c.NArg() != 0 {
 				return usageError(c, "serve takes no arguments")
 			}
+			// The server's options take 0 to mean "the default"; a person who writes 0 or -1
+			// means something else, so say so rather than serve with 20 MiB or 30 s.
+			if n := c.Int64("max-body"); n < 1 {
+				return usageError(c, "--max-body must be at least 1 (bytes), not %d", n)
+			}
+			if d := c.Duration("timeout"); d <= 0 {
+				return usageError(c, "--timeout must be positive, not %v", d)
+			}
+			if d := c.Duration("drain"); d < 0 {
+				return usageError(c, "--drain must not be negative, not %v", d)
+			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			// SIGHUP reloads the index (below); caught from the start, so that one sent while
+			// the model loads does not kill the server.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			s, err := query.Open(c.String("index"))
 			if err != nil {
 				return err
@@ -81,10 +98,25 @@ Example:
 			if err != nil {
 				return err
 			}
-			if c.Duration("poll") > 0 {
-				go followUpdates(ctx, s, c.Duration("poll"), logger)
+			if every := c.Duration("poll"); every > 0 {
+				go s.Follow(ctx, every, func(n int, err error) {
+					if err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: following updates: %v (still serving the index loaded before)\n", err)
+						return
+					}
+					fmt.Fprintf(c.App.ErrWriter, "simsearch: updated %s (%d vectors)\n", c.String("index"), n)
+				})
 			}
 			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", c.String("index"), s.Index().Len(), ln.Addr())
+			go func() {
+				for range hup {
+					if n, err := srv.Reload(); err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: reloading: %v (still serving the index loaded before)\n", err)
+					} else {
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: reloaded %s (%d vectors)\n", c.String("index"), n)
+					}
+				}
+			}()
 			if err := srv.Run(ctx, ln, c.Duration("drain")); err != nil {
 				return err
 			}
@@ -92,19 +124,4 @@ Example:
 			return nil
 		},
 	}
-}
-
-// followUpdates moves the server to each committed update of its index: searches in flight finish
-// on the view they started with, later ones use the new one, whose pages are mapped at once.
-func followUpdates(ctx context.Context, s *query.Searcher, every time.Duration, logger *log.Logger) {
-	s.Collection().Follow(ctx, every, func(v *collection.View, err error) {
-		if err != nil {
-			logger.Printf("index not reloaded: %v", err)
-			return
-		}
-		logger.Printf("index updated: %d vectors", v.Len())
-		cur := s.Collection().Acquire()
-		cur.Prefault(runtime.GOMAXPROCS(0))
-		cur.Release()
-	})
 }

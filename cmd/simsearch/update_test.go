@@ -18,17 +18,6 @@ import (
 	"simsearch/ingest"
 )
 
-// childEnv makes the test binary run the command line in it instead of the tests, so that a
-// test can kill a real simsearch process at any instant.
-const childEnv = "SIMSEARCH_TEST_CHILD_ARGS"
-
-func TestMain(m *testing.M) {
-	if args := os.Getenv(childEnv); args != "" {
-		os.Exit(run(append([]string{"simsearch"}, strings.Split(args, "\x1f")...), os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
-
 // pool lists the readable bundled photos.
 func pool(t *testing.T) []string {
 	t.Helper()
@@ -278,7 +267,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	f.add(4)
 	path := filepath.Join(t.TempDir(), "c.simidx")
 	start := time.Now()
-	if err := child(t, "update", "--index", path, "--model", model, "--batch", "2", f.root).Wait(); err != nil {
+	if err := startChild(t, "update", "--index", path, "--model", model, "--batch", "2", f.root).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	// The kills fall anywhere in a call like this one: model load, batches, commit, compaction.
@@ -305,7 +294,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 			args = append([]string{"remove", "--index", path}, f.remove(1+f.r.IntN(2))...)
 		}
 		after := f.snapshot()
-		cmd := child(t, args...)
+		cmd := startChild(t, args...)
 		time.Sleep(time.Duration(f.r.Int64N(int64(span))))
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
@@ -341,11 +330,10 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	}
 }
 
-// child starts this test binary as a simsearch process running args.
-func child(t *testing.T, args ...string) *exec.Cmd {
+// start runs args in a child simsearch process (see TestHelperProcess).
+func startChild(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(args, "\x1f"))
+	cmd := child(args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
