@@ -18,7 +18,6 @@ import (
 	"simsearch/collection"
 	"simsearch/embed"
 	"simsearch/folder"
-	"simsearch/pil"
 )
 
 // Options control a call.
@@ -324,12 +323,9 @@ func prepare(w *collection.Writer, m *embed.Model, j job, opt Options) prepared 
 		// Written to since the walk: record what was read, so that the next call sees the change.
 		p.state.MtimeNS = 0
 	}
-	img, err := pil.Decode(data)
-	if err != nil {
-		p.err = fmt.Errorf("%s: %w", j.file.Path, err)
-		return p
-	}
 	p.input = make([]float32, m.InputLen())
-	m.Prepare(img, p.input)
+	if err := m.PrepareBytes(data, p.input); err != nil {
+		p.input, p.err = nil, fmt.Errorf("%s: %w", j.file.Path, err)
+	}
 	return p
 }

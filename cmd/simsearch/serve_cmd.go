@@ -77,7 +77,8 @@ Example:
 				return err
 			}
 			defer s.Close()
-			s.Warm() // maps the index while the model loads
+			decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
+			s.Warm()                   // maps the index while the model loads
 			req, err := modelRequest(c)
 			if err != nil {
 				return err

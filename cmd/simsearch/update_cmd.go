@@ -19,6 +19,7 @@ import (
 	"simsearch/folder"
 	"simsearch/index"
 	"simsearch/ingest"
+	"simsearch/pil"
 	"simsearch/query"
 )
 
@@ -117,6 +118,7 @@ func runUpdate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	decodeAsRecorded(meta)
 	root := meta.Root
 	if root == "" {
 		return fmt.Errorf("%s records no photo folder (it was converted from shards without --root): use add, or convert again with --root", path)
@@ -188,18 +190,16 @@ func lazyModel(c *cli.Context, path string, meta index.Meta, model **embed.Model
 }
 
 func openModel(cfg embed.Config, ortLib string) (*embed.Model, error) {
-	lib, err := embed.LibraryPath(ortLib)
-	if err != nil {
-		return nil, err
-	}
-	if err := embed.Init(lib); err != nil {
-		return nil, err
-	}
-	src, err := embed.ReadModel(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return src.Open(embed.DefaultCacheDir())
+	m, _, err := embed.OpenModel(cfg, ortLib, embed.DefaultCacheDir())
+	return m, err
+}
+
+// decodeAsRecorded makes images decode as the index's were: turned upright by their EXIF
+// orientation when the index records so (update --exif-transpose), else as Pillow opens them.
+func decodeAsRecorded(meta index.Meta) {
+	o := pil.Defaults()
+	o.ExifTranspose = meta.ExifTranspose
+	pil.SetDefaults(o)
 }
 
 // finish commits, compacts when the log has grown enough, and prints the summary.
@@ -267,6 +267,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			decodeAsRecorded(meta)
 			files, err := filesToAdd(c, meta.Root)
 			if err != nil {
 				return err

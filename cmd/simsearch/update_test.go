@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"simsearch/collection"
+	"simsearch/index"
 	"simsearch/ingest"
 )
 
@@ -410,4 +411,32 @@ func TestConvertedIndex(t *testing.T) {
 		t.Fatalf("after adding 1 and removing 2 of 4: %+v (%v)", in, err)
 	}
 	mustRun(t, "verify", bare)
+}
+
+// TestExifTranspose checks that --exif-transpose, recorded in the index, turns images upright for
+// embedding and for queries alike: dune_exif_rotated.jpg holds dune.jpg's pixels with a tag that
+// says to rotate them.
+func TestExifTranspose(t *testing.T) {
+	t.Cleanup(func() { decodeAsRecorded(index.Meta{}) })
+	dir := t.TempDir()
+	for _, n := range []string{"dune.jpg", "dune_exif_rotated.jpg"} {
+		data, err := os.ReadFile(filepath.Join(images, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, n), data, 0o644)
+	}
+	dist := func(idx string, flags ...string) float64 {
+		updateJSON(t, append(append([]string{"--index", idx, "--model", model}, flags...), dir)...)
+		bs := parseBlocks(t, mustRun(t, "query", "--index", idx, filepath.Join(images, "dune_exif_rotated.jpg")))
+		if len(bs) != 1 || bs[0].ids[0] != "dune_exif_rotated.jpg" || bs[0].dists[0] != 0 {
+			t.Fatalf("the query image is not its own nearest at 0: %+v", bs)
+		}
+		return bs[0].dists[1]
+	}
+	plain := dist(filepath.Join(t.TempDir(), "plain.simidx"))
+	upright := dist(filepath.Join(t.TempDir(), "upright.simidx"), "--exif-transpose")
+	if plain > 1 || upright < 2 {
+		t.Fatalf("distance from dune.jpg: %g as Pillow opens the files, %g turned upright: the orientation was not applied", plain, upright)
+	}
 }
