@@ -64,13 +64,17 @@ type job struct {
 
 // Update brings w's collection in step with files, a folder's listing (folder.Walk): rows of
 // files that are gone are deleted, new and changed files are embedded with the model m returns, and touched but
-// identical files (same size and content, other mtime) get their new state only. It does not
-// commit.
+// identical files (same size and content, other mtime) get their new state only. An empty
+// listing for a collection that has rows is refused (an unmounted disk looks like that). It does
+// not commit.
 func Update(w *collection.Writer, m ModelFunc, files []folder.File, opt Options) (Summary, error) {
 	sum := Summary{Failed: []Failure{}}
 	live, err := w.States()
 	if err != nil {
 		return sum, err
+	}
+	if len(files) == 0 && len(live) > 0 {
+		return sum, fmt.Errorf("the folder has no images but the index holds %d: not removing them all (is the disk mounted?)", len(live))
 	}
 	var jobs []job
 	var first collection.Batch
