@@ -66,6 +66,10 @@ Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cach
 			queryCommand(),
 			extractCommand(),
 			serveCommand(),
+			updateCommand(),
+			addCommand(),
+			removeCommand(),
+			compactCommand(),
 		},
 	}
 }
