@@ -1,22 +1,29 @@
 // Package dupes finds near-duplicates in a collection of vectors: every pair of rows within a
 // Euclidean distance D of each other, exactly, grouped by connectivity.
 //
-// It is an all-pairs computation done in blocks, never as a matrix: rows are ordered by their
-// norm and cut into blocks of a few dozen; a worker takes one block as queries and computes its
-// distances to itself and to each later block with kernel.L2SquaredMulti (the upper triangle
-// only), keeping just the pairs within D. Because |‖x‖ − ‖y‖| ≤ ‖x − y‖, once a later block's
-// smallest norm exceeds the query block's largest norm by more than D, no later block can hold a
-// pair, and the worker moves on: on collections whose norms spread out, most block pairs are
-// never computed; on ones whose norms do not, it costs one comparison per block pair.
+// It is an all-pairs computation done in blocks, never as a matrix, and pruned by three bounds
+// that are exact (each is at most the true distance):
+//
+//   - the norms: |‖x‖ − ‖y‖| ≤ ‖x − y‖. Rows are put in norm order and cut into blocks; once a
+//     later block's smallest norm exceeds a query block's largest by more than D, no later
+//     block can hold a pair, and the worker moves on to the next query block;
+//   - a prefix: the distance over some of the dimensions is at most the whole distance. The
+//     128 dimensions of largest variance are copied out (n × 128 floats) and compared all-pairs,
+//     block against block with kernel.L2SquaredMulti (the upper triangle only): a tenth of
+//     the work of whole rows at 1,280 dimensions;
+//   - the rest: the other dimensions add at least (‖x_rest‖ − ‖y_rest‖)².
+//
+// Only the pairs that pass all three have their whole distance computed, on the original rows
+// with the same kernel a query uses, and that distance decides.
 package dupes
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -60,15 +67,21 @@ type Options struct {
 type Stats struct {
 	BlockPairs   int64 // block pairs in the upper triangle
 	Computed     int64 // block pairs whose distances were computed (the rest were skipped by the norm bound)
+	Candidates   int64 // pairs whose whole distance was computed (the rest were beyond D on the prefix)
 	PairsWithinD int   // pairs within the distance
 }
 
 // ErrTooManyPairs is returned when more than Options.MaxPairs pairs are within the distance.
 var ErrTooManyPairs = errors.New("too many pairs within the distance")
 
-// blockRows is the rows per block: queries × rows of 64 × 64 × 1280 floats keep both blocks
-// (640 KiB) in a core's L2 while the kernel tiles the rows further.
-const blockRows = 64
+const (
+	// blockRows is the rows per block: two blocks of 256 prefixes of 128 floats (256 KiB) stay
+	// in a core's L2 while the kernel goes through them.
+	blockRows = 256
+	// prefixDims is how many dimensions the first, blocked pass compares: enough that distinct
+	// rows are already far apart on them, few enough to cut the work of that pass by dim/128.
+	prefixDims = 128
+)
 
 // Find returns the groups of near-duplicates among the rows of data (row-major, dim floats
 // each), largest group first, then by first row.
@@ -91,49 +104,65 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 		return nil, st, nil
 	}
 
-	// Norms, with the SIMD kernel: the squared distance to the zero vector.
-	norms := make([]float32, n)
-	zero := make([]float32, dim)
-	for lo := 0; lo < n; lo += 1024 {
-		hi := min(n, lo+1024)
-		kernel.L2SquaredBlock(zero, data[lo*dim:hi*dim], norms[lo:hi])
+	norm2, variance := moments(data, dim, opt.Workers)
+	// The prefix: the p dimensions of largest variance, where distances between rows are largest,
+	// so that the distance over them alone already exceeds D for most pairs.
+	p := min(dim, prefixDims)
+	dims := make([]int, dim)
+	for i := range dims {
+		dims[i] = i
 	}
+	slices.SortStableFunc(dims, func(a, b int) int { return cmp.Compare(variance[b], variance[a]) })
+	dims = dims[:p]
+
 	order := make([]int32, n)
 	for i := range order {
 		order[i] = int32(i)
-		norms[i] = float32(math.Sqrt(float64(norms[i])))
 	}
-	sort.Slice(order, func(a, b int) bool { return norms[order[a]] < norms[order[b]] })
-	sorted := make([]float32, n) // norms in sorted order
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(norm2[a], norm2[b]) })
+	// Rows in norm order: their norms, the prefix's values (contiguous, so that a block of rows is
+	// a slice the kernel reads directly), and the norms of the rest of each row.
+	norms := make([]float64, n)
+	prefix := make([]float32, n*p)
+	rest := make([]float64, n)
 	for i, r := range order {
-		sorted[i] = norms[r]
+		row := data[int(r)*dim : (int(r)+1)*dim]
+		var pre float64
+		for j, c := range dims {
+			v := row[c]
+			prefix[i*p+j] = v
+			pre += float64(v) * float64(v)
+		}
+		norms[i] = math.Sqrt(norm2[r])
+		rest[i] = math.Sqrt(max(0, norm2[r]-pre))
 	}
 
 	nb := (n + blockRows - 1) / blockRows
 	st.BlockPairs = int64(nb) * int64(nb+1) / 2
 	d := float64(opt.MaxDistance)
-	// The norms carry float32 rounding (relative ~1e-4 at worst over thousands of terms); the
-	// bound is widened by that much so that it never skips a pair the kernel would report.
-	slack := d + 1e-3*float64(sorted[n-1]) + 1e-6
-	limit2 := float32(d * d * (1 + 1e-5)) // a cheap prefilter on the squared distance; the exact test follows
+	// The bounds are exact in real arithmetic; the kernel's float32 sums are not, so each bound
+	// is widened by far more than their rounding, so that no pair the kernel would report within
+	// D is ever skipped. The final test is on the kernel's distance over whole rows.
+	normSlack := d*(1+1e-3) + 1e-6
+	bound2 := d*d*(1+1e-3) + 1e-6
 
 	var (
-		next     atomic.Int64
-		computed atomic.Int64
-		total    atomic.Int64
-		mu       sync.Mutex
-		pairs    []Pair
-		tooMany  atomic.Bool
-		wg       sync.WaitGroup
+		next       atomic.Int64
+		computed   atomic.Int64
+		candidates atomic.Int64
+		total      atomic.Int64
+		mu         sync.Mutex
+		pairs      []Pair
+		tooMany    atomic.Bool
+		wg         sync.WaitGroup
 	)
 	for range min(opt.Workers, nb) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			qbuf := make([]float32, blockRows*dim)
-			rbuf := make([]float32, blockRows*dim)
 			out := make([]float32, blockRows*blockRows)
 			var local []Pair
+			var checked int64
 			flush := func() {
 				if total.Add(int64(len(local))) > int64(opt.MaxPairs) {
 					tooMany.Store(true)
@@ -150,40 +179,39 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 				}
 				qlo, qhi := bi*blockRows, min(n, (bi+1)*blockRows)
 				nq := qhi - qlo
-				gather(qbuf, data, dim, order[qlo:qhi])
-				maxNorm := float64(sorted[qhi-1])
+				queries := prefix[qlo*p : qhi*p]
 				for bj := bi; bj < nb; bj++ {
 					rlo, rhi := bj*blockRows, min(n, (bj+1)*blockRows)
-					if !opt.NoNormBound && float64(sorted[rlo])-maxNorm > slack {
-						break // sorted by norm: every later block is further still
+					if !opt.NoNormBound && norms[rlo]-norms[qhi-1] > normSlack {
+						break // in norm order: every later block is further still
 					}
 					computed.Add(1)
 					nr := rhi - rlo
-					rows := qbuf[:nr*dim]
-					if bj != bi {
-						gather(rbuf, data, dim, order[rlo:rhi])
-						rows = rbuf[:nr*dim]
-					}
 					o := out[:nq*nr]
-					kernel.L2SquaredMulti(qbuf[:nq*dim], rows, dim, o)
+					kernel.L2SquaredMulti(queries, prefix[rlo*p:rhi*p], p, o)
 					for q := 0; q < nq; q++ {
 						start := 0
 						if bj == bi {
 							start = q + 1 // the upper triangle: each pair once, never a row with itself
 						}
-						for r, d2 := range o[q*nr+start : (q+1)*nr] {
-							if d2 > limit2 {
+						i := qlo + q
+						for r, pd2 := range o[q*nr+start : (q+1)*nr] {
+							if float64(pd2) > bound2 {
 								continue
 							}
+							j := rlo + start + r
+							// The rest of the dimensions add at least the square of their norms' difference.
+							if dr := rest[i] - rest[j]; float64(pd2)+dr*dr > bound2 {
+								continue
+							}
+							checked++
+							a, b := int(order[i]), int(order[j])
+							d2 := kernel.L2Squared(data[a*dim:(a+1)*dim], data[b*dim:(b+1)*dim])
 							dist := float32(math.Sqrt(float64(d2)))
 							if dist > opt.MaxDistance {
 								continue
 							}
-							a, b := int(order[qlo+q]), int(order[rlo+start+r])
-							if a > b {
-								a, b = b, a
-							}
-							local = append(local, Pair{A: a, B: b, Distance: dist})
+							local = append(local, Pair{A: min(a, b), B: max(a, b), Distance: dist})
 						}
 					}
 					if len(local) >= 4096 {
@@ -192,10 +220,12 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 				}
 			}
 			flush()
+			candidates.Add(checked)
 		}()
 	}
 	wg.Wait()
 	st.Computed = computed.Load()
+	st.Candidates = candidates.Load()
 	st.PairsWithinD = len(pairs)
 	if tooMany.Load() {
 		return nil, st, fmt.Errorf("%w: more than %d pairs are within %g; use a smaller distance", ErrTooManyPairs, opt.MaxPairs, opt.MaxDistance)
@@ -203,11 +233,44 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 	return groups(pairs), st, nil
 }
 
-// gather copies the rows named by rows into buf, contiguously.
-func gather(buf, data []float32, dim int, rows []int32) {
-	for i, r := range rows {
-		copy(buf[i*dim:(i+1)*dim], data[int(r)*dim:(int(r)+1)*dim])
+// moments returns each row's squared norm and each dimension's variance, in float64, computed
+// by workers over parts of the rows.
+func moments(data []float32, dim, workers int) (norm2, variance []float64) {
+	n := len(data) / dim
+	norm2 = make([]float64, n)
+	workers = max(1, min(workers, n/1024))
+	sums := make([][2][]float64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s1, s2 := make([]float64, dim), make([]float64, dim)
+			for r := n * w / workers; r < n*(w+1)/workers; r++ {
+				var sq float64
+				for j, v := range data[r*dim : (r+1)*dim] {
+					x := float64(v)
+					s1[j] += x
+					s2[j] += x * x
+					sq += x * x
+				}
+				norm2[r] = sq
+			}
+			sums[w] = [2][]float64{s1, s2}
+		}()
 	}
+	wg.Wait()
+	variance = make([]float64, dim)
+	for j := range variance {
+		var s1, s2 float64
+		for _, s := range sums {
+			s1 += s[0][j]
+			s2 += s[1][j]
+		}
+		mean := s1 / float64(n)
+		variance[j] = s2/float64(n) - mean*mean
+	}
+	return norm2, variance
 }
 
 // groups joins the pairs' rows into connected groups with a union-find.

@@ -123,7 +123,10 @@ func TestFindMatchesBruteForce(t *testing.T) {
 			if !tc.noBound && tc.n > 2*blockRows && st.Computed >= st.BlockPairs {
 				t.Errorf("the norm bound skipped nothing: %d of %d block pairs", st.Computed, st.BlockPairs)
 			}
-			t.Logf("%d groups, %d pairs; %d of %d block pairs computed", len(groups), len(got), st.Computed, st.BlockPairs)
+			if all := int64(tc.n * (tc.n - 1) / 2); tc.dim > prefixDims && st.Candidates*10 > all {
+				t.Errorf("the prefix bound let %d of %d pairs through", st.Candidates, all)
+			}
+			t.Logf("%d groups, %d pairs; %d of %d block pairs computed, %d candidates", len(groups), len(got), st.Computed, st.BlockPairs, st.Candidates)
 		})
 	}
 }
@@ -223,4 +226,21 @@ func TestRefusals(t *testing.T) {
 	if _, _, err := Find(data[:7], 4, Options{}); err == nil {
 		t.Error("7 floats accepted as rows of 4")
 	}
+}
+
+// BenchmarkFind compares 4,096 rows of 1,280 half-normal floats (the bench collection's
+// distribution) all-pairs and reports the rate in pairs per second.
+func BenchmarkFind(b *testing.B) {
+	const n, dim = 4096, 1280
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]float32, n*dim)
+	for i := range data {
+		data[i] = float32(max(0, rng.NormFloat64()))
+	}
+	for b.Loop() {
+		if _, _, err := Find(data, dim, Options{MaxDistance: DefaultMaxDistance}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*(n-1)/2*float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
 }
