@@ -24,7 +24,7 @@ $(TSTAMP): scripts/setup.sh
 setup: $(STAMP)
 
 build: $(STAMP)
-	$(GO) build -o $(BIN) ./cmd/simsearch
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/simsearch
 
 # Everything, then the concurrent parts again under the race detector.
 test: $(TSTAMP)

@@ -36,7 +36,7 @@ import (
 // to a palette, rotated by EXIF or cropped are 0.45 to 2.80 from their original; the closest
 // distinct photos are 4.95 apart. 4 lies between, with room on both sides. A copy downscaled to
 // 480 pixels is 4.86 away: as far as distinct photos, so no threshold separates it.
-const DefaultMaxDistance = 4
+const DefaultMaxDistance = 4.0
 
 // DefaultMaxPairs bounds the pairs Find collects, so that a distance far too large for the
 // collection fails with advice instead of exhausting memory.

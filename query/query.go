@@ -38,6 +38,7 @@ type Searcher struct {
 	ready    chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
 	warm     sync.Once
 	openTime time.Duration
+	ids      idTable
 }
 
 // Open maps the index. Its pages are mapped by the first scan, which for a one-shot query is

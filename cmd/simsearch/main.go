@@ -27,6 +27,7 @@ func main() {
 // run runs the command line args with the given outputs and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
+	cli.VersionPrinter = func(c *cli.Context) { printBuildInfo(c.App.Writer, false) }
 	app.Writer, app.ErrWriter = stdout, stderr
 	if err := app.Run(flagsFirst(app, args)); err != nil {
 		var ee exitError
@@ -51,7 +52,7 @@ func newApp() *cli.App {
 
 Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cache dir, where
 'make setup' installs it); SIMSEARCH_KERNEL=generic|avx2|avx512 forces a distance kernel.`,
-		HideHelpCommand: true,
+		Version:         appVersion(),
 		Before: func(*cli.Context) error {
 			return kernel.Check()
 		},
@@ -63,6 +64,7 @@ Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cach
 			extractCommand(),
 			serveCommand(),
 			dupesCommand(),
+			versionCommand(),
 		},
 	}
 }
