@@ -136,7 +136,9 @@ func TestDupesCommand(t *testing.T) {
 		if len(g.IDs) != 2 || len(g.Pairs) != 1 || g.Pairs[0].Distance > dupes.DefaultMaxDistance {
 			t.Errorf("group %+v", g)
 		}
-		stem := func(s string) string { return strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '.' })[0] }
+		stem := func(s string) string {
+			return strings.FieldsFunc(s, func(r rune) bool { return r == '_' || r == '.' })[0]
+		}
 		if stem(g.IDs[0]) != stem(g.IDs[1]) {
 			t.Errorf("%v grouped: not copies of one photo", g.IDs)
 		}

@@ -52,7 +52,7 @@ func newApp() *cli.App {
 
 Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cache dir, where
 'make setup' installs it); SIMSEARCH_KERNEL=generic|avx2|avx512 forces a distance kernel.`,
-		Version:         appVersion(),
+		Version: appVersion(),
 		Before: func(*cli.Context) error {
 			return kernel.Check()
 		},
