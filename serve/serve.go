@@ -40,6 +40,8 @@ type Options struct {
 	Timeout  time.Duration // per request; 0 means 30 s
 	MaxBatch int           // queries per batch; 0 means 8
 	Log      *log.Logger   // nil: no request log
+	// ThumbDir holds the page's thumbnails, made once each; "" means thumb.DefaultDir.
+	ThumbDir string
 }
 
 // Server answers queries over HTTP with a Searcher whose model is loaded.
@@ -51,6 +53,7 @@ type Server struct {
 	ready   atomic.Bool
 	decode  chan struct{} // bounds concurrent decodes to the cores
 	mux     *http.ServeMux
+	ex      *explorer // the page's views: thumbnails, duplicates, the map
 }
 
 // New makes a server; Run serves it.
@@ -84,6 +87,9 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 	srv.mux.HandleFunc("POST /search", srv.searchImage)
 	srv.mux.HandleFunc("POST /search/vector", srv.searchVector)
 	srv.mux.HandleFunc("GET /objects/{id...}", srv.object)
+	if err := srv.routeExplore(sub); err != nil {
+		return nil, err
+	}
 	return srv, nil
 }
 
@@ -343,6 +349,19 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid id")
 		return
 	}
+	f, st, err := srv.openObject(id)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "no such object")
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	http.ServeContent(w, r, path.Base(st.Name()), st.ModTime(), f)
+}
+
+// openObject opens the image id from the objects folder, looked up in the seed's object-store
+// layout and then flat. id must have passed validObjectID.
+func (srv *Server) openObject(id string) (*os.File, os.FileInfo, error) {
 	var names []string
 	if base := path.Base(id); len(base) > 4 && base == id {
 		names = append(names, path.Join(base[:2], base[2:4], base))
@@ -358,12 +377,9 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 			f.Close()
 			continue
 		}
-		w.Header().Set("Cache-Control", "public, max-age=86400")
-		http.ServeContent(w, r, path.Base(name), st.ModTime(), f)
-		f.Close()
-		return
+		return f, st, nil
 	}
-	writeError(w, http.StatusNotFound, "no such object")
+	return nil, nil, os.ErrNotExist
 }
 
 func validObjectID(id string) bool {

@@ -38,6 +38,7 @@ Example:
 			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
 			&cli.StringFlag{Name: "addr", Usage: "address to listen on", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "objects", Usage: "folder of the indexed images, for /objects/ and the page's thumbnails"},
+			&cli.StringFlag{Name: "thumbs", Usage: "folder for the page's thumbnails, made once each (default: the user cache dir)"},
 			&cli.Int64Flag{Name: "max-body", Usage: "largest request body in bytes", Value: 20 << 20},
 			&cli.DurationFlag{Name: "timeout", Usage: "per-request time limit", Value: 30 * time.Second},
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
@@ -64,7 +65,7 @@ Example:
 				return err
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			opt := serve.Options{Objects: c.String("objects"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger}
+			opt := serve.Options{Objects: c.String("objects"), ThumbDir: c.String("thumbs"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger}
 			if c.Bool("quiet") {
 				opt.Log = nil
 			}
