@@ -286,7 +286,7 @@ function group(g, i) {
 // ---- the map ----
 
 const VIEW = 1000; // the SVG's user units: the layout's [0, 1] square, with a margin
-const TILE = 44; // a thumbnail on the map, in user units
+let TILE = 44; // a thumbnail on the map, in user units: larger when there are few
 let box = { x: 0, y: 0, w: VIEW, h: VIEW };
 
 function setBox(b) {
@@ -320,6 +320,7 @@ async function renderMap(p) {
     ? "the " + body.points.length + " photos nearest to " + id
     : body.points.length + " of the collection's " + body.count + " photos");
   const svg = $("map");
+  TILE = Math.max(30, Math.min(110, (0.6 * VIEW) / Math.sqrt(body.points.length || 1)));
   const m = TILE;
   const nodes = body.points.map((pt) => {
     const x = m + pt.x * (VIEW - 2 * m) - TILE / 2, y = m + pt.y * (VIEW - 2 * m) - TILE / 2;
