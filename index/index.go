@@ -121,7 +121,7 @@ func (ix *Index) ID(r int) (string, error) {
 // Meta decodes the metadata document.
 func (ix *Index) Meta() (Meta, error) {
 	var m Meta
-	b := ix.m[ix.h.metaOff:ix.h.end()]
+	b := ix.m[ix.h.metaOff:ix.h.metaEnd()]
 	if len(b) == 0 {
 		return m, nil
 	}
@@ -129,6 +129,21 @@ func (ix *Index) Meta() (Meta, error) {
 		return m, fmt.Errorf("%s: %w: metadata: %v", ix.path, ErrFormat, err)
 	}
 	return m, nil
+}
+
+// FormatVersion returns the file's format version (1 or 2).
+func (ix *Index) FormatVersion() int { return int(ix.h.version) }
+
+// Section returns the optional section of the given kind: its bytes (the mapping itself,
+// starting on a 64-byte boundary; valid until Close) and its version. ok is false when the file
+// has no section of that kind. The contents are checked by Verify, not here.
+func (ix *Index) Section(kind uint32) (data []byte, version uint32, ok bool) {
+	for _, e := range ix.h.sections {
+		if e.kind == kind {
+			return ix.m[e.off : e.off+e.len : e.off+e.len], e.version, true
+		}
+	}
+	return nil, 0, false
 }
 
 // Bytes returns the size of the file.
@@ -144,19 +159,26 @@ func (ix *Index) Close() error {
 	return err
 }
 
-// Verify reads the whole file and checks what Open does not: the section checksums, that the
-// id offsets never decrease, that ids are valid non-empty UTF-8 without NUL and (unless the
-// metadata allows duplicates) unique, that every value is finite, and that the metadata is JSON.
+// Verify reads the whole file and checks what Open does not: the section checksums (optional
+// sections included), that the id offsets never decrease, that ids are valid non-empty UTF-8
+// without NUL and (unless the metadata allows duplicates) unique, that every value is finite, and
+// that the metadata is JSON. The contents of optional sections are checked by the packages that
+// own them.
 func (ix *Index) Verify() error {
-	for _, s := range []struct {
+	type checked struct {
 		name     string
 		off, len uint64
 		want     uint32
-	}{
+	}
+	sections := []checked{
 		{"vectors", ix.h.vecOff, ix.h.vecLen, ix.h.vecCRC},
 		{"ids", ix.h.idsOff, ix.h.idsLen, ix.h.idsCRC},
 		{"meta", ix.h.metaOff, ix.h.metaLen, ix.h.metaCRC},
-	} {
+	}
+	for _, e := range ix.h.sections {
+		sections = append(sections, checked{fmt.Sprintf("optional (kind %d)", e.kind), e.off, e.len, e.crc})
+	}
+	for _, s := range sections {
 		if got := crc32.Checksum(ix.m[s.off:s.off+s.len], castagnoli); got != s.want {
 			return fmt.Errorf("%s: %w: %s section checksum %08x, header says %08x (damaged file)", ix.path, ErrFormat, s.name, got, s.want)
 		}

@@ -29,6 +29,16 @@ type Options struct {
 	// Workers is the number of goroutines scanning; 0 means GOMAXPROCS. Small matrices are
 	// scanned by one.
 	Workers int
+	// Exclude, when not nil, is a bitset over rows: a row r whose bit (word r/64, bit r%64) is set
+	// is never returned (a deleted row of a living collection). It is consulted only for rows
+	// that would enter the result, never in the distance loop. Words past its end exclude nothing.
+	Exclude []uint64
+}
+
+// Excluded reports whether row r's bit is set in the bitset ex.
+func Excluded(ex []uint64, r int) bool {
+	w := r >> 6
+	return w < len(ex) && ex[w]>>(uint(r)&63)&1 != 0
 }
 
 const (
@@ -37,7 +47,7 @@ const (
 )
 
 // Search returns the k rows of data (rows of dim floats) nearest to q, nearest first. If k
-// exceeds the number of rows, every row is returned.
+// exceeds the number of rows that are not excluded, every such row is returned.
 func Search(data []float32, dim int, q []float32, k int, opt Options) ([]Neighbor, error) {
 	res, err := SearchBatch(data, dim, q, k, opt)
 	if err != nil {
@@ -83,7 +93,7 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			heaps[w] = scan(data, dim, queries, lo, hi, k)
+			heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude)
 		}()
 	}
 	wg.Wait()
@@ -103,7 +113,7 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 			}
 			return 0
 		})
-		out := make([]Neighbor, k)
+		out := make([]Neighbor, min(k, len(all)))
 		for i := range out {
 			out[i] = Neighbor{Row: int(all[i].row), Distance: float32(math.Sqrt(float64(all[i].d)))}
 		}
@@ -113,7 +123,7 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 }
 
 // scan keeps, for each query, the k nearest of rows [lo, hi).
-func scan(data []float32, dim int, queries []float32, lo, hi, k int) []heap {
+func scan(data []float32, dim int, queries []float32, lo, hi, k int, exclude []uint64) []heap {
 	nq := len(queries) / dim
 	block := max(1, blockBytes/(4*dim))
 	dist := make([]float32, nq*block)
@@ -136,6 +146,9 @@ func scan(data []float32, dim int, queries []float32, lo, hi, k int) []heap {
 				// Rows arrive in increasing order, so a row at the same distance as the worst
 				// kept one is worse than it.
 				if len(*h) == k && d >= (*h)[0].d {
+					continue
+				}
+				if exclude != nil && Excluded(exclude, b+i) {
 					continue
 				}
 				h.push(item{d: d, row: int64(b + i)}, k)
