@@ -43,13 +43,11 @@ func DefaultDir() (string, error) {
 	return filepath.Join(d, "simsearch", "thumbs"), nil
 }
 
-// New opens (creating it if needed) a cache of thumbnails of the given longest side.
+// New returns a cache of thumbnails of the given longest side in dir, which is created when the
+// first thumbnail is made (a server that never shows one writes nothing).
 func New(dir string, size int) (*Cache, error) {
 	if size < 16 || size > 4096 {
 		return nil, fmt.Errorf("thumbnail size %d: want 16 to 4096 pixels", size)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("thumbnail folder: %w", err)
 	}
 	return &Cache{dir: dir, size: size}, nil
 }
@@ -88,7 +86,7 @@ func (c *Cache) Get(id string, st fs.FileInfo, read func() ([]byte, error)) (Thu
 	}
 	meta, _ := json.Marshal(t)
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
-		return t, err
+		return t, fmt.Errorf("thumbnail folder: %w", err)
 	}
 	// The JPEG first, then the record that says it exists.
 	if err := writeAtomic(t.Path, buf.Bytes()); err != nil {

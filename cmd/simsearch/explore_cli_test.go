@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -178,5 +179,26 @@ func TestIDArgs(t *testing.T) {
 	}
 	if want := []string{"a b.jpg", "x.jpg", "y y.png", "z.jpg"}; !slices.Equal(got, want) {
 		t.Errorf("ids %q, want %q", got, want)
+	}
+}
+
+func TestVerifyJSON(t *testing.T) {
+	idx := referenceIndex(t)
+	bad := filepath.Join(t.TempDir(), "bad.simidx")
+	os.WriteFile(bad, []byte("not an index"), 0o644)
+	out, _, code := simsearch(t, "verify", "--json", idx, bad)
+	if code != 1 {
+		t.Errorf("exit %d with a damaged file, want 1", code)
+	}
+	var got []map[string]any
+	for sc := bufio.NewScanner(strings.NewReader(out)); sc.Scan(); {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		got = append(got, m)
+	}
+	if len(got) != 2 || got[0]["ok"] != true || got[1]["ok"] != false || !strings.Contains(fmt.Sprint(got[1]["error"]), "bad.simidx") {
+		t.Errorf("verify --json: %v", got)
 	}
 }

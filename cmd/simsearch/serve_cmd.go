@@ -24,8 +24,12 @@ func serveCommand() *cli.Command {
    POST /search?k=10          the body is an image (or a multipart form with a field "image")
    POST /search/vector?k=10   the body is {"vector": [...]}
    GET  /healthz              200 once ready
+   GET  /search/id/ID?k=10    more like the indexed photo ID (its stored vector; no model)
    GET  /objects/ID           the image ID from --objects (55/77/5577….jpg fan-out, or flat)
-   GET  /                     a page to drop an image on and see its nearest images
+   GET  /thumbs/ID            its thumbnail, made once and kept in --thumbs
+   GET  /dupes?max_distance=4 the groups of near-duplicates, with file sizes and resolutions
+   GET  /map?id=ID&k=60       2-D positions of a photo's neighbours (or of the collection)
+   GET  /                     the page: drop an image, more like this, duplicates, the map
 
 Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query.
 Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
