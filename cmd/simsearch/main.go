@@ -49,6 +49,8 @@ func newApp() *cli.App {
    simsearch extract photos/ -o shards/ --model model.onnx   # images -> feature shards (or use your own)
    simsearch convert shards/ -o photos.simidx                # shards -> one index file, once
    simsearch query --index photos.simidx cat.jpg             # the 10 nearest images, with distances
+   simsearch dupes --index photos.simidx                     # the groups of near-duplicate photos
+   simsearch serve --index photos.simidx --objects photos/   # a page: more like this, duplicates, a map
 
 Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cache dir, where
 'make setup' installs it); SIMSEARCH_KERNEL=generic|avx2|avx512 forces a distance kernel.`,
