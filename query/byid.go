@@ -2,52 +2,65 @@ package query
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+
+	"simsearch/index"
 )
 
-// idTable maps ids to rows; it is built on first use, since only searches by id need it.
+// idTable maps the ids of one index to its rows. It is built on first use, since only searches
+// by id need it, and again after a Reopen swapped the index.
 type idTable struct {
-	once sync.Once
+	mu   sync.Mutex
+	ix   *index.Index // the index rows describes
 	rows map[string]int
-	err  error
 }
 
-// Row returns the row that holds id (the first one, in an index that allows duplicate ids).
-func (s *Searcher) Row(id string) (int, error) {
-	t := &s.ids
-	t.once.Do(func() {
-		n := s.ix.Len()
-		t.rows = make(map[string]int, n)
+// row returns the row of ix that holds id (the first one, in an index that allows duplicates).
+func (t *idTable) row(ix *index.Index, id string) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ix != ix {
+		n := ix.Len()
+		rows := make(map[string]int, n)
 		for r := n - 1; r >= 0; r-- { // backwards, so that the first of duplicates wins
-			name, err := s.ix.ID(r)
+			name, err := ix.ID(r)
 			if err != nil {
-				t.err = err
-				return
+				return 0, err
 			}
-			t.rows[name] = r
+			rows[name] = r
 		}
-	})
-	if t.err != nil {
-		return 0, t.err
+		t.ix, t.rows = ix, rows
 	}
 	r, ok := t.rows[id]
 	if !ok {
-		return 0, fmt.Errorf("%s holds no id %q", s.ix.Path(), id)
+		return 0, fmt.Errorf("%s holds no id %q", ix.Path(), id)
 	}
 	return r, nil
+}
+
+// Vector returns a copy of the vector stored for id (a copy: a Reopen may unmap the index it
+// came from).
+func (s *Searcher) Vector(id string) ([]float32, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, err := s.ids.row(s.ix, id)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(s.ix.Row(r)), nil
 }
 
 // IDs answers queries by the stored vectors of the given ids: no model, no image. Each answer is
 // exactly what a query by that row's vector returns (the row itself first, at distance 0).
 func (s *Searcher) IDs(ids []string, k int) ([]Answer, error) {
-	dim := s.ix.Dim()
-	queries := make([]float32, 0, len(ids)*dim)
+	var queries []float32
 	for _, id := range ids {
-		r, err := s.Row(id)
+		v, err := s.Vector(id)
 		if err != nil {
 			return nil, err
 		}
-		queries = append(queries, s.ix.Row(r)...)
+		queries = append(queries, v...)
 	}
 	hits, wait, scan, err := s.Search(queries, k)
 	if err != nil {

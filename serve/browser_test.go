@@ -116,6 +116,10 @@ func TestBrowser(t *testing.T) {
 	if title := wd.call("GET", "/title", nil)["value"]; title != "simsearch" {
 		t.Fatalf("page title %q", title)
 	}
+	// The page's style sheet applies under the server's CSP.
+	if border, _ := wd.script(`return getComputedStyle(document.getElementById("drop")).borderTopStyle`).(string); border != "dashed" {
+		t.Errorf("the drop zone's border is %q, want dashed: the page's style sheet is blocked", border)
+	}
 	b.typeInto("#k", "4")
 	photo, _ := filepath.Abs(filepath.Join(images, "ladybird_brighter.jpg"))
 	b.typeInto("#file", photo)

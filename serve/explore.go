@@ -2,15 +2,18 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"simsearch/dupes"
+	"simsearch/index"
 	"simsearch/layout"
 	"simsearch/thumb"
 )
@@ -64,14 +67,14 @@ func (srv *Server) searchID(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	row, err := srv.s.Row(r.PathValue("id"))
+	v, err := srv.s.Vector(r.PathValue("id"))
 	if err != nil {
 		writeError(w, http.StatusNotFound, "no such id in the index")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
-	srv.answer(w, srv.b.submit(ctx, &job{vector: srv.s.Index().Row(row), k: k}), start, map[string]float64{})
+	srv.answer(w, srv.b.submit(ctx, &job{vector: v, k: k}), start, map[string]float64{})
 }
 
 // thumbnail serves a small JPEG of an object, made once and then read from the cache.
@@ -97,9 +100,12 @@ func (srv *Server) thumbOf(ctx context.Context, id string) (thumb.Thumb, int, st
 	if !validObjectID(id) {
 		return thumb.Thumb{}, http.StatusBadRequest, "invalid id"
 	}
-	f, st, err := srv.openObject(id)
-	if err != nil {
+	f, st, _, err := srv.openObject(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return thumb.Thumb{}, http.StatusNotFound, "no such object"
+	case err != nil:
+		return thumb.Thumb{}, http.StatusForbidden, id + ": " + err.Error()
 	}
 	defer f.Close()
 	// Making a thumbnail decodes the photo: bounded to the cores, as searches are.
@@ -146,12 +152,7 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 	ex := srv.ex
 	ex.mu.Lock()
 	if !ex.done || ex.dupesD != d {
-		ix := srv.s.Index()
-		groups, _, err := dupes.Find(ix.Vectors(), ix.Dim(), dupes.Options{MaxDistance: d})
-		var named []dupes.NamedGroup
-		if err == nil {
-			named, err = dupes.Name(groups, ix.ID)
-		}
+		named, err := srv.findDupes(d)
 		if err != nil {
 			ex.mu.Unlock()
 			writeError(w, http.StatusUnprocessableEntity, err.Error())
@@ -176,13 +177,28 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// findDupes runs the all-pairs pass on a mapping of the index file of its own, so that a
+// Reopen swapping the searcher's index is neither held up by it nor pulls its pages away.
+func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
+	ix, err := index.Open(srv.s.Index().Path())
+	if err != nil {
+		return nil, err
+	}
+	defer ix.Close()
+	groups, _, err := dupes.Find(ix.Vectors(), ix.Dim(), dupes.Options{MaxDistance: d})
+	if err != nil {
+		return nil, err
+	}
+	return dupes.Name(groups, ix.ID)
+}
+
 // describe returns a photo's file size and resolution (learnt when its thumbnail was made).
 func (srv *Server) describe(ctx context.Context, id string) fileInfo {
 	fi := fileInfo{ID: id}
 	if srv.objects == nil || !validObjectID(id) {
 		return fi
 	}
-	if f, st, err := srv.openObject(id); err == nil {
+	if f, st, _, err := srv.openObject(id); err == nil {
 		fi.Bytes = st.Size()
 		f.Close()
 	}
@@ -206,10 +222,13 @@ type mapPoint struct {
 // mapPoints lays out a query's neighbourhood (?id=&k=, the k nearest of the photo id) or a
 // sample of the collection on the plane of their two principal components.
 func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
-	ix := srv.s.Index()
-	dim := ix.Dim()
-	var rows []int
-	var dists []float64
+	var (
+		ids   []string
+		data  []float32
+		dists []float64
+		count int
+		err   error
+	)
 	if id := r.URL.Query().Get("id"); id != "" {
 		k := 60
 		if s := r.URL.Query().Get("k"); s != "" {
@@ -220,47 +239,59 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			}
 			k = v
 		}
-		row, err := srv.s.Row(id)
+		v, err := srv.s.Vector(id)
 		if err != nil {
 			writeError(w, http.StatusNotFound, "no such id in the index")
 			return
 		}
-		hits, _, _, err := srv.s.Search(ix.Row(row), k)
+		hits, _, _, err := srv.s.Search(v, k)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		for _, h := range hits[0] {
-			rr, err := srv.s.Row(h.ID)
+			hv, err := srv.s.Vector(h.ID)
 			if err != nil {
 				writeError(w, http.StatusInternalServerError, err.Error())
 				return
 			}
-			rows, dists = append(rows, rr), append(dists, h.Distance)
+			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
 		}
-	} else {
-		n := ix.Len()
-		m := min(n, mapSample)
-		for i := range m {
-			rows = append(rows, i*n/m) // evenly through the collection: deterministic
-		}
+		count = srv.s.Index().Len()
+	} else if ids, data, count, err = srv.sample(mapSample); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
 	}
-	data := make([]float32, 0, len(rows)*dim)
-	for _, rr := range rows {
-		data = append(data, ix.Row(rr)...)
-	}
-	xy := layout.Spread(data, dim)
-	points := make([]mapPoint, len(rows))
-	for i, rr := range rows {
-		id, err := ix.ID(rr)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
+	xy := layout.Spread(data, len(data)/max(1, len(ids)))
+	points := make([]mapPoint, len(ids))
+	for i, id := range ids {
 		points[i] = mapPoint{ID: id, X: xy[2*i], Y: xy[2*i+1]}
 		if dists != nil {
 			points[i].Distance = &dists[i]
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": ix.Len()})
+	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count})
+}
+
+// sample returns m rows spread evenly through the collection (all of them if it holds fewer):
+// their ids, a copy of their vectors, and the collection's size. It maps the index file on its
+// own, as findDupes does.
+func (srv *Server) sample(m int) ([]string, []float32, int, error) {
+	ix, err := index.Open(srv.s.Index().Path())
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer ix.Close()
+	n := ix.Len()
+	m = min(n, m)
+	ids := make([]string, m)
+	data := make([]float32, 0, m*ix.Dim())
+	for i := range m {
+		r := i * n / m // evenly through the collection: the same map every time
+		if ids[i], err = ix.ID(r); err != nil {
+			return nil, nil, 0, err
+		}
+		data = append(data, ix.Row(r)...)
+	}
+	return ids, data, n, nil
 }

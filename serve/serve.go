@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"simsearch/pil"
+	"simsearch/index"
 	"simsearch/query"
 )
 
@@ -53,6 +53,7 @@ type Server struct {
 	ready   atomic.Bool
 	decode  chan struct{} // bounds concurrent decodes to the cores
 	mux     *http.ServeMux
+	csp     string    // the Content-Security-Policy of every response
 	ex      *explorer // the page's views: thumbnails, duplicates, the map
 }
 
@@ -82,6 +83,11 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 		srv.objects = root
 	}
 	sub, _ := fs.Sub(page, "page")
+	csp, err := contentPolicy(sub)
+	if err != nil {
+		return nil, err
+	}
+	srv.csp = csp
 	srv.mux.Handle("GET /{$}", http.FileServerFS(sub))
 	srv.mux.HandleFunc("GET /healthz", srv.healthz)
 	srv.mux.HandleFunc("POST /search", srv.searchImage)
@@ -97,6 +103,9 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 func (srv *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", srv.csp)
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		defer func() {
 			if p := recover(); p != nil {
@@ -167,12 +176,30 @@ func (srv *Server) Run(ctx context.Context, ln net.Listener, drain time.Duration
 	return nil
 }
 
+// Reload opens the index file again and serves from it once its pages are mapped, without
+// failing requests in flight (query.Searcher.Reopen); on error the old index stays. An updated
+// index must be renamed over the old path: a file modified in place fails requests (with 500 and
+// the reason) until a reload or a restart.
+// It returns the number of vectors now served.
+func (srv *Server) Reload() (int, error) {
+	ix, err := srv.s.Reopen()
+	if err != nil {
+		return 0, err
+	}
+	return ix.Len(), nil
+}
+
 func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if !srv.ready.Load() {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Index().Len(), "dim": srv.s.Index().Dim()})
+	if err := srv.s.Changed(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	ix := srv.s.Index()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": ix.Len(), "dim": ix.Dim()})
 }
 
 // response is what /search and /search/vector answer.
@@ -202,13 +229,8 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := time.Now()
-	img, err := pil.Decode(data)
-	var input []float32
-	if err == nil {
-		m := srv.s.Model()
-		input = make([]float32, m.InputLen())
-		m.Prepare(img, input)
-	}
+	input := make([]float32, srv.s.Model().InputLen())
+	err := srv.s.Model().PrepareBytes(data, input)
 	<-srv.decode
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "cannot read the image: "+err.Error())
@@ -245,6 +267,10 @@ func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("vector[%d] = %g does not fit float32", i, x))
 			return
 		}
+	}
+	if err := index.CheckVectors(v, len(v)); err != nil {
+		writeError(w, http.StatusBadRequest, "vector: "+err.Error())
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
@@ -349,19 +375,26 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid id")
 		return
 	}
-	f, st, err := srv.openObject(id)
-	if err != nil {
+	f, st, typ, err := srv.openObject(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		writeError(w, http.StatusNotFound, "no such object")
+		return
+	case err != nil:
+		writeError(w, http.StatusForbidden, id+": "+err.Error())
 		return
 	}
 	defer f.Close()
+	w.Header().Set("Content-Type", typ)
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	http.ServeContent(w, r, path.Base(st.Name()), st.ModTime(), f)
 }
 
 // openObject opens the image id from the objects folder, looked up in the seed's object-store
-// layout and then flat. id must have passed validObjectID.
-func (srv *Server) openObject(id string) (*os.File, os.FileInfo, error) {
+// layout (55/77/5577b0….jpg, fanned out by the first four characters) and then flat, and returns
+// its content type. A file that is not an image is refused; none found is os.ErrNotExist. id
+// must have passed validObjectID.
+func (srv *Server) openObject(id string) (*os.File, os.FileInfo, string, error) {
 	var names []string
 	if base := path.Base(id); len(base) > 4 && base == id {
 		names = append(names, path.Join(base[:2], base[2:4], base))
@@ -377,9 +410,17 @@ func (srv *Server) openObject(id string) (*os.File, os.FileInfo, error) {
 			f.Close()
 			continue
 		}
-		return f, st, nil
+		typ, err := imageType(name, f)
+		if err != nil || typ == "" {
+			f.Close()
+			if err == nil {
+				err = errors.New("only images are served")
+			}
+			return nil, nil, "", err
+		}
+		return f, st, typ, nil
 	}
-	return nil, nil, os.ErrNotExist
+	return nil, nil, "", os.ErrNotExist
 }
 
 func validObjectID(id string) bool {
@@ -394,10 +435,17 @@ func validObjectID(id string) bool {
 	return true
 }
 
+// writeJSON encodes v before sending the status, so that a value JSON cannot hold (a +Inf
+// distance) becomes a 500 with a reason rather than a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(map[string]string{"error": "cannot encode the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

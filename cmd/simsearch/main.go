@@ -29,7 +29,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
 	cli.VersionPrinter = func(c *cli.Context) { printBuildInfo(c.App.Writer, false) }
 	app.Writer, app.ErrWriter = stdout, stderr
-	if err := app.Run(flagsFirst(app, args)); err != nil {
+	args, err := flagsFirst(app, args)
+	if err == nil {
+		err = app.Run(args)
+	}
+	if err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
 			return ee.code
