@@ -23,14 +23,6 @@ const (
 	maxRSS = 500 << 20
 )
 
-// child runs the command line in a child process (see TestHelperProcess), so that its peak RSS
-// can be measured.
-func child(args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), "SIMSEARCH_HELPER=1")
-	return cmd
-}
-
 func peakRSS(t *testing.T, cmd *exec.Cmd) int64 {
 	t.Helper()
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
