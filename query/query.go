@@ -99,6 +99,10 @@ func (s *Searcher) waitWarm() {
 // go through Search, which holds a view for as long as it reads it.
 func (s *Searcher) Index() *collection.View { return s.c.Current() }
 
+// Acquire returns the collection's current view and holds it until the caller's Release: for
+// whole-collection passes (duplicates, the map) that must read one consistent state.
+func (s *Searcher) Acquire() *collection.View { return s.c.Acquire() }
+
 // Meta returns the index's metadata, decoded and checked when it was opened.
 func (s *Searcher) Meta() index.Meta { return s.Index().Meta() }
 
