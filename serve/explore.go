@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"simsearch/dupes"
 	"simsearch/collection"
+	"simsearch/dupes"
 	"simsearch/layout"
 	"simsearch/thumb"
 )

@@ -7,8 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"simsearch/dupes"
 	"simsearch/collection"
+	"simsearch/dupes"
 )
 
 func dupesCommand() *cli.Command {
