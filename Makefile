@@ -8,7 +8,7 @@ MODEL   := testdata/model/mobilenet_v2_feature_vector.onnx
 STAMP   := bin/.setup-done
 TSTAMP  := bin/.setup-tests-done
 
-.PHONY: all setup build test check demo bench bench-smoke generate fuzz clean
+.PHONY: all setup build test check demo bench bench-smoke generate fuzz fuzz-short clean
 
 all: build
 
@@ -67,10 +67,22 @@ bench-smoke: build $(TSTAMP)
 generate:
 	$(GO) generate ./kernel
 
-fuzz:
-	$(GO) test ./index -run '^$$' -fuzz FuzzParseHeader -fuzztime 30s
-	$(GO) test ./shard -run '^$$' -fuzz FuzzReadHeader -fuzztime 30s
-	$(GO) test ./kernel -run '^$$' -fuzz FuzzKernels -fuzztime 30s
+# Every fuzz target, each for FUZZTIME (go test fuzzes one target per run). A failure leaves the
+# input under the package's testdata/fuzz/, where it becomes a regression test: commit it.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := index:FuzzParseHeader shard:FuzzReadHeader kernel:FuzzKernels \
+	pil:FuzzDecode pil:FuzzJPEG pil:FuzzPNG pil:FuzzGIF pil:FuzzWebP pil:FuzzTIFF pil:FuzzBMP \
+	serve:FuzzHandler
+
+fuzz: $(TSTAMP)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $${t%%:*} $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+# The short run CI does: a few seconds per target.
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=3s
 
 clean:
 	rm -rf bin

@@ -179,6 +179,9 @@ func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, tim
 	if len(queries)%ix.Dim() != 0 || len(queries) == 0 {
 		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), ix.Dim())
 	}
+	if err := index.CheckVectors(queries, s.ix.Dim()); err != nil {
+		return nil, 0, 0, fmt.Errorf("query %w", err)
+	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"simsearch/index"
 	"simsearch/query"
 )
 
@@ -261,6 +262,10 @@ func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := index.CheckVectors(v, len(v)); err != nil {
+		writeError(w, http.StatusBadRequest, "vector: "+err.Error())
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
 	srv.answer(w, srv.b.submit(ctx, &job{vector: v, k: k}), start, map[string]float64{})
@@ -409,10 +414,17 @@ func validObjectID(id string) bool {
 	return true
 }
 
+// writeJSON encodes v before sending the status, so that a value JSON cannot hold (a +Inf
+// distance) becomes a 500 with a reason rather than a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(map[string]string{"error": "cannot encode the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -45,7 +45,8 @@ Examples:
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per query per line"},
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		}, modelFlags(false)...),
+		}, append(modelFlags(false), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: runQuery,
 	}
 }
@@ -186,7 +187,8 @@ Example:
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace shards already in the output directory"},
 			&cli.IntFlag{Name: "batch", Usage: "images per inference", Value: 16},
 			&cli.IntFlag{Name: "shard-size", Usage: "images per shard", Value: 10000},
-		}, modelFlags(true)...),
+		}, append(modelFlags(true), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one image directory")

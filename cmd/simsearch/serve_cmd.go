@@ -47,7 +47,8 @@ Example:
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		}, modelFlags(false)...),
+		}, append(modelFlags(false), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usageError(c, "serve takes no arguments")
