@@ -20,6 +20,20 @@ import (
 // and the vectors.
 func build(t testing.TB, dim, count int) (string, []float32) {
 	t.Helper()
+	return buildWith(t, dim, count, nil)
+}
+
+// testSections are two optional sections of odd lengths (kinds 7 and 9).
+var testSections = []extraSection{{7, 1, []byte("seven")}, {9, 3, make([]byte, 131)}}
+
+// fixHeaderCRC recomputes the header checksum of b for the version b claims.
+func fixHeaderCRC(b []byte) {
+	binary.LittleEndian.PutUint32(b[headerCRCAt:], headerCRC(b, binary.LittleEndian.Uint32(b[8:])))
+}
+
+// buildWith is build with optional sections.
+func buildWith(t testing.TB, dim, count int, sections []extraSection) (string, []float32) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "x.simidx")
 	w, err := Create(path, dim, false)
 	if err != nil {
@@ -43,6 +57,9 @@ func build(t testing.TB, dim, count int) (string, []float32) {
 		lo = hi
 	}
 	w.SetMeta(Meta{Tool: "test", Sources: []Source{{IDs: "a", Features: "b", Rows: count, DType: "<f4"}}})
+	for _, s := range sections {
+		w.AddSection(s.kind, s.version, s.data)
+	}
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +123,7 @@ func rewrite(t *testing.T, path string, fixCRC bool, patch func(b []byte)) {
 	}
 	patch(b)
 	if fixCRC && len(b) >= HeaderSize {
-		binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+		fixHeaderCRC(b)
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -125,7 +142,27 @@ func TestOpenRejects(t *testing.T) {
 		{"short header", false, func(b []byte) []byte { return b[:100] }, "shorter than the 4096-byte header"},
 		{"magic", false, func(b []byte) []byte { b[0] = 'X'; return b }, "wrong magic"},
 		{"npy file", false, func(b []byte) []byte { copy(b, "\x93NUMPY"); return b }, "wrong magic"},
-		{"version", false, func(b []byte) []byte { le.PutUint32(b[8:], 2); return b }, "format version 2"},
+		{"version", true, func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, "format version 3"},
+		{"version 1 with a section table", true, func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, "reserved header byte 104"},
+		{"reserved after the table", true, func(b []byte) []byte { b[HeaderSize-1] = 1; return b }, "reserved header byte 4095"},
+		{"reserved after the count", true, func(b []byte) []byte { b[reservedAt+4] = 1; return b }, "reserved header bytes 108-111"},
+		{"too many sections", true, func(b []byte) []byte { le.PutUint32(b[reservedAt:], MaxSections+1); return b }, "at most 64"},
+		{"section kind 0", true, func(b []byte) []byte { le.PutUint32(b[tableAt:], 0); return b }, "kind 0"},
+		{"section duplicate kind", true, func(b []byte) []byte {
+			le.PutUint32(b[tableAt+tableEntrySize:], le.Uint32(b[tableAt:]))
+			return b
+		}, "a second section of kind 7"},
+		{"section misaligned", true, func(b []byte) []byte { le.PutUint64(b[tableAt+8:], le.Uint64(b[tableAt+8:])+8); return b }, "not 64-byte aligned"},
+		{"section overlaps meta", true, func(b []byte) []byte { le.PutUint64(b[tableAt+8:], le.Uint64(b[72:])/64*64); return b }, "overlaps"},
+		{"section out of order", true, func(b []byte) []byte {
+			e0, e1 := b[tableAt:tableAt+tableEntrySize], b[tableAt+tableEntrySize:tableAt+2*tableEntrySize]
+			t := append([]byte(nil), e0...)
+			copy(e0, e1)
+			copy(e1, t)
+			return b
+		}, "overlaps"},
+		{"section past end", true, func(b []byte) []byte { le.PutUint64(b[tableAt+tableEntrySize+16:], 1<<40); return b }, "past the end"},
+		{"section reserved", true, func(b []byte) []byte { b[tableAt+28] = 1; return b }, "reserved field"},
 		{"header crc", false, func(b []byte) []byte { le.PutUint32(b[16:], 4); return b }, "header checksum"},
 		{"header size", true, func(b []byte) []byte { le.PutUint32(b[12:], 512); return b }, "header size 512"},
 		{"element type", true, func(b []byte) []byte { le.PutUint32(b[20:], 2); return b }, "element type 2"},
@@ -149,14 +186,14 @@ func TestOpenRejects(t *testing.T) {
 		}, "first id offset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path, _ := build(t, 3, 5)
+			path, _ := buildWith(t, 3, 5, testSections)
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b = tc.patch(b)
 			if tc.fixCRC {
-				binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+				fixHeaderCRC(b)
 			}
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
@@ -290,8 +327,8 @@ func FuzzParseHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, size uint64) {
 		if len(b) >= headerCRCAt+4 {
 			// Most mutations would only exercise the CRC check; keep the CRC valid half the time.
-			if size%2 == 0 {
-				binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+			if size%2 == 0 && len(b) >= HeaderSize {
+				fixHeaderCRC(b)
 			}
 		}
 		h, err := parseHeader(b, size)
@@ -365,5 +402,78 @@ func TestFiniteCheckOverflowingNorms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSections(t *testing.T) {
+	path, vecs := buildWith(t, 5, 9, testSections)
+	ix, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if ix.FormatVersion() != 2 {
+		t.Errorf("FormatVersion = %d, want 2", ix.FormatVersion())
+	}
+	for _, s := range testSections {
+		data, version, ok := ix.Section(s.kind)
+		if !ok || version != s.version || string(data) != string(s.data) {
+			t.Errorf("Section(%d) = %q, %d, %v; want %q, %d", s.kind, data, version, ok, s.data, s.version)
+		}
+		if uintptr(unsafe.Pointer(&data[0]))%extraAlign != 0 {
+			t.Errorf("Section(%d) starts at %p, not %d-byte aligned", s.kind, &data[0], extraAlign)
+		}
+	}
+	if _, _, ok := ix.Section(8); ok {
+		t.Error("Section(8) found a section that was never written")
+	}
+	if got := ix.Row(8)[4]; got != vecs[8*5+4] {
+		t.Errorf("Row(8)[4] = %v, want %v", got, vecs[8*5+4])
+	}
+	if err := ix.Verify(); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	ix.Close()
+
+	// A damaged optional section is found by Verify, not by Open.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ix, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Verify(); err == nil || !strings.Contains(err.Error(), "optional (kind 9) section checksum") {
+		t.Errorf("Verify of a damaged section: %v", err)
+	}
+}
+
+// TestVersion1 checks that a version-1 file (the same bytes with version 1, no section table,
+// the header CRC over bytes 0-99 only) still opens and verifies.
+func TestVersion1(t *testing.T) {
+	path, vecs := build(t, 3, 4)
+	rewrite(t, path, true, func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 1) })
+	ix, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if ix.FormatVersion() != 1 || ix.Len() != 4 || ix.Row(3)[2] != vecs[11] {
+		t.Errorf("version %d, %d rows, Row(3)[2] = %v", ix.FormatVersion(), ix.Len(), ix.Row(3)[2])
+	}
+	if err := ix.Verify(); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[headerCRCAt:]), crc32.Checksum(b[:headerCRCAt], castagnoli); got != want {
+		t.Errorf("version-1 header CRC %08x is not the CRC of bytes 0-99 (%08x)", got, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"simsearch/internal/atomicfile"
 	"simsearch/kernel"
 )
 
@@ -33,6 +34,7 @@ type Writer struct {
 	idBytes uint64
 	seen    map[string]int // nil when duplicates are allowed
 	meta    Meta
+	extra   []extraSection
 	err     error // sticky: once set, the writer only aborts
 
 	zeros, norms []float32 // scratch for checkFinite
@@ -47,7 +49,7 @@ func Create(path string, dim int, allowDuplicateIDs bool) (*Writer, error) {
 	if err := checkHost(); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +196,32 @@ func (w *Writer) SetMeta(m Meta) {
 	w.meta = m
 }
 
+type extraSection struct {
+	kind, version uint32
+	data          []byte
+}
+
+// AddSection adds an optional section (FORMAT.md, "Optional sections") of the given kind and
+// section version, written after the metadata by Commit. A second section of the same kind
+// replaces the first.
+func (w *Writer) AddSection(kind, version uint32, data []byte) {
+	if kind == 0 {
+		w.fail(fmt.Errorf("%s: optional section kind 0 is not allowed", w.path))
+		return
+	}
+	for i := range w.extra {
+		if w.extra[i].kind == kind {
+			w.extra[i] = extraSection{kind, version, data}
+			return
+		}
+	}
+	if len(w.extra) == MaxSections {
+		w.fail(fmt.Errorf("%s: more than %d optional sections", w.path, MaxSections))
+		return
+	}
+	w.extra = append(w.extra, extraSection{kind, version, data})
+}
+
 // Count returns the number of vectors appended so far.
 func (w *Writer) Count() int { return int(w.count) }
 
@@ -254,6 +282,14 @@ func (w *Writer) commit() error {
 	pos = h.idsOff + h.idsLen
 	if h.metaCRC, err = section(h.metaOff, func(out io.Writer) error { _, err := out.Write(meta); return err }); err != nil {
 		return err
+	}
+	pos = h.metaEnd()
+	for _, x := range w.extra {
+		e := h.addSection(x.kind, x.version, uint64(len(x.data)))
+		if e.crc, err = section(e.off, func(out io.Writer) error { _, err := out.Write(x.data); return err }); err != nil {
+			return err
+		}
+		pos = e.off + e.len
 	}
 	if _, err := w.f.WriteAt(h.marshal(), 0); err != nil {
 		return err

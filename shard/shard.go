@@ -383,6 +383,13 @@ var littleEndianHost = func() bool {
 // description of the model and preprocessing (the "model" object of the index format).
 const ModelFile = "simsearch-model.json"
 
+// PartialFile is the marker simsearch extract writes into its output directory before its first
+// shard and removes after its last: shards beside it are an unfinished set.
+const PartialFile = "simsearch-extract.partial"
+
+// IsName reports whether name (a base name) is a shard file's name, as List recognises them.
+func IsName(name string) bool { return shardName.MatchString(name) }
+
 // ReadModelFile returns the sidecar's bytes, or nil if dir has none.
 func ReadModelFile(dir string) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(dir, ModelFile))

@@ -23,14 +23,6 @@ const (
 	maxRSS = 500 << 20
 )
 
-// child runs the command line in a child process (see TestHelperProcess), so that its peak RSS
-// can be measured.
-func child(args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), "SIMSEARCH_HELPER=1")
-	return cmd
-}
-
 func peakRSS(t *testing.T, cmd *exec.Cmd) int64 {
 	t.Helper()
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
@@ -125,10 +117,10 @@ func serveHostile(t *testing.T, idx string, files []string) {
 		t.Fatal(err)
 	}
 	defer srv.Process.Kill() // on a failure below; after a clean stop, a no-op
-	lines := bufio.NewScanner(stderr)
+	sc := bufio.NewScanner(stderr)
 	var url string
-	for url == "" && lines.Scan() {
-		if m := regexp.MustCompile(`on (http://\S+)/`).FindStringSubmatch(lines.Text()); m != nil {
+	for url == "" && sc.Scan() {
+		if m := regexp.MustCompile(`on (http://\S+)/`).FindStringSubmatch(sc.Text()); m != nil {
 			url = m[1]
 		}
 	}
@@ -136,7 +128,7 @@ func serveHostile(t *testing.T, idx string, files []string) {
 		t.Fatal("serve never said where it listens")
 	}
 	go func() { // drain the rest of stderr so the child never blocks on it
-		for lines.Scan() {
+		for sc.Scan() {
 		}
 	}()
 	post := func(path string) (int, string, error) {
