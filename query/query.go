@@ -113,6 +113,14 @@ func (s *Searcher) Meta() index.Meta {
 	return s.meta
 }
 
+// Changed reports whether the index file was modified in place since it was opened (see
+// index.Index.Changed), for a health check.
+func (s *Searcher) Changed() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ix.Changed()
+}
+
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
 

@@ -188,11 +188,11 @@ func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	ix := srv.s.Index()
-	if err := ix.Changed(); err != nil {
+	if err := srv.s.Changed(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	ix := srv.s.Index()
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": ix.Len(), "dim": ix.Dim()})
 }
 

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -204,6 +206,10 @@ Example:
 			if err != nil {
 				return err
 			}
+			// SIGINT and SIGTERM stop after the shard being written, leaving the folder marked
+			// unfinished and no temporary file.
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			bar := newProgress("extract")
 			st, err := extract.Run(m, c.Args().First(), c.String("output"), extract.Options{
 				ShardSize: c.Int("shard-size"),
@@ -212,6 +218,7 @@ Example:
 				Record:    rec,
 				Warn:      func(path string, err error) { fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %v\n", err) },
 				Progress:  bar.update,
+				Context:   ctx,
 			})
 			if err != nil {
 				return err
