@@ -138,23 +138,26 @@ func prefix(p ...string) func([]byte) bool {
 
 var formats = []format{
 	{"JPEG", prefix("\xFF\xD8\xFF"), jpegHeader, decodeJPEG},
-	{"PNG", prefix("\x89PNG\r\n\x1a\n"), goHeader(png.DecodeConfig, 2), goDecode("PNG", png.Decode)},
+	{"PNG", prefix("\x89PNG\r\n\x1a\n"), goHeader(png.DecodeConfig, 2, 0), goDecode("PNG", png.Decode)},
 	// The first frame, as Image.open shows it.
-	{"GIF", prefix("GIF87a", "GIF89a"), goHeader(gif.DecodeConfig, 1), goDecode("GIF", gif.Decode)},
+	{"GIF", prefix("GIF87a", "GIF89a"), goHeader(gif.DecodeConfig, 1, 0), goDecode("GIF", gif.Decode)},
 	{"WebP", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, webpHeader, decodeWebP},
-	{"TIFF", prefix("II*\x00", "MM\x00*"), goHeader(tiff.DecodeConfig, 1), goDecode("TIFF", tiff.Decode)},
-	{"BMP", prefix("BM"), goHeader(bmp.DecodeConfig, 1), goDecode("BMP", bmp.Decode)},
+	// x/image/tiff inflates a strip or tile into a buffer of up to 8 bytes per pixel whatever the
+	// pixel layout: a deflate bomb in a greyscale strip costs that much.
+	{"TIFF", prefix("II*\x00", "MM\x00*"), goHeader(tiff.DecodeConfig, 1, 8), goDecode("TIFF", tiff.Decode)},
+	{"BMP", prefix("BM"), goHeader(bmp.DecodeConfig, 1, 0), goDecode("BMP", bmp.Decode)},
 }
 
 // goHeader reads the header of a format decoded by Go; the decoder holds the image in the
-// layout of its colour model, times copies (PNG's interlaced passes hold a second one).
-func goHeader(config func(io.Reader) (image.Config, error), copies int64) func([]byte) (header, error) {
+// layout of its colour model, times copies (PNG's interlaced passes hold a second one), and
+// extra bytes per pixel of buffers.
+func goHeader(config func(io.Reader) (image.Config, error), copies, extra int64) func([]byte) (header, error) {
 	return func(data []byte) (header, error) {
 		c, err := config(bytes.NewReader(data))
 		if err != nil {
 			return header{}, err
 		}
-		return header{w: c.Width, h: c.Height, bytesPerPixel: copies * bytesPerPixel(c.ColorModel)}, nil
+		return header{w: c.Width, h: c.Height, bytesPerPixel: copies*bytesPerPixel(c.ColorModel) + extra}, nil
 	}
 }
 
