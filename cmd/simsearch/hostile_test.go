@@ -219,9 +219,10 @@ func serveHostile(t *testing.T, idx string, files []string) {
 	t.Logf("serve: peak RSS %d MB after %d concurrent uploads of each of %d files", peakRSS(t, srv)>>20, 8, len(files))
 }
 
-// Eight concurrent uploads of an image Pillow opens but that costs ~150 MB to decode (36 million
-// pixels in 4 KB) are all answered, and the decode budget (200 MB here) keeps them from stacking
-// up: the server's peak RSS stays under 500 MB (with a budget of 8 GB, it passes 1 GB).
+// Eight concurrent uploads of an image Pillow opens but that costs 64 MB to decode (16 million
+// pixels in 2 KB) are all answered, and the decode budget (100 MB here) lets one decode at a
+// time: the server's peak RSS stays under 500 MB. (SIMSEARCH_TEST_DECODE_MEMORY=8000000000
+// shows what the budget saves; serve also decodes at most GOMAXPROCS images at once.)
 func TestServeDecodeBudget(t *testing.T) {
 	dir := t.TempDir()
 	photos := filepath.Join(dir, "photos")
@@ -234,14 +235,14 @@ func TestServeDecodeBudget(t *testing.T) {
 	mustRun(t, "extract", photos, "-o", filepath.Join(dir, "shards"), "--model", model)
 	idx := filepath.Join(dir, "x.simidx")
 	mustRun(t, "convert", filepath.Join(dir, "shards"), "-o", idx)
-	budget := "200000000"
+	budget := "100000000"
 	if b := os.Getenv("SIMSEARCH_TEST_DECODE_MEMORY"); b != "" {
 		budget = b // to see what the budget saves: SIMSEARCH_TEST_DECODE_MEMORY=8000000000
 	}
-	srv, url := startServe(t, "--index", idx, "--decode-memory", budget)
-	uploadAll(t, url, hostile+"/loadable/bomb_6000x6000_1bit.png", 8, func(code int, _ string) bool { return code == 200 })
+	srv, url := startServe(t, "--index", idx, "--decode-memory", budget, "--timeout", "5m")
+	uploadAll(t, url, hostile+"/loadable/bomb_4000x4000_1bit.png", 8, func(code int, _ string) bool { return code == 200 })
 	stopServe(t, srv)
-	t.Logf("serve: peak RSS %d MB after 8 concurrent 6000x6000 decodes (--decode-memory %s)", peakRSS(t, srv)>>20, budget)
+	t.Logf("serve: peak RSS %d MB after 8 concurrent 4000x4000 decodes (--decode-memory %s)", peakRSS(t, srv)>>20, budget)
 }
 
 // A finite query vector whose distances would overflow float32 is refused with the reason, in
