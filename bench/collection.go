@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -95,8 +96,8 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 	}
 	size := float64(st.Size())
 	add("| add 10 photos to a %d × %d index (open, decode, inference, append, fsync, commit; model load %.0f ms apart) | %.0f ms | %d bytes = %.4f%% of the index |",
-		c.rows, c.dim, ms(load), ms(medianD(addT)), medianI(addB), 100*float64(medianI(addB))/size)
-	add("| remove 10 ids from it | %.1f ms | %d bytes = %.5f%% of the index |", ms(medianD(remT)), medianI(remB), 100*float64(medianI(remB))/size)
+		c.rows, c.dim, ms(load), ms(median(addT)), median(addB), 100*float64(median(addB))/size)
+	add("| remove 10 ids from it | %.1f ms | %d bytes = %.5f%% of the index |", ms(median(remT)), median(remB), 100*float64(median(remB))/size)
 
 	// Query speed: 1%% of the rows replaced and 1%% added, uncompacted, against the same compacted.
 	churn := c.rows / 100
@@ -156,7 +157,7 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 		ratios = append(ratios, float64(ta)/float64(tb))
 	}
 	add("| top-10 scan, %d rows of which %d in the log and %d base rows deleted, uncompacted / compacted (paired per round) | %.1f ms / %.1f ms | ratio %.3f (goal ≤ 1.10) |",
-		vu.Len(), churn, churn, ms(medianD(tu)), ms(medianD(tc)), medianF(ratios))
+		vu.Len(), churn, churn, ms(median(tu)), ms(median(tc)), median(ratios))
 
 	// An unchanged folder of filesN files: walk, stat, plan; the model is never needed.
 	tree := filepath.Join(work, "tree")
@@ -191,7 +192,7 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 			return fmt.Errorf("unchanged folder: %+v", s)
 		}
 	}
-	add("| update of an unchanged folder of %d files (walk, stat, plan, nothing written) | %.0f ms | %.0f ms per 10k files |", filesN, ms(medianD(walkT)), ms(medianD(walkT))*10_000/float64(filesN))
+	add("| update of an unchanged folder of %d files (walk, stat, plan, nothing written) | %.0f ms | %.0f ms per 10k files |", filesN, ms(median(walkT)), ms(median(walkT))*10_000/float64(filesN))
 
 	// Peak RSS of a whole update process that embeds n photos, for growing n.
 	for _, n := range rssPhotos {
@@ -217,13 +218,7 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func medianD(v []time.Duration) time.Duration {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	return v[len(v)/2]
-}
-
-func medianI(v []int64) int64 {
+func median[T cmp.Ordered](v []T) T {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return v[len(v)/2]
