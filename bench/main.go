@@ -255,6 +255,9 @@ func run(c config, logf func(string, ...any)) error {
 		return fmt.Errorf("server load: %w", err)
 	}
 	report := render(c, d, samples, loads, python != "", defaultKernel, defaultReason)
+	if report, err = withDupes(c, idx, d.shards(), python, report, logf); err != nil {
+		return err
+	}
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return err
 	}

@@ -99,8 +99,20 @@ func (s *Searcher) waitWarm() {
 // go through Search, which holds a view for as long as it reads it.
 func (s *Searcher) Index() *collection.View { return s.c.Current() }
 
+// Acquire returns the collection's current view and holds it until the caller's Release: for
+// whole-collection passes (duplicates, the map) that must read one consistent state.
+func (s *Searcher) Acquire() *collection.View { return s.c.Acquire() }
+
 // Meta returns the index's metadata, decoded and checked when it was opened.
 func (s *Searcher) Meta() index.Meta { return s.Index().Meta() }
+
+// Changed reports whether the index file was modified in place since it was opened (see
+// index.Index.Changed), for a health check.
+func (s *Searcher) Changed() error {
+	v := s.c.Acquire()
+	defer v.Release()
+	return v.Changed()
+}
 
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
@@ -182,6 +194,9 @@ func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, tim
 	defer v.Release()
 	if len(queries)%v.Dim() != 0 || len(queries) == 0 {
 		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), v.Dim())
+	}
+	if err := index.CheckVectors(queries, v.Dim()); err != nil {
+		return nil, 0, 0, fmt.Errorf("query %w", err)
 	}
 	start := time.Now()
 	s.waitWarm()

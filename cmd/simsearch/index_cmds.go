@@ -151,14 +151,27 @@ func verifyCommand() *cli.Command {
 		Name:        "verify",
 		Usage:       "check an index file's checksums and contents",
 		ArgsUsage:   "INDEX...",
-		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, and its change log INDEX.log (every record's checksum, ids unique across\nthe index and the log). Exits non-zero if any file is damaged.\n\nExample:\n   simsearch verify photos.simidx",
+		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, and its change log INDEX.log (every record's checksum, ids unique across\nthe index and the log). Exits non-zero if any file is damaged. --json prints one\n{\"path\", \"ok\", \"error\"} object per file.\n\nExample:\n   simsearch verify photos.simidx",
+		Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print one JSON object per file"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(c, "want at least one index file")
 			}
 			failed := 0
+			enc := json.NewEncoder(c.App.Writer)
 			for _, path := range c.Args().Slice() {
 				rep, err := verify(path)
+				if c.Bool("json") {
+					res := map[string]any{"path": path, "ok": err == nil}
+					if err != nil {
+						res["error"] = err.Error()
+						failed++
+					}
+					if err := enc.Encode(res); err != nil {
+						return err
+					}
+					continue
+				}
 				if err != nil {
 					fmt.Fprintf(c.App.ErrWriter, "simsearch: %v\n", err)
 					failed++
