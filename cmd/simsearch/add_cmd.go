@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"simsearch/collection"
 	"simsearch/embed"
 	"simsearch/folder"
 	"simsearch/ingest"
@@ -36,16 +35,11 @@ Examples:
 				return usageError(c, "want at least one image or folder")
 			}
 			path := c.String("index")
-			w, err := collection.OpenWriter(path, nil)
+			w, meta, err := openWriter(path, nil)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			meta, err := w.Meta()
-			if err != nil {
-				return err
-			}
-			decodeAsRecorded(meta)
 			files, err := filesToAdd(c, meta.Root)
 			if err != nil {
 				return err
