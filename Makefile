@@ -29,7 +29,7 @@ build: $(STAMP)
 # Everything, then the concurrent parts again under the race detector.
 test: $(TSTAMP)
 	$(GO) test ./...
-	$(GO) test -race ./serve ./knn ./index ./convert ./query
+	$(GO) test -race ./serve ./knn ./index ./convert ./query ./collection
 
 # Fails on unformatted code, vet findings (both modules), a go.mod/go.sum that go mod tidy would
 # change, and generated assembly that differs from its generator's output. Writes nothing.

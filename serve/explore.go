@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"simsearch/dupes"
-	"simsearch/index"
 	"simsearch/layout"
 	"simsearch/thumb"
 )
@@ -152,7 +151,7 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 	ex := srv.ex
 	ex.mu.Lock()
 	if !ex.done || ex.dupesD != d {
-		named, err := srv.findDupes(d)
+		named, _, err := srv.s.Dupes(dupes.Options{MaxDistance: d})
 		if err != nil {
 			ex.mu.Unlock()
 			writeError(w, http.StatusUnprocessableEntity, err.Error())
@@ -175,21 +174,6 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 		"max_distance": d, "groups": out, "total_groups": total,
 		"timings_ms": map[string]float64{"total": ms(time.Since(start))},
 	})
-}
-
-// findDupes runs the all-pairs pass on a mapping of the index file of its own, so that a
-// Reopen swapping the searcher's index is neither held up by it nor pulls its pages away.
-func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
-	ix, err := index.Open(srv.s.Index().Path())
-	if err != nil {
-		return nil, err
-	}
-	defer ix.Close()
-	groups, _, err := dupes.Find(ix.Vectors(), ix.Dim(), dupes.Options{MaxDistance: d})
-	if err != nil {
-		return nil, err
-	}
-	return dupes.Name(groups, ix.ID)
 }
 
 // describe returns a photo's file size and resolution (learnt when its thumbnail was made).
@@ -258,7 +242,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
 		}
 		count = srv.s.Index().Len()
-	} else if ids, data, count, err = srv.sample(mapSample); err != nil {
+	} else if ids, data, count, err = srv.s.Sample(mapSample); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -271,27 +255,4 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count})
-}
-
-// sample returns m rows spread evenly through the collection (all of them if it holds fewer):
-// their ids, a copy of their vectors, and the collection's size. It maps the index file on its
-// own, as findDupes does.
-func (srv *Server) sample(m int) ([]string, []float32, int, error) {
-	ix, err := index.Open(srv.s.Index().Path())
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	defer ix.Close()
-	n := ix.Len()
-	m = min(n, m)
-	ids := make([]string, m)
-	data := make([]float32, 0, m*ix.Dim())
-	for i := range m {
-		r := i * n / m // evenly through the collection: the same map every time
-		if ids[i], err = ix.ID(r); err != nil {
-			return nil, nil, 0, err
-		}
-		data = append(data, ix.Row(r)...)
-	}
-	return ids, data, n, nil
 }

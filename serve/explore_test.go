@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"simsearch/dupes"
+	"simsearch/index"
 )
 
 func getJSON(t testing.TB, u string, v any) int {
@@ -34,7 +35,11 @@ func photosDir(t testing.TB) string { return filepath.Join(filepath.Dir(testInde
 // its stored vector: the answers must be the same.
 func TestSearchByIDEqualsVector(t *testing.T) {
 	ts := start(t, Options{ThumbDir: t.TempDir()})
-	ix := ts.s.Index()
+	ix, err := index.Open(testIndex(t)) // the rows as the file holds them
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
 	for r := 0; r < ix.Len(); r++ {
 		id, _ := ix.ID(r)
 		var byID answer

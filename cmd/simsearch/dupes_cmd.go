@@ -8,7 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"simsearch/dupes"
-	"simsearch/index"
+	"simsearch/query"
 )
 
 func dupesCommand() *cli.Command {
@@ -53,17 +53,13 @@ func runDupes(c *cli.Context) error {
 	if !(d >= 0) || d > 1e30 {
 		return usageError(c, "--max-distance must be a number ≥ 0, not %v", d)
 	}
-	ix, err := index.Open(c.String("index"))
+	s, err := query.Open(c.String("index"))
 	if err != nil {
 		return err
 	}
-	defer ix.Close()
+	defer s.Close()
 	start := time.Now()
-	groups, st, err := dupes.Find(ix.Vectors(), ix.Dim(), dupes.Options{MaxDistance: float32(d), Workers: c.Int("workers")})
-	if err != nil {
-		return fmt.Errorf("%s: %w", ix.Path(), err)
-	}
-	named, err := dupes.Name(groups, ix.ID)
+	named, st, err := s.Dupes(dupes.Options{MaxDistance: float32(d), Workers: c.Int("workers")})
 	if err != nil {
 		return err
 	}
@@ -72,7 +68,7 @@ func runDupes(c *cli.Context) error {
 		photos += len(g.IDs)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "%d groups of near-duplicates (%d photos, %d pairs within %g) among %d photos; %d of %d block pairs compared in %.2f s\n",
-		len(named), photos, st.PairsWithinD, d, ix.Len(), st.Computed, st.BlockPairs, time.Since(start).Seconds())
+		len(named), photos, st.PairsWithinD, d, s.Index().Len(), st.Computed, st.BlockPairs, time.Since(start).Seconds())
 	w := c.App.Writer
 	enc := json.NewEncoder(w)
 	for i, g := range named {

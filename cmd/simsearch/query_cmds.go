@@ -82,6 +82,7 @@ func runQuery(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
+	decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
 	first := map[string]float64{"index_open": ms(s.OpenTime())}
 
 	var answers []query.Answer

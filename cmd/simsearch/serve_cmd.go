@@ -37,7 +37,8 @@ Concurrent requests are batched into one inference and one scan. SIGTERM or SIGI
 accepting, lets requests in flight finish, and exits 0. SIGHUP reloads the index: update it by
 renaming a new file over INDEX (convert -f does), then send SIGHUP; requests in flight finish on
 the old one. An index modified in place is never read again: requests fail with 500 until a
-reload (or restart).
+reload (or restart). Updates made by update, add, remove and compact are picked up by
+themselves within --poll, with the same care for requests in flight.
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
@@ -51,6 +52,7 @@ Example:
 			&cli.DurationFlag{Name: "timeout", Usage: "per-request time limit", Value: 30 * time.Second},
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
+			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never", Value: 2 * time.Second},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 		}, append(modelFlags(false), decodeFlags()...)...),
 		Before: applyDecodeFlags,
@@ -81,7 +83,8 @@ Example:
 				return err
 			}
 			defer s.Close()
-			s.Warm() // maps the index while the model loads
+			decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
+			s.Warm()                   // maps the index while the model loads
 			req, err := modelRequest(c)
 			if err != nil {
 				return err
@@ -101,6 +104,15 @@ Example:
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {
 				return err
+			}
+			if every := c.Duration("poll"); every > 0 {
+				go s.Follow(ctx, every, func(n int, err error) {
+					if err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: following updates: %v (still serving the index loaded before)\n", err)
+						return
+					}
+					fmt.Fprintf(c.App.ErrWriter, "simsearch: updated %s (%d vectors)\n", c.String("index"), n)
+				})
 			}
 			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", c.String("index"), s.Index().Len(), ln.Addr())
 			go func() {
