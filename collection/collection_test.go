@@ -68,6 +68,22 @@ func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Ran
 		if !slices.Equal(got[id], w) {
 			t.Fatalf("row %q is %v, want %v", id, got[id], w)
 		}
+		if vec, ok, err := v.Vector(id); err != nil || !ok || !slices.Equal(vec, w) {
+			t.Fatalf("Vector(%q) = %v, %v, %v; want %v", id, vec, ok, err, w)
+		}
+	}
+	if _, ok, err := v.Vector("no such id"); ok || err != nil {
+		t.Fatalf("Vector of an unknown id: ok %v, err %v", ok, err)
+	}
+	rows, idOf, err := v.Rows()
+	if err != nil || len(rows) != len(want)*v.Dim() {
+		t.Fatalf("Rows: %d floats, %v; want %d", len(rows), err, len(want)*v.Dim())
+	}
+	for r := range len(want) {
+		id, err := idOf(r)
+		if err != nil || !slices.Equal(rows[r*v.Dim():(r+1)*v.Dim()], want[id]) {
+			t.Fatalf("Rows: row %d (%q, %v) is not that id's vector", r, id, err)
+		}
 	}
 	if len(want) == 0 {
 		return

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"simsearch/index"
@@ -42,6 +43,10 @@ type View struct {
 	logEnd int64  // bytes of the log through its last commit; 0 without a log
 	seq    uint64 // the last commit's number
 	refs   atomic.Int64
+
+	idsOnce sync.Once // builds idRows for Vector on an unsorted base
+	idRows  map[string]int
+	idsErr  error
 }
 
 // Open opens the collection at path: the base index and its change log's committed records.
@@ -365,4 +370,88 @@ func (v *View) Release() {
 	if v.refs.Add(-1) == 0 {
 		v.base.Close()
 	}
+}
+
+// Vector returns a copy of the live vector stored under id (a copy: the view's mapping goes away
+// with its last reference). ok is false when no live row has that id.
+func (v *View) Vector(id string) (vec []float32, ok bool, err error) {
+	dim := v.Dim()
+	if i, found := slices.BinarySearch(v.addIDs, id); found {
+		return slices.Clone(v.added[i*dim : (i+1)*dim]), true, nil
+	}
+	r, err := v.baseRow(id)
+	if err != nil || r < 0 {
+		return nil, false, err
+	}
+	return slices.Clone(v.base.Row(r)), true, nil
+}
+
+// baseRow returns the live base row holding id, or -1. A base sorted by id is searched in place;
+// another gets a map of its ids on first use.
+func (v *View) baseRow(id string) (int, error) {
+	n := v.base.Len()
+	r := -1
+	if v.meta.SortedIDs {
+		var ferr error
+		i := sort.Search(n, func(i int) bool {
+			s, err := v.base.ID(i)
+			if err != nil {
+				ferr = err
+				return true
+			}
+			return s >= id
+		})
+		if ferr != nil {
+			return -1, ferr
+		}
+		if i < n {
+			if s, err := v.base.ID(i); err != nil {
+				return -1, err
+			} else if s == id {
+				r = i
+			}
+		}
+	} else {
+		v.idsOnce.Do(func() {
+			m := make(map[string]int, n)
+			for i := n - 1; i >= 0; i-- { // backwards: the first of duplicates wins
+				s, err := v.base.ID(i)
+				if err != nil {
+					v.idsErr = err
+					return
+				}
+				m[s] = i
+			}
+			v.idRows = m
+		})
+		if v.idsErr != nil {
+			return -1, v.idsErr
+		}
+		if i, ok := v.idRows[id]; ok {
+			r = i
+		}
+	}
+	if r >= 0 && v.Deleted(r) {
+		r = -1
+	}
+	return r, nil
+}
+
+// Rows returns every live row as one row-major matrix and the id of each of its rows: the base's
+// own mapping when the change log changed nothing, otherwise a copy in id order (for whole-
+// collection passes such as the duplicate finder, which need the live rows contiguous).
+func (v *View) Rows() ([]float32, func(row int) (string, error), error) {
+	if v.deleted == 0 && len(v.addIDs) == 0 {
+		return v.base.Vectors(), v.base.ID, nil
+	}
+	data := make([]float32, 0, v.Len()*v.Dim())
+	ids := make([]string, 0, v.Len())
+	err := v.Each(func(id string, _ FileState, vec []float32) error {
+		ids, data = append(ids, id), append(data, vec...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, func(r int) (string, error) { return ids[r], nil }, nil
 }

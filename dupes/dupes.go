@@ -86,19 +86,10 @@ const (
 // Find returns the groups of near-duplicates among the rows of data (row-major, dim floats
 // each), largest group first, then by first row.
 func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
-	if dim <= 0 || len(data)%dim != 0 {
-		return nil, Stats{}, fmt.Errorf("data of %d floats is not made of rows of %d", len(data), dim)
-	}
-	return FindRows(len(data)/dim, dim, func(i int) []float32 { return data[i*dim : (i+1)*dim] }, opt)
-}
-
-// FindRows is Find over n rows of dim floats that need not be contiguous (a collection's base
-// and the rows its change log adds): row(i) returns row i, and may be called concurrently.
-func FindRows(n, dim int, row func(i int) []float32, opt Options) ([]Group, Stats, error) {
 	var st Stats
 	switch {
-	case dim <= 0 || n < 0:
-		return nil, st, fmt.Errorf("%d rows of %d floats", n, dim)
+	case dim <= 0 || len(data)%dim != 0:
+		return nil, st, fmt.Errorf("data of %d floats is not made of rows of %d", len(data), dim)
 	case !(opt.MaxDistance >= 0) || math.IsInf(float64(opt.MaxDistance), 0):
 		return nil, st, fmt.Errorf("the distance must be a finite number ≥ 0, not %v", opt.MaxDistance)
 	}
@@ -108,11 +99,12 @@ func FindRows(n, dim int, row func(i int) []float32, opt Options) ([]Group, Stat
 	if opt.MaxPairs <= 0 {
 		opt.MaxPairs = DefaultMaxPairs
 	}
+	n := len(data) / dim
 	if n < 2 {
 		return nil, st, nil
 	}
 
-	norm2, variance := moments(n, dim, row, opt.Workers)
+	norm2, variance := moments(data, dim, opt.Workers)
 	// The prefix: the p dimensions of largest variance, where distances between rows are largest,
 	// so that the distance over them alone already exceeds D for most pairs.
 	p := min(dim, prefixDims)
@@ -134,10 +126,10 @@ func FindRows(n, dim int, row func(i int) []float32, opt Options) ([]Group, Stat
 	prefix := make([]float32, n*p)
 	rest := make([]float64, n)
 	for i, r := range order {
-		vec := row(int(r))
+		row := data[int(r)*dim : (int(r)+1)*dim]
 		var pre float64
 		for j, c := range dims {
-			v := vec[c]
+			v := row[c]
 			prefix[i*p+j] = v
 			pre += float64(v) * float64(v)
 		}
@@ -214,7 +206,7 @@ func FindRows(n, dim int, row func(i int) []float32, opt Options) ([]Group, Stat
 							}
 							checked++
 							a, b := int(order[i]), int(order[j])
-							d2 := kernel.L2Squared(row(a), row(b))
+							d2 := kernel.L2Squared(data[a*dim:(a+1)*dim], data[b*dim:(b+1)*dim])
 							dist := float32(math.Sqrt(float64(d2)))
 							if dist > opt.MaxDistance {
 								continue
@@ -243,7 +235,8 @@ func FindRows(n, dim int, row func(i int) []float32, opt Options) ([]Group, Stat
 
 // moments returns each row's squared norm and each dimension's variance, in float64, computed
 // by workers over parts of the rows.
-func moments(n, dim int, row func(int) []float32, workers int) (norm2, variance []float64) {
+func moments(data []float32, dim, workers int) (norm2, variance []float64) {
+	n := len(data) / dim
 	norm2 = make([]float64, n)
 	workers = max(1, min(workers, n/1024))
 	sums := make([][2][]float64, workers)
@@ -255,7 +248,7 @@ func moments(n, dim int, row func(int) []float32, workers int) (norm2, variance 
 			s1, s2 := make([]float64, dim), make([]float64, dim)
 			for r := n * w / workers; r < n*(w+1)/workers; r++ {
 				var sq float64
-				for j, v := range row(r) {
+				for j, v := range data[r*dim : (r+1)*dim] {
 					x := float64(v)
 					s1[j] += x
 					s2[j] += x * x

@@ -98,3 +98,26 @@ func TestPrefaultTruncated(t *testing.T) {
 		t.Error("the truncation went unnoticed")
 	}
 }
+
+// BenchmarkChanged is the cost every search pays to notice a file changed in place.
+func BenchmarkChanged(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "a.simidx")
+	w, err := Create(path, 4, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Append([]string{"a"}, []float32{1, 2, 3, 4})
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	ix, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	for b.Loop() {
+		if err := ix.Changed(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

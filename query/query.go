@@ -43,7 +43,6 @@ type Searcher struct {
 	ready         chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
 	warm          sync.Once
 	openTime      time.Duration
-	ids           idTable // id → vector, for searches by id
 }
 
 // Open maps the index, applies its change log and checks its metadata, which every command reads
@@ -100,6 +99,10 @@ func (s *Searcher) waitWarm() {
 // go through Search, which holds a view for as long as it reads it.
 func (s *Searcher) Index() *collection.View { return s.c.Current() }
 
+// Acquire returns the collection's current view and holds it until the caller's Release: for
+// whole-collection passes (duplicates, the map) that must read one consistent state.
+func (s *Searcher) Acquire() *collection.View { return s.c.Acquire() }
+
 // Meta returns the index's metadata, decoded and checked when it was opened.
 func (s *Searcher) Meta() index.Meta { return s.Index().Meta() }
 
@@ -123,7 +126,6 @@ func (s *Searcher) Close() error {
 	if s.model != nil {
 		s.model.Close()
 	}
-	s.ids.release()
 	s.c.Close()
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"simsearch/collection"
 	"simsearch/dupes"
 	"simsearch/layout"
 	"simsearch/thumb"
@@ -151,7 +152,7 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 	ex := srv.ex
 	ex.mu.Lock()
 	if !ex.done || ex.dupesD != d {
-		named, _, err := srv.s.Dupes(dupes.Options{MaxDistance: d})
+		named, err := srv.findDupes(d)
 		if err != nil {
 			ex.mu.Unlock()
 			writeError(w, http.StatusUnprocessableEntity, err.Error())
@@ -174,6 +175,23 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 		"max_distance": d, "groups": out, "total_groups": total,
 		"timings_ms": map[string]float64{"total": ms(time.Since(start))},
 	})
+}
+
+// findDupes runs the all-pairs pass on the collection's current view, which it holds until it is
+// done: a Reopen or a followed update swapping the searcher's view is not held up by it, and the
+// old view's pages stay mapped until it lets go.
+func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
+	v := srv.s.Acquire()
+	defer v.Release()
+	rows, idOf, err := v.Rows()
+	if err != nil {
+		return nil, err
+	}
+	groups, _, err := dupes.Find(rows, v.Dim(), dupes.Options{MaxDistance: d})
+	if err != nil {
+		return nil, err
+	}
+	return dupes.Name(groups, idOf)
 }
 
 // describe returns a photo's file size and resolution (learnt when its thumbnail was made).
@@ -242,7 +260,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
 		}
 		count = srv.s.Index().Len()
-	} else if ids, data, count, err = srv.s.Sample(mapSample); err != nil {
+	} else if ids, data, count, err = srv.sample(mapSample); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -255,4 +273,27 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count})
+}
+
+// sample returns m rows spread evenly through the collection (all of them if it holds fewer), in
+// id order: their ids, a copy of their vectors, and the collection's size. It holds the current
+// view as findDupes does.
+func (srv *Server) sample(m int) ([]string, []float32, int, error) {
+	v := srv.s.Acquire()
+	defer v.Release()
+	n := v.Len()
+	m = min(n, m)
+	ids := make([]string, 0, m)
+	data := make([]float32, 0, m*v.Dim())
+	i := 0
+	err := v.Each(func(id string, _ collection.FileState, vec []float32) error {
+		// Row i is taken when it is the first at or past the next of m evenly spaced places:
+		// the same map every time.
+		if len(ids) < m && i*m >= len(ids)*n {
+			ids, data = append(ids, id), append(data, vec...)
+		}
+		i++
+		return nil
+	})
+	return ids, data, n, err
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"simsearch/dupes"
-	"simsearch/index"
 )
 
 func getJSON(t testing.TB, u string, v any) int {
@@ -35,11 +34,7 @@ func photosDir(t testing.TB) string { return filepath.Join(filepath.Dir(testInde
 // its stored vector: the answers must be the same.
 func TestSearchByIDEqualsVector(t *testing.T) {
 	ts := start(t, Options{ThumbDir: t.TempDir()})
-	ix, err := index.Open(testIndex(t)) // the rows as the file holds them
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
+	ix := ts.s.Index().Base() // the test index has no change log
 	for r := 0; r < ix.Len(); r++ {
 		id, _ := ix.ID(r)
 		var byID answer

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"simsearch/collection"
 	"simsearch/embed"
 	"simsearch/folder"
 	"simsearch/ingest"
@@ -30,22 +29,18 @@ Examples:
 		Flags: append(append(append(changeFlags(), walkFlags()...),
 			&cli.BoolFlag{Name: "replace", Usage: "replace the rows of ids that are present"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		), modelFlags(false)...),
+		), append(modelFlags(false), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(c, "want at least one image or folder")
 			}
 			path := c.String("index")
-			w, err := collection.OpenWriter(path, nil)
+			w, meta, err := openWriter(path, nil)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			meta, err := w.Meta()
-			if err != nil {
-				return err
-			}
-			decodeAsRecorded(meta)
 			files, err := filesToAdd(c, meta.Root)
 			if err != nil {
 				return err

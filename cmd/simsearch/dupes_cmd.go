@@ -7,8 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"simsearch/collection"
 	"simsearch/dupes"
-	"simsearch/query"
 )
 
 func dupesCommand() *cli.Command {
@@ -53,13 +53,21 @@ func runDupes(c *cli.Context) error {
 	if !(d >= 0) || d > 1e30 {
 		return usageError(c, "--max-distance must be a number ≥ 0, not %v", d)
 	}
-	s, err := query.Open(c.String("index"))
+	ix, err := collection.Open(c.String("index")) // the index with its change log
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer ix.Release()
 	start := time.Now()
-	named, st, err := s.Dupes(dupes.Options{MaxDistance: float32(d), Workers: c.Int("workers")})
+	rows, idOf, err := ix.Rows()
+	if err != nil {
+		return err
+	}
+	groups, st, err := dupes.Find(rows, ix.Dim(), dupes.Options{MaxDistance: float32(d), Workers: c.Int("workers")})
+	if err != nil {
+		return fmt.Errorf("%s: %w", ix.Path(), err)
+	}
+	named, err := dupes.Name(groups, idOf)
 	if err != nil {
 		return err
 	}
@@ -68,7 +76,7 @@ func runDupes(c *cli.Context) error {
 		photos += len(g.IDs)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "%d groups of near-duplicates (%d photos, %d pairs within %g) among %d photos; %d of %d block pairs compared in %.2f s\n",
-		len(named), photos, st.PairsWithinD, d, s.Index().Len(), st.Computed, st.BlockPairs, time.Since(start).Seconds())
+		len(named), photos, st.PairsWithinD, d, ix.Len(), st.Computed, st.BlockPairs, time.Since(start).Seconds())
 	w := c.App.Writer
 	enc := json.NewEncoder(w)
 	for i, g := range named {

@@ -65,7 +65,8 @@ Examples:
 		Flags: append(append(append(changeFlags(), walkFlags()...),
 			&cli.BoolFlag{Name: "exif-transpose", Usage: "when creating the index: turn images upright by their EXIF orientation (the Python pipeline does not)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		), modelFlags(false)...),
+		), append(modelFlags(false), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: runUpdate,
 	}
 }
@@ -107,16 +108,11 @@ func runUpdate(c *cli.Context) error {
 		}
 		create = &collection.NewBase{Dim: model.Dim(), Meta: index.Meta{Tool: "simsearch update", Model: rec, Root: abs, ExifTranspose: c.Bool("exif-transpose")}}
 	}
-	w, err := collection.OpenWriter(path, create)
+	w, meta, err := openWriter(path, create)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	meta, err := w.Meta()
-	if err != nil {
-		return err
-	}
-	decodeAsRecorded(meta)
 	root := meta.Root
 	if root == "" {
 		return fmt.Errorf("%s records no photo folder (it was converted from shards without --root): use add, or convert again with --root", path)
@@ -190,6 +186,22 @@ func lazyModel(c *cli.Context, path string, meta index.Meta, model **embed.Model
 func openModel(cfg embed.Config, ortLib string) (*embed.Model, error) {
 	m, _, err := embed.OpenModel(cfg, ortLib, embed.DefaultCacheDir())
 	return m, err
+}
+
+// openWriter opens the collection at path for changes (creating it as create says, if not nil)
+// and makes images decode as its rows' were.
+func openWriter(path string, create *collection.NewBase) (*collection.Writer, index.Meta, error) {
+	w, err := collection.OpenWriter(path, create)
+	if err != nil {
+		return nil, index.Meta{}, err
+	}
+	meta, err := w.Meta()
+	if err != nil {
+		w.Close()
+		return nil, index.Meta{}, err
+	}
+	decodeAsRecorded(meta)
+	return w, meta, nil
 }
 
 // decodeAsRecorded makes images decode as the index's were: turned upright by their EXIF
