@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"sync"
 
 	"simsearch/kernel"
@@ -104,15 +103,7 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 		for w := range heaps {
 			all = append(all, heaps[w][j]...)
 		}
-		slices.SortFunc(all, func(a, b item) int {
-			if a.worse(b) {
-				return 1
-			}
-			if b.worse(a) {
-				return -1
-			}
-			return 0
-		})
+		sortItems(all)
 		out := make([]Neighbor, min(k, len(all)))
 		for i := range out {
 			out[i] = Neighbor{Row: int(all[i].row), Distance: float32(math.Sqrt(float64(all[i].d)))}
