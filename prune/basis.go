@@ -52,29 +52,60 @@ func Fit(data []float32, dim, rank int) (*Basis, error) {
 	if dim <= 0 || len(data)%dim != 0 || len(data) == 0 {
 		return nil, fmt.Errorf("prune: data of %d floats is not a non-empty set of rows of %d", len(data), dim)
 	}
-	if rank <= 0 {
+	s := NewSampler(len(data)/dim, dim)
+	s.Add(data)
+	return s.Fit(rank)
+}
+
+// Sampler gathers what Fit needs in one pass over rows that arrive in pieces (a writer
+// streaming shards): the sum of all rows, for the mean, and the rows Fit samples. Fit on a
+// Sampler fed all rows in order equals Fit on the whole matrix.
+type Sampler struct {
+	n, dim, seen int
+	sum          []float64
+	sample       []float32 // the rows taken so far, row-major
+}
+
+// NewSampler prepares for n rows of dim floats.
+func NewSampler(n, dim int) *Sampler {
+	return &Sampler{n: n, dim: dim, sum: make([]float64, dim)}
+}
+
+// Add takes the next rows, in order.
+func (s *Sampler) Add(rows []float32) {
+	m := min(s.n, fitSample)
+	for r := 0; r*s.dim < len(rows); r++ {
+		row := rows[r*s.dim : (r+1)*s.dim]
+		for j, v := range row {
+			s.sum[j] += float64(v)
+		}
+		// Sample i is row i*n/m; the next one due is sample len(sample).
+		if i := len(s.sample) / s.dim; i < m && i*s.n/m == s.seen {
+			s.sample = append(s.sample, row...)
+		}
+		s.seen++
+	}
+}
+
+// Fit fits a basis of rank directions (capped at dim) to the rows added; it needs all n.
+func (s *Sampler) Fit(rank int) (*Basis, error) {
+	switch {
+	case s.seen != s.n || s.n == 0:
+		return nil, fmt.Errorf("prune: %d rows added of %d", s.seen, s.n)
+	case rank <= 0:
 		return nil, fmt.Errorf("prune: rank %d: want at least 1", rank)
 	}
+	dim := s.dim
 	rank = min(rank, dim)
-	n := len(data) / dim
-
-	sum := make([]float64, dim)
-	for r := range n {
-		for j, v := range data[r*dim : (r+1)*dim] {
-			sum[j] += float64(v)
-		}
-	}
 	mean := make([]float32, dim)
 	for j := range mean {
-		mean[j] = float32(sum[j] / float64(n))
+		mean[j] = float32(s.sum[j] / float64(s.n))
 	}
-
-	s := min(n, fitSample)
-	a := mat.NewDense(s, dim, nil)
-	for i := range s {
-		row := data[(i*n/s)*dim:]
+	ns := len(s.sample) / dim
+	a := mat.NewDense(ns, dim, nil)
+	for i := range ns {
 		for j := range dim {
-			a.Set(i, j, float64(row[j])-float64(mean[j]))
+			a.Set(i, j, float64(s.sample[i*dim+j])-float64(mean[j]))
 		}
 	}
 	l := min(rank+oversample, dim)
@@ -86,7 +117,7 @@ func Fit(data []float32, dim, rank int) (*Basis, error) {
 		}
 	}
 	orthonormalize(z, rng)
-	y := mat.NewDense(s, l, nil)
+	y := mat.NewDense(ns, l, nil)
 	for range iterations {
 		y.Mul(a, z)
 		z.Mul(a.T(), y)

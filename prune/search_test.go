@@ -341,3 +341,34 @@ func TestFitSmallAndDegenerate(t *testing.T) {
 		t.Error("Fit accepted no rows")
 	}
 }
+
+// TestSamplerInPieces checks that a basis fitted from rows streamed in uneven pieces (convert
+// feeds it shard by shard) is the basis of the whole matrix, bit for bit, sampling included.
+func TestSamplerInPieces(t *testing.T) {
+	const n, dim = 9000, 12
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := make([]float32, n*dim)
+	for i := range data {
+		data[i] = float32(rng.NormFloat64()) * float32(1+i%dim)
+	}
+	whole, err := Fit(data, dim, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSampler(n, dim)
+	for lo := 0; lo < n; {
+		hi := min(n, lo+1+rng.IntN(1500))
+		s.Add(data[lo*dim : hi*dim])
+		lo = hi
+	}
+	parts, err := s.Fit(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(whole.Mean, parts.Mean) || !slices.Equal(whole.Components, parts.Components) {
+		t.Error("streamed basis differs from the whole matrix's")
+	}
+	if _, err := NewSampler(n+1, dim).Fit(5); err == nil {
+		t.Error("Fit with rows missing succeeded")
+	}
+}

@@ -13,8 +13,8 @@ import (
 
 	"simsearch/embed"
 	"simsearch/index"
-	"simsearch/knn"
 	"simsearch/pil"
+	"simsearch/prune"
 )
 
 // Hit is one neighbour.
@@ -34,6 +34,8 @@ type Answer struct {
 // Searcher holds an open index and, for image queries, a model.
 type Searcher struct {
 	ix       *index.Index
+	pca      *prune.Section // nil: the index has none, every scan is full
+	pcaErr   error          // a damaged PCA section: only a full scan may answer
 	model    *embed.Model
 	ready    chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
 	warm     sync.Once
@@ -49,7 +51,9 @@ func Open(path string) (*Searcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Searcher{ix: ix, ready: make(chan struct{}), openTime: time.Since(start)}
+	s := &Searcher{ix: ix, ready: make(chan struct{})}
+	s.pca, s.pcaErr = prune.FromIndex(ix)
+	s.openTime = time.Since(start)
 	return s, nil
 }
 
@@ -88,42 +92,75 @@ func (s *Searcher) Close() error {
 	return s.ix.Close()
 }
 
-// Search finds the k nearest rows to each of the queries (row-major, Dim floats each) in one pass
-// over the index. It returns the answers, how long it waited for the index's pages and how long
-// the scan took.
-func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, time.Duration, error) {
+// Request says what each query asks for.
+type Request struct {
+	K           int        // the number of neighbours; 0 with MaxDistance: all rows in range
+	MaxDistance float64    // the largest distance returned; prune.NoLimit for none
+	Scan        prune.Scan // the pruned or the full scan, or the choice per query (prune.Auto)
+}
+
+// Scanned describes how one query's rows were found, for --timings.
+type Scanned struct {
+	prune.Stats
+	Wait   time.Duration // waiting for the index's pages (Warm)
+	Faults Faults        // page faults of the whole search call (shared by a batch)
+}
+
+// Search finds the nearest rows to each of the queries (row-major, Dim floats each): pruned
+// queries run one per core, the others share one pass over the index. It returns the answers
+// and, per query, how they were found.
+func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, error) {
 	if len(queries)%s.ix.Dim() != 0 || len(queries) == 0 {
-		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), s.ix.Dim())
+		return nil, nil, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), s.ix.Dim())
+	}
+	if s.pcaErr != nil && req.Scan != prune.Full {
+		return nil, nil, fmt.Errorf("%w (simsearch verify checks the file; --scan full does not use the section)", s.pcaErr)
 	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
-	start = time.Now()
-	res, err := knn.SearchBatch(s.ix.Vectors(), s.ix.Dim(), queries, k, knn.Options{})
-	scan := time.Since(start)
+	before := ProcessFaults()
+	res, stats, err := prune.SearchBatch(s.ix.Vectors(), s.ix.Dim(), s.pca, queries, prune.Request{
+		K: req.K, MaxDistance: req.MaxDistance, Scan: req.Scan,
+	})
 	if err != nil {
-		return nil, wait, scan, err
+		return nil, nil, err
 	}
+	f := ProcessFaults().since(before)
 	out := make([][]Hit, len(res))
+	scanned := make([]Scanned, len(res))
 	for j, r := range res {
+		scanned[j] = Scanned{Stats: stats[j], Wait: wait, Faults: f}
 		out[j] = make([]Hit, len(r))
 		for i, n := range r {
 			id, err := s.ix.ID(n.Row)
 			if err != nil {
-				return nil, wait, scan, err
+				return nil, nil, err
 			}
 			out[j][i] = Hit{ID: id, Distance: float64(n.Distance)}
 		}
 	}
-	return out, wait, scan, nil
+	return out, scanned, nil
+}
+
+// Record adds a query's scan to its timings: index_wait and scan in ms, the rows whose exact
+// distance was computed (visited; the full scan computes them all) and the page faults.
+func (sc Scanned) Record(t map[string]float64) {
+	t["index_wait"] = ms(sc.Wait)
+	t["scan"] = ms(sc.Time)
+	if sc.Path == "pruned" {
+		t["visited"] = float64(sc.Visited)
+	}
+	t["faults_minor"] = float64(sc.Faults.Minor)
+	t["faults_major"] = float64(sc.Faults.Major)
 }
 
 // Images answers image queries: it decodes and resizes the images on one core while the model
 // loads on another (when it is not loaded yet, see LoadModel), embeds them, and searches for all
 // of them in one pass over the index. A file that cannot be read gets an Answer with Err set;
-// the others are answered. Each Answer's Timings holds decode, inference, index_wait and scan
-// in ms; the returned duration is the model's load time (0 if it was loaded before).
-func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, time.Duration, error) {
+// the others are answered. Each Answer's Timings holds decode, inference and the scan's figures
+// (Scanned.Record); the returned duration is the model's load time (0 if it was loaded before).
+func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Answer, time.Duration, error) {
 	var (
 		cfg embed.Config
 		rec *index.Model
@@ -186,14 +223,13 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	if len(ok) == 0 {
 		return answers, load, nil
 	}
-	hits, wait, scan, err := s.Search(queries, k)
+	hits, scanned, err := s.Search(queries, find)
 	if err != nil {
 		return nil, load, err
 	}
 	for j, i := range ok {
 		answers[i].Results = hits[j]
-		answers[i].Timings["index_wait"] = ms(wait)
-		answers[i].Timings["scan"] = ms(scan)
+		scanned[j].Record(answers[i].Timings)
 	}
 	return answers, load, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"simsearch/embed"
 	"simsearch/extract"
+	"simsearch/prune"
 	"simsearch/query"
 	"simsearch/shard"
 )
@@ -27,12 +29,18 @@ images, nearest first, as "ID DISTANCE" lines (Euclidean distance). With several
 block is headed by "# IMAGE". The model and preprocessing recorded in the index are used unless
 flags override them; a different model file is refused.
 
+--max-distance D prints every image within distance D instead (nearest first), or with -k
+the k nearest of them. The answer is exact either way: an index with a PCA section (convert
+writes one) is searched by visiting rows in increasing lower bound of their distance, which
+reads a few percent of a collection of real embeddings; --scan full reads every row instead.
+
 Unreadable images are reported on stderr and the others still answered; the exit status is then 1.
 
 Examples:
    simsearch query --index photos.simidx cat.jpg
    simsearch query --index photos.simidx --model mobilenet.onnx -k 5 --json a.jpg b.png
-   simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model`,
+   simsearch query --index photos.simidx --max-distance 8 cat.jpg    # everything within 8
+   simsearch query --index photos.simidx --vector q.npy --timings    # precomputed vectors, no model`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
 			&cli.IntFlag{Name: "k", Aliases: []string{"n"}, Usage: "number of neighbours", Value: 10},
@@ -40,6 +48,8 @@ Examples:
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per query per line"},
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
+			&cli.Float64Flag{Name: "max-distance", Usage: "only results within this distance (all of them, unless -k is given too)"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
 		}, modelFlags(false)...),
 		Action: runQuery,
 	}
@@ -47,9 +57,9 @@ Examples:
 
 func runQuery(c *cli.Context) error {
 	start := time.Now()
-	k := c.Int("k")
-	if k <= 0 {
-		return usageError(c, "-k must be at least 1, not %d", k)
+	find, err := findRequest(c)
+	if err != nil {
+		return err
 	}
 	vec := c.String("vector")
 	if (vec == "") == (c.NArg() == 0) {
@@ -64,14 +74,14 @@ func runQuery(c *cli.Context) error {
 
 	var answers []query.Answer
 	if vec != "" {
-		answers, err = vectorQueries(s, vec, k)
+		answers, err = vectorQueries(s, vec, find)
 	} else {
 		var req query.ModelRequest
 		if req, err = modelRequest(c); err != nil {
 			return err
 		}
 		var load time.Duration
-		answers, load, err = s.Images(req, c.Args().Slice(), k)
+		answers, load, err = s.Images(req, c.Args().Slice(), find)
 		first["model_load"] = ms(load)
 	}
 	if err != nil {
@@ -80,7 +90,29 @@ func runQuery(c *cli.Context) error {
 	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, c.Bool("json"), c.Bool("timings"))
 }
 
-func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error) {
+// findRequest reads -k, --max-distance and --scan.
+func findRequest(c *cli.Context) (query.Request, error) {
+	r := query.Request{K: c.Int("k"), MaxDistance: prune.NoLimit}
+	var err error
+	if r.Scan, err = prune.ParseScan(c.String("scan")); err != nil {
+		return r, usageError(c, "--%v", err)
+	}
+	if c.IsSet("max-distance") {
+		r.MaxDistance = c.Float64("max-distance")
+		if !(r.MaxDistance >= 0) || math.IsInf(r.MaxDistance, 0) {
+			return r, usageError(c, "--max-distance must be a finite number at least 0, not %v", r.MaxDistance)
+		}
+		if !c.IsSet("k") {
+			r.K = 0 // every row in range
+		}
+	}
+	if r.K <= 0 && (c.IsSet("k") || !c.IsSet("max-distance")) {
+		return r, usageError(c, "-k must be at least 1, not %d", r.K)
+	}
+	return r, nil
+}
+
+func vectorQueries(s *query.Searcher, path string, find query.Request) ([]query.Answer, error) {
 	v, dim, err := shard.ReadVectors(path)
 	if err != nil {
 		return nil, err
@@ -88,7 +120,7 @@ func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error
 	if dim != s.Index().Dim() {
 		return nil, fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", path, dim, s.Index().Path(), s.Index().Dim())
 	}
-	hits, wait, scan, err := s.Search(v, k)
+	hits, scanned, err := s.Search(v, find)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -98,7 +130,8 @@ func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error
 		if len(hits) > 1 {
 			name = fmt.Sprintf("%s[%d]", path, i)
 		}
-		answers[i] = query.Answer{Query: name, Results: h, Timings: map[string]float64{"index_wait": ms(wait), "scan": ms(scan)}}
+		answers[i] = query.Answer{Query: name, Results: h, Timings: map[string]float64{}}
+		scanned[i].Record(answers[i].Timings)
 	}
 	return answers, nil
 }
@@ -118,6 +151,8 @@ func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]fl
 				t[k] = v
 			}
 			t["total"] = ms(time.Since(start))
+			f := query.ProcessFaults() // the whole process's, start-up included
+			t["process_faults_minor"], t["process_faults_major"] = float64(f.Minor), float64(f.Major)
 		} else {
 			t["total"] = t["decode"] + t["inference"] + t["index_wait"] + t["scan"]
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"simsearch/prune"
 	"simsearch/query"
 	"simsearch/serve"
 )
@@ -43,10 +44,15 @@ Example:
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
 		}, modelFlags(false)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usageError(c, "serve takes no arguments")
+			}
+			scan, err := prune.ParseScan(c.String("scan"))
+			if err != nil {
+				return usageError(c, "--%v", err)
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -64,7 +70,7 @@ Example:
 				return err
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			opt := serve.Options{Objects: c.String("objects"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger}
+			opt := serve.Options{Objects: c.String("objects"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger, Scan: scan}
 			if c.Bool("quiet") {
 				opt.Log = nil
 			}
