@@ -125,7 +125,8 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sc := &scratch{}
+				sc := scratchPool.Get().(*scratch)
+				defer scratchPool.Put(sc)
 				for {
 					mu.Lock()
 					j := next
@@ -189,6 +190,10 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 	return res, stats, nil
 }
 
+// scratchPool keeps working memory between calls: a one-query call would otherwise allocate
+// a bound per row each time.
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
 // scratch is one goroutine's working memory, reused across its queries.
 type scratch struct {
 	sig  []float32
@@ -211,7 +216,7 @@ func keyBound(k uint64) float32 { return math.Float32frombits(uint32(k >> 32)) }
 func (s *Section) pruned(data []float32, q []float32, req Request, workers int, sc *scratch) (res []knn.Neighbor, visited int, ok bool) {
 	b := s.Basis
 	dim, w, n := b.Dim, b.Width(), s.Count()
-	if len(sc.sig) != w {
+	if len(sc.sig) != w || len(sc.v) != dim { // pooled scratch may come from another index
 		sc.sig, sc.v, sc.p = make([]float32, w), make([]float64, dim), make([]float64, b.Rank)
 	}
 	if cap(sc.lb) < n {
