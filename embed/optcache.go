@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"golang.org/x/sys/cpu"
@@ -35,8 +36,17 @@ func cpuTag() string {
 	return hex.EncodeToString(h[:4])
 }
 
+// cachePath names the cached graph after the model, the ONNX Runtime library actually loaded
+// (ort.GetVersion: ONNXRUNTIME_LIB may point at another release than the one setup installs) and
+// the CPU.
 func cachePath(dir string, src *Source) string {
-	return filepath.Join(dir, fmt.Sprintf("%.32s-ort%s-cpu%s.onnx", src.sha256, ORTVersion, cpuTag()))
+	v := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '.' {
+			return r
+		}
+		return '_'
+	}, ort.GetVersion())
+	return filepath.Join(dir, fmt.Sprintf("%.32s-ort%s-cpu%s.onnx", src.sha256, v, cpuTag()))
 }
 
 func newSession(data []byte, cfg Config, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {

@@ -4,7 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
 
 	"simsearch/pil"
 )
@@ -38,6 +41,9 @@ func TestOptimizedCache(t *testing.T) {
 	built := embedWith(dir)
 	cached := embedWith(dir)
 	path := cachePath(dir, src)
+	if v := ort.GetVersion(); v == "" || !strings.Contains(filepath.Base(path), "-ort"+v+"-") {
+		t.Errorf("cache file %s is not keyed by the loaded runtime's version %q", path, v)
+	}
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		t.Fatalf("no cached graph at %s: %v", path, err)
 	}
