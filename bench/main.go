@@ -216,6 +216,11 @@ func run(c config, logf func(string, ...any)) error {
 			return t1 + t2, nil, err
 		}},
 	)
+	pb, err := newPruneBench(c, work, idx, ix, d, logf)
+	if err != nil {
+		return err
+	}
+	ms = append(ms, pb.measurements()...)
 	defaultKernel := kernel.Name()
 	defer kernel.Use(defaultKernel)
 
@@ -248,7 +253,7 @@ func run(c config, logf func(string, ...any)) error {
 	if err != nil {
 		return fmt.Errorf("server load: %w", err)
 	}
-	report := render(c, d, samples, loads, python != "", defaultKernel)
+	report := render(c, d, samples, loads, python != "", defaultKernel) + pb.report(samples, python, logf)
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return err
 	}

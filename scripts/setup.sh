@@ -6,7 +6,8 @@
 #     where the binary looks by default.
 # Usage: scripts/setup.sh [--for-tests]
 #   --for-tests also installs numpy (fixture scripts, the numpy baseline, a test that reads extract's
-#   shards with numpy) and Debian's chromium + chromium-driver (the page's browser test).
+#   shards with numpy), Debian's chromium + chromium-driver (the page's browser test), and for make
+#   bench hnswlib, FAISS and the mate-backgrounds photos (bench/ann.py, bench/realish).
 set -euo pipefail
 
 ORT_VERSION=1.30.0
@@ -21,7 +22,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 pkgs=(gcc libjpeg62-turbo-dev libwebp-dev)
-[ "${1:-}" = "--for-tests" ] && pkgs+=(python3-numpy chromium chromium-driver)
+[ "${1:-}" = "--for-tests" ] && pkgs+=(python3-numpy chromium chromium-driver python3-hnswlib python3-faiss mate-backgrounds)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
