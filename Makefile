@@ -31,9 +31,15 @@ test: $(TSTAMP)
 	$(GO) test ./...
 	$(GO) test -race ./serve ./knn ./index ./convert ./query
 
+# Fails on unformatted code, vet findings (both modules), a go.mod/go.sum that go mod tidy would
+# change, and generated assembly that differs from its generator's output. Writes nothing.
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	cd kernel/asm && $(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum: not tidy (diff above); run go mod tidy"; exit 1; }
+	@cd kernel/asm && $(GO) mod tidy -diff || { echo "kernel/asm/go.mod: not tidy (diff above); run go mod tidy there"; exit 1; }
+	scripts/check-generated.sh
 
 # The demo collection is the bundled photos (broken files included, to show they are skipped)
 # less ladybird_brighter.jpg, which is then queried: its original, ladybird.jpg, comes first.

@@ -6,6 +6,7 @@ package index
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -24,6 +25,8 @@ type Index struct {
 	vectors []float32
 	offsets []byte // (count+1) little-endian uint64
 	idBytes []byte
+	f       *os.File    // kept open so that Changed can see the mapped file itself
+	st      os.FileInfo // f's state when it was mapped
 }
 
 // Open maps the index file at path and validates its header. It reads no more than the header
@@ -36,7 +39,15 @@ func Open(path string) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // the mapping stays valid after the descriptor is closed
+	ix, err := mapFile(path, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return ix, nil
+}
+
+func mapFile(path string, f *os.File) (*Index, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -58,7 +69,26 @@ func Open(path string) (*Index, error) {
 		m.Unmap()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	ix.f, ix.st = f, st
 	return ix, nil
+}
+
+// ErrChanged is wrapped by the errors Changed returns.
+var ErrChanged = errors.New("the index file was modified in place")
+
+// Changed reports whether the mapped file was modified in place (truncated, rewritten, touched)
+// since Open, at the cost of one fstat. Such changes show through the mapping, and reading a page
+// that a truncation removed raises SIGBUS; an index must be replaced by renaming a new file over
+// it, which leaves the open file, and this mapping, as they were.
+func (ix *Index) Changed() error {
+	st, err := ix.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", ix.path, err)
+	}
+	if st.Size() != ix.st.Size() || !st.ModTime().Equal(ix.st.ModTime()) {
+		return fmt.Errorf("%s: %w since it was opened (%d bytes then, %d now): replace an index by renaming a new file over it", ix.path, ErrChanged, ix.st.Size(), st.Size())
+	}
+	return nil
 }
 
 func fromMapping(path string, m mmap.MMap, size uint64) (*Index, error) {
@@ -154,7 +184,7 @@ func (ix *Index) Close() error {
 	if ix.m == nil {
 		return nil
 	}
-	err := ix.m.Unmap()
+	err := errors.Join(ix.m.Unmap(), ix.f.Close())
 	ix.m, ix.vectors, ix.offsets, ix.idBytes = nil, nil, nil, nil
 	return err
 }

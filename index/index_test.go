@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"simsearch/kernel"
 )
 
 // build writes an index of count random dim-vectors with ids "id-<row>" and returns its path
@@ -344,28 +346,63 @@ func FuzzParseHeader(f *testing.F) {
 
 // Large finite values overflow a row's squared norm to +Inf; the writer must look closer and
 // accept them, and still find a NaN after such a row, with its exact position.
+// Finite rows whose squared norm reaches MaxSquaredNorm are refused (before, they were accepted
+// and every distance to them was +Inf); rows just below it are kept, and no distance between two
+// of them overflows. The kernel's norm is exact enough only as a filter: the bound is exact.
 func TestFiniteCheckOverflowingNorms(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.simidx")
-	w, err := Create(path, 3, false)
-	if err != nil {
-		t.Fatal(err)
+	edge := float32(math.Sqrt(MaxSquaredNorm / 3 * (1 - 1e-6))) // three of them: just below
+	over := float32(math.Sqrt(MaxSquaredNorm/3)) * (1 + 1e-6)   // just above
+	many := make([]float32, 3*5000)                             // more than one block of the check
+	many[3*4500] = 3e38
+	nan := make([]float32, 3*5000)
+	nan[3*4700+2] = float32(math.NaN())
+	for _, tc := range []struct {
+		name        string
+		rows        []float32
+		row, col    int // the refused row (and column, for a non-finite value); -1: accepted
+		normRefusal bool
+	}{
+		{"overflowing norm", []float32{3e38, -3e38, 1, 2, 3, 4}, 0, 0, true},
+		{"just above the bound", []float32{1, 2, 3, over, over, over}, 1, 0, true},
+		{"just below the bound", []float32{edge, edge, edge, -edge, -edge, -edge}, -1, 0, false},
+		{"in a later block", many, 4500, 0, true},
+		{"NaN in a later block", nan, 4700, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := Create(filepath.Join(t.TempDir(), "x.simidx"), 3, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			ids := make([]string, len(tc.rows)/3)
+			for i := range ids {
+				ids[i] = fmt.Sprint("r", i)
+			}
+			err = w.Append(ids, tc.rows)
+			var ne *NormError
+			var nf *NonFiniteError
+			switch {
+			case tc.row < 0:
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				// The two rows are opposite: their distance is the largest possible, and finite.
+				var d [1]float32
+				kernel.L2SquaredBlock(tc.rows[:3], tc.rows[3:6], d[:])
+				if math.IsInf(float64(d[0]), 0) {
+					t.Errorf("distance between two accepted rows overflowed")
+				}
+			case tc.normRefusal:
+				if !errors.As(err, &ne) || ne.Row != tc.row {
+					t.Fatalf("Append = %v, want a NormError at row %d", err, tc.row)
+				}
+			default:
+				if !errors.As(err, &nf) || nf.Row != tc.row || nf.Col != tc.col {
+					t.Fatalf("Append = %v, want a non-finite value at row %d column %d", err, tc.row, tc.col)
+				}
+			}
+		})
 	}
-	big := []float32{3e38, -3e38, 1, 2, 3, 4}
-	if err := w.Append([]string{"big", "small"}, big); err != nil {
-		t.Fatalf("finite values with an overflowing norm refused: %v", err)
-	}
-	rows := make([]float32, 3*5000) // more than one block of the check
-	rows[3*4500] = 3e38
-	rows[3*4700+2] = float32(math.NaN())
-	ids := make([]string, 5000)
-	for i := range ids {
-		ids[i] = fmt.Sprint("r", i)
-	}
-	var nf *NonFiniteError
-	if err := w.Append(ids, rows); !errors.As(err, &nf) || nf.Row != 4700 || nf.Col != 2 {
-		t.Fatalf("Append = %v, want a NaN at row 4700 column 2", err)
-	}
-	w.Abort()
 }
 
 func TestSections(t *testing.T) {

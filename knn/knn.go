@@ -9,11 +9,13 @@
 package knn
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
 	"sync"
 
+	"simsearch/internal/fault"
 	"simsearch/kernel"
 )
 
@@ -86,16 +88,22 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 	workers = min(workers, n)
 
 	heaps := make([][]heap, workers) // heaps[w][j]: worker w's best for query j
+	faults := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := n*w/workers, n*(w+1)/workers
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude)
+			// data is usually a file mapping: a file truncated under it must fail the search,
+			// not kill the process with SIGBUS.
+			faults[w] = fault.Guard(func() { heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude) })
 		}()
 	}
 	wg.Wait()
+	if err := errors.Join(faults...); err != nil {
+		return nil, err
+	}
 
 	res := make([][]Neighbor, nq)
 	for j := range res {

@@ -1,13 +1,16 @@
 package prune
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
+	"simsearch/internal/fault"
 	"simsearch/kernel"
 	"simsearch/knn"
 )
@@ -115,6 +118,7 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 	}
 	if usePruned {
 		var mu sync.Mutex
+		var faults []error
 		next := 0
 		var wg sync.WaitGroup
 		inner := 1 // a lone query spreads its signature scan over the cores
@@ -136,7 +140,17 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 						return
 					}
 					start := time.Now()
-					r, visited, ok := sec.pruned(data, queries[j*dim:(j+1)*dim], req, inner, sc)
+					var r []knn.Neighbor
+					var visited int
+					var ok bool
+					// data and the section are usually a file mapping: a file truncated under
+					// it must fail the search, not kill the process with SIGBUS.
+					if err := fault.Guard(func() { r, visited, ok = sec.pruned(data, queries[j*dim:(j+1)*dim], req, inner, sc) }); err != nil {
+						mu.Lock()
+						faults = append(faults, err)
+						mu.Unlock()
+						return
+					}
 					stats[j] = Stats{Path: "pruned", Visited: visited, Time: time.Since(start)}
 					if ok {
 						res[j] = r
@@ -149,6 +163,9 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 			}()
 		}
 		wg.Wait()
+		if err := errors.Join(faults...); err != nil {
+			return nil, nil, err
+		}
 		slices.Sort(full)
 	} else {
 		full = make([]int, nq)
@@ -356,16 +373,26 @@ func signatures(sig, rows, lb []float32, workers int) {
 		kernel.L2SquaredBlock(sig, rows, lb)
 		return
 	}
+	panics := make([]any, workers)
 	var wg sync.WaitGroup
 	for k := range workers {
 		lo, hi := n*k/workers, n*(k+1)/workers
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A fault here (a file truncated under its mapping) belongs to the caller, whose
+			// fault.Guard turns it into an error: catch it and raise it again there.
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			defer func() { panics[k] = recover() }()
 			kernel.L2SquaredBlock(sig, rows[lo*w:hi*w], lb[lo:hi])
 		}()
 	}
 	wg.Wait()
+	for _, p := range panics {
+		if p != nil {
+			panic(p)
+		}
+	}
 }
 
 // The rounding analysis. Let u = 2⁻²⁴ (float32's unit roundoff). For a row x and the query q:

@@ -38,46 +38,28 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 
 // loadModel loads the model cfg describes, checking it against rec, the index's record.
 func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Model) (time.Duration, error) {
-	start := time.Now()
-	lib, err := embed.LibraryPath(req.ORTLib)
-	if err != nil {
-		return 0, err
-	}
-	// ONNX Runtime loads while the model file is read, hashed and checked.
-	initErr := make(chan error, 1)
-	go func() { initErr <- embed.Init(lib) }()
-	src, err := embed.ReadModel(cfg)
-	if ierr := <-initErr; ierr != nil {
-		return 0, ierr
-	}
-	if err != nil {
-		return 0, err
-	}
-	m, err := src.Open(req.CacheDir)
+	m, took, err := embed.OpenModel(cfg, req.ORTLib, req.CacheDir)
 	if err != nil {
 		return 0, err
 	}
 	if rec != nil && rec.SHA256 != "" && rec.SHA256 != m.SHA256() && !req.AllowMismatch {
 		m.Close()
-		return 0, fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, m.SHA256(), s.ix.Path(), rec.File, rec.SHA256)
+		return 0, fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, m.SHA256(), s.Index().Path(), rec.File, rec.SHA256)
 	}
-	if m.Dim() != s.ix.Dim() {
+	if ix := s.Index(); m.Dim() != ix.Dim() {
 		m.Close()
-		return 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), s.ix.Path(), s.ix.Dim())
+		return 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), ix.Path(), ix.Dim())
 	}
-	s.model = m
-	return time.Since(start), nil
+	s.model, s.allowMismatch = m, req.AllowMismatch
+	return took, nil
 }
 
 // modelConfig is the model configuration for req and this index, and the index's record of its
 // model (nil if none).
 func (s *Searcher) modelConfig(req ModelRequest) (embed.Config, *index.Model, error) {
-	meta, err := s.ix.Meta()
-	if err != nil {
-		return embed.Config{}, nil, err
-	}
-	cfg, err := resolve(req, meta.Model, s.ix.Path())
-	return cfg, meta.Model, err
+	rec := s.Meta().Model
+	cfg, err := resolve(req, rec, s.Index().Path())
+	return cfg, rec, err
 }
 
 // resolve merges explicit settings, the index's record and the defaults.
@@ -95,10 +77,7 @@ func resolve(req ModelRequest, rec *index.Model, indexPath string) (embed.Config
 			return embed.Config{}, fmt.Errorf("%s was built with the model %s, which is not there any more: pass --model", indexPath, path)
 		}
 	}
-	cfg := embed.Default(path)
-	if rec != nil {
-		cfg.Input, cfg.Output, cfg.Size, cfg.Layout, cfg.Scale, cfg.Mean, cfg.Std = rec.Input, rec.Output, rec.Size, rec.Layout, rec.Scale, rec.Mean, rec.Std
-	}
+	cfg := recordConfig(embed.Default(path), rec)
 	set(&cfg.Input, req.Input)
 	set(&cfg.Output, req.Output)
 	set(&cfg.Size, req.Size)
@@ -118,6 +97,14 @@ func resolve(req ModelRequest, rec *index.Model, indexPath string) (embed.Config
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// recordConfig is cfg with the preprocessing the index's model record rec (if not nil) gives.
+func recordConfig(cfg embed.Config, rec *index.Model) embed.Config {
+	if rec != nil {
+		cfg.Input, cfg.Output, cfg.Size, cfg.Layout, cfg.Scale, cfg.Mean, cfg.Std = rec.Input, rec.Output, rec.Size, rec.Layout, rec.Scale, rec.Mean, rec.Std
+	}
+	return cfg
 }
 
 func set[T any](dst *T, v *T) {

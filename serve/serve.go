@@ -25,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"simsearch/pil"
 	"simsearch/prune"
 	"simsearch/query"
 )
@@ -53,6 +52,7 @@ type Server struct {
 	ready   atomic.Bool
 	decode  chan struct{} // bounds concurrent decodes to the cores
 	mux     *http.ServeMux
+	csp     string // the Content-Security-Policy of every response
 }
 
 // New makes a server; Run serves it.
@@ -81,6 +81,11 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 		srv.objects = root
 	}
 	sub, _ := fs.Sub(page, "page")
+	csp, err := contentPolicy(sub)
+	if err != nil {
+		return nil, err
+	}
+	srv.csp = csp
 	srv.mux.Handle("GET /{$}", http.FileServerFS(sub))
 	srv.mux.HandleFunc("GET /healthz", srv.healthz)
 	srv.mux.HandleFunc("POST /search", srv.searchImage)
@@ -93,6 +98,9 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 func (srv *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", srv.csp)
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		defer func() {
 			if p := recover(); p != nil {
@@ -163,12 +171,30 @@ func (srv *Server) Run(ctx context.Context, ln net.Listener, drain time.Duration
 	return nil
 }
 
+// Reload opens the index file again and serves from it once its pages are mapped, without
+// failing requests in flight (query.Searcher.Reopen); on error the old index stays. An updated
+// index must be renamed over the old path: a file modified in place fails requests (with 500 and
+// the reason) until a reload or a restart.
+// It returns the number of vectors now served.
+func (srv *Server) Reload() (int, error) {
+	ix, err := srv.s.Reopen()
+	if err != nil {
+		return 0, err
+	}
+	return ix.Len(), nil
+}
+
 func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if !srv.ready.Load() {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Index().Len(), "dim": srv.s.Index().Dim()})
+	ix := srv.s.Index()
+	if err := ix.Changed(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": ix.Len(), "dim": ix.Dim()})
 }
 
 // response is what /search and /search/vector answer.
@@ -198,13 +224,8 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := time.Now()
-	img, err := pil.Decode(data)
-	var input []float32
-	if err == nil {
-		m := srv.s.Model()
-		input = make([]float32, m.InputLen())
-		m.Prepare(img, input)
-	}
+	input := make([]float32, srv.s.Model().InputLen())
+	err := srv.s.Model().PrepareBytes(data, input)
 	<-srv.decode
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "cannot read the image: "+err.Error())
@@ -360,6 +381,16 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 			f.Close()
 			continue
 		}
+		typ, err := imageType(name, f)
+		if err != nil || typ == "" {
+			f.Close()
+			if err == nil {
+				err = errors.New("only images are served")
+			}
+			writeError(w, http.StatusForbidden, id+": "+err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", typ)
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		http.ServeContent(w, r, path.Base(name), st.ModTime(), f)
 		f.Close()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,7 +96,13 @@ type server struct {
 
 func start(t testing.TB, opt Options) *server {
 	t.Helper()
-	s, err := query.Open(testIndex(t))
+	return startIndex(t, testIndex(t), opt)
+}
+
+// startIndex serves the index at path.
+func startIndex(t testing.TB, path string, opt Options) *server {
+	t.Helper()
+	s, err := query.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,15 +313,32 @@ func TestObjects(t *testing.T) {
 	root := t.TempDir()
 	objects := filepath.Join(root, "objects")
 	id := "5577b06378df4cbf5fa04237ac767205a944a360.jpg"
+	jpeg, _ := os.ReadFile(filepath.Join(images, "ladybird.jpg"))
+	png, _ := os.ReadFile(filepath.Join(images, "tiny_red.png"))
+	webp, _ := os.ReadFile(filepath.Join(images, "wood.webp"))
+	page := []byte("<!doctype html><html><script>alert(document.cookie)</script></html>")
+	svg := []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`)
 	os.MkdirAll(filepath.Join(objects, "55", "77"), 0o755)
 	os.MkdirAll(filepath.Join(objects, "sub"), 0o755)
-	os.WriteFile(filepath.Join(objects, "55", "77", id), []byte("fanned-out"), 0o644)
-	os.WriteFile(filepath.Join(objects, "flat.jpg"), []byte("flat"), 0o644)
-	os.WriteFile(filepath.Join(objects, "sub", "nested.jpg"), []byte("nested"), 0o644)
+	for name, b := range map[string][]byte{
+		filepath.Join("55", "77", id): jpeg,
+		"flat.jpg":                    jpeg,
+		filepath.Join("sub", "n.png"): png,
+		"wood.webp":                   webp,
+		"png-named.jpg":               png, // Pillow reads it: served as what it is
+		"page.html":                   page,
+		"page.jpg":                    page, // a page under an image's name
+		"drawing.svg":                 svg,
+		"drawing.png":                 svg,
+		"empty.gif":                   nil,
+		"notes.txt":                   []byte("hello"),
+	} {
+		os.WriteFile(filepath.Join(objects, name), b, 0o644)
+	}
 	os.WriteFile(filepath.Join(root, "secret.txt"), []byte("TOP-SECRET-CONTENT"), 0o644)
 	os.Symlink(filepath.Join(root, "secret.txt"), filepath.Join(objects, "link.jpg"))
 	ts := start(t, Options{Objects: objects})
-	get := func(p string) (int, string) {
+	get := func(p string) (int, http.Header, []byte) {
 		req, _ := http.NewRequest("GET", ts.url+p, nil)
 		req.URL.Opaque = p // send the path exactly as written
 		res, err := http.DefaultTransport.RoundTrip(req)
@@ -322,35 +347,159 @@ func TestObjects(t *testing.T) {
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return res.StatusCode, res.Header, b
 	}
 	for _, tc := range []struct {
-		path string
-		code int
-		body string
+		path  string
+		code  int
+		body  []byte
+		ctype string
 	}{
-		{"/objects/" + id, 200, "fanned-out"},
-		{"/objects/flat.jpg", 200, "flat"},
-		{"/objects/sub/nested.jpg", 200, "nested"},
-		{"/objects/missing.jpg", 404, ""},
-		{"/objects/../secret.txt", 0, ""},
-		{"/objects/..%2fsecret.txt", 400, ""},
-		{"/objects/sub/..%2f..%2fsecret.txt", 400, ""},
-		{"/objects/%2e%2e/secret.txt", 0, ""},
-		{"/objects/link.jpg", 404, ""},
-		{"/objects/sub%5c..%5c..%5csecret.txt", 400, ""},
-		{"/objects//etc/passwd", 0, ""},
+		{"/objects/" + id, 200, jpeg, "image/jpeg"},
+		{"/objects/flat.jpg", 200, jpeg, "image/jpeg"},
+		{"/objects/sub/n.png", 200, png, "image/png"},
+		{"/objects/wood.webp", 200, webp, "image/webp"},
+		{"/objects/png-named.jpg", 200, png, "image/png"},
+		{"/objects/page.html", 403, nil, ""},
+		{"/objects/page.jpg", 403, nil, ""},
+		{"/objects/drawing.svg", 403, nil, ""},
+		{"/objects/drawing.png", 403, nil, ""},
+		{"/objects/empty.gif", 403, nil, ""},
+		{"/objects/notes.txt", 403, nil, ""},
+		{"/objects/missing.jpg", 404, nil, ""},
+		{"/objects/../secret.txt", 0, nil, ""},
+		{"/objects/..%2fsecret.txt", 400, nil, ""},
+		{"/objects/sub/..%2f..%2fsecret.txt", 400, nil, ""},
+		{"/objects/%2e%2e/secret.txt", 0, nil, ""},
+		{"/objects/link.jpg", 404, nil, ""},
+		{"/objects/sub%5c..%5c..%5csecret.txt", 400, nil, ""},
+		{"/objects//etc/passwd", 0, nil, ""},
 	} {
-		code, body := get(tc.path)
-		if strings.Contains(body, "TOP-SECRET-CONTENT") || strings.Contains(body, "root:x:") {
-			t.Errorf("%s escaped the objects folder: %d %q", tc.path, code, body)
+		code, h, body := get(tc.path)
+		if bytes.Contains(body, []byte("TOP-SECRET-CONTENT")) || bytes.Contains(body, []byte("root:x:")) || bytes.Contains(body, []byte("alert(")) {
+			t.Errorf("%s served what it must not: %d %q", tc.path, code, body)
 		}
 		if tc.code != 0 && code != tc.code {
 			t.Errorf("%s: status %d, want %d", tc.path, code, tc.code)
 		}
-		if tc.body != "" && body != tc.body {
-			t.Errorf("%s: body %q, want %q", tc.path, body, tc.body)
+		if tc.body != nil && !bytes.Equal(body, tc.body) {
+			t.Errorf("%s: body of %d bytes, want the file's %d", tc.path, len(body), len(tc.body))
 		}
+		if tc.ctype != "" && h.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s: Content-Type %q, want %q", tc.path, h.Get("Content-Type"), tc.ctype)
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Security-Policy") == "" {
+			t.Errorf("%s: no nosniff or CSP header: %v", tc.path, h)
+		}
+	}
+}
+
+// Every response carries nosniff and a Content-Security-Policy that allows exactly the page's
+// own inline script and style (by hash), nothing from elsewhere, and no framing. (TestBrowser
+// shows the page works under it.)
+func TestSecurityHeaders(t *testing.T) {
+	ts := start(t, Options{})
+	res, err := http.Get(ts.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	csp := res.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "connect-src 'self'", "img-src 'self' blob:"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || strings.Contains(csp, "*") {
+		t.Errorf("CSP %q allows arbitrary code", csp)
+	}
+	for _, tag := range []string{"script", "style"} {
+		body := string(page)
+		i := strings.Index(body, "<"+tag+">")
+		j := strings.Index(body, "</"+tag+">")
+		if i < 0 || j < i {
+			continue // the page has no inline block of this kind
+		}
+		sum := sha256.Sum256([]byte(body[i+len(tag)+2 : j]))
+		hash := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+		if !strings.Contains(csp, tag+"-src 'self' "+hash) {
+			t.Errorf("CSP %q does not allow the page's inline %s (%s)", csp, tag, hash)
+		}
+	}
+	for _, req := range []struct{ method, path string }{{"GET", "/"}, {"GET", "/healthz"}, {"POST", "/search"}, {"POST", "/search/vector"}, {"GET", "/objects/x.jpg"}, {"GET", "/nothing"}} {
+		r, _ := http.NewRequest(req.method, ts.url+req.path, strings.NewReader(""))
+		res, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Content-Security-Policy") != csp {
+			t.Errorf("%s %s (%d): headers %v", req.method, req.path, res.StatusCode, res.Header)
+		}
+	}
+}
+
+// An index file overwritten or truncated in place under the server (instead of replaced by
+// rename) fails requests with a JSON 500 naming the problem and makes /healthz 503; the server
+// does not die of SIGBUS, and Reload serves again once a whole index is back.
+func TestIndexChangedInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.simidx")
+	whole, err := os.ReadFile(testIndex(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, whole, 0o644)
+	hourAgo := time.Now().Add(-time.Hour) // file times have a coarse clock: see index.TestChanged
+	os.Chtimes(path, hourAgo, hourAgo)
+	ts := startIndex(t, path, Options{})
+	v, err := embedFile(ts.s.Model(), filepath.Join(images, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(map[string]any{"vector": v})
+	search := func() (int, answer) {
+		return post(t, ts.url+"/search/vector?k=2", "application/json", bytes.NewReader(js))
+	}
+	health := func() int {
+		res, err := http.Get(ts.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code, a := search(); code != 200 || a.Results[0].ID != "coffee.png" {
+		t.Fatalf("before: %d %+v", code, a)
+	}
+	for _, change := range []struct {
+		name string
+		do   func() error
+	}{
+		{"truncated", func() error { return os.Truncate(path, 4096) }},
+		{"overwritten", func() error { return os.WriteFile(path, whole, 0o644) }},
+	} {
+		if err := change.do(); err != nil {
+			t.Fatal(err)
+		}
+		if code, a := search(); code != 500 || !strings.Contains(a.Error, "modified in place") {
+			t.Errorf("%s: search %d %+v, want 500 saying the file was modified in place", change.name, code, a)
+		}
+		if code, _ := postFile(t, ts.url+"/search", filepath.Join(images, "coffee.png")); code != 500 {
+			t.Errorf("%s: image search %d, want 500", change.name, code)
+		}
+		if code := health(); code != 503 {
+			t.Errorf("%s: healthz %d, want 503", change.name, code)
+		}
+	}
+	if n, err := ts.srv.Reload(); err != nil || n != 8 {
+		t.Fatalf("Reload: %d, %v", n, err)
+	}
+	if code, a := search(); code != 200 || a.Results[0].ID != "coffee.png" {
+		t.Fatalf("after Reload: %d %+v", code, a)
+	}
+	if code := health(); code != 200 {
+		t.Errorf("after Reload: healthz %d", code)
 	}
 }
 

@@ -35,6 +35,9 @@ writes one) is searched by visiting rows in increasing lower bound of their dist
 reads a few percent of a collection of real embeddings; --scan full reads every row instead.
 
 Unreadable images are reported on stderr and the others still answered; the exit status is then 1.
+An id or image name holding a control character (newline, tab, ...), invalid UTF-8, or starting
+with a double quote is printed quoted and escaped as Go's strconv.Quote does ("a\nb.jpg");
+--json prints ids exactly.
 
 Examples:
    simsearch query --index photos.simidx cat.jpg
@@ -166,10 +169,10 @@ func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]fl
 			continue
 		}
 		if len(answers) > 1 {
-			fmt.Fprintf(w, "# %s\n", a.Query)
+			fmt.Fprintf(w, "# %s\n", textField(a.Query))
 		}
 		for _, h := range a.Results {
-			fmt.Fprintf(w, "%s %s\n", h.ID, pyFloat(h.Distance))
+			fmt.Fprintf(w, "%s %s\n", textField(h.ID), pyFloat(h.Distance))
 		}
 		if timings {
 			printTimings(errw, a.Query, t)
@@ -225,18 +228,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			lib, err := embed.LibraryPath(c.String("ort-lib"))
-			if err != nil {
-				return err
-			}
-			if err := embed.Init(lib); err != nil {
-				return err
-			}
-			src, err := embed.ReadModel(cfg)
-			if err != nil {
-				return err
-			}
-			m, err := src.Open(embed.DefaultCacheDir())
+			m, _, err := embed.OpenModel(cfg, c.String("ort-lib"), embed.DefaultCacheDir())
 			if err != nil {
 				return err
 			}
