@@ -9,7 +9,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -142,20 +141,7 @@ func run(c config, logf func(string, ...any)) error {
 			return timeCommand(exec.Command(c.bin, "query", "--index", idx, "--vector", d.query()))
 		}},
 		{"simsearch query IMAGE (whole process: model load, decode, inference, scan)", func() (time.Duration, map[string]float64, error) {
-			cmd := exec.Command(c.bin, "query", "--index", idx, "--model", c.model, "--allow-model-mismatch", "--json", "--timings", c.image)
-			var out bytes.Buffer
-			cmd.Stdout = &out
-			t, _, err := timeCommand(cmd)
-			if err != nil {
-				return 0, nil, err
-			}
-			var a struct {
-				Timings map[string]float64 `json:"timings_ms"`
-			}
-			if err := json.Unmarshal(out.Bytes(), &a); err != nil {
-				return 0, nil, fmt.Errorf("query IMAGE printed %q: %w", out.String(), err)
-			}
-			return t, a.Timings, nil
+			return timeTimings(exec.Command(c.bin, "query", "--index", idx, "--model", c.model, "--allow-model-mismatch", "--json", "--timings", c.image))
 		}},
 	}
 	for _, k := range kernel.Available() {

@@ -248,19 +248,24 @@ func (pb *pruneBench) report(samples []*sample, python string, logf func(string,
 // faultsMeasurement runs a one-shot query with --timings for its page-fault counts.
 func faultsMeasurement(bin, idx, query string) measurement {
 	return measurement{"simsearch query --vector, page faults (whole process, --json --timings)", func() (time.Duration, map[string]float64, error) {
-		cmd := exec.Command(bin, "query", "--index", idx, "--vector", query, "--json", "--timings")
-		var out bytes.Buffer
-		cmd.Stdout = &out
-		t, _, err := timeCommand(cmd)
-		if err != nil {
-			return 0, nil, err
-		}
-		var a struct {
-			Timings map[string]float64 `json:"timings_ms"`
-		}
-		if err := json.Unmarshal(out.Bytes(), &a); err != nil {
-			return 0, nil, fmt.Errorf("query --vector printed %q: %w", out.String(), err)
-		}
-		return t, a.Timings, nil
+		return timeTimings(exec.Command(bin, "query", "--index", idx, "--vector", query, "--json", "--timings"))
 	}}
+}
+
+// timeTimings times a simsearch query run with --json --timings and returns the timings it
+// printed (the first answer's).
+func timeTimings(cmd *exec.Cmd) (time.Duration, map[string]float64, error) {
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	t, _, err := timeCommand(cmd)
+	if err != nil {
+		return 0, nil, err
+	}
+	var a struct {
+		Timings map[string]float64 `json:"timings_ms"`
+	}
+	if err := json.NewDecoder(&out).Decode(&a); err != nil {
+		return 0, nil, fmt.Errorf("%s printed no JSON answer: %w", strings.Join(cmd.Args, " "), err)
+	}
+	return t, a.Timings, nil
 }

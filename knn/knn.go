@@ -13,9 +13,9 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
 	"simsearch/internal/fault"
+	"simsearch/internal/parallel"
 	"simsearch/kernel"
 )
 
@@ -89,18 +89,11 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 
 	heaps := make([][]heap, workers) // heaps[w][j]: worker w's best for query j
 	faults := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// data is usually a file mapping: a file truncated under it must fail the search,
-			// not kill the process with SIGBUS.
-			faults[w] = fault.Guard(func() { heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude) })
-		}()
-	}
-	wg.Wait()
+	parallel.Ranges(n, workers, func(w, lo, hi int) {
+		// data is usually a file mapping: a file truncated under it must fail the search, not
+		// kill the process with SIGBUS.
+		faults[w] = fault.Guard(func() { heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude) })
+	})
 	if err := errors.Join(faults...); err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 package knn
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
+	"simsearch/internal/fault"
+	"simsearch/internal/parallel"
 	"simsearch/kernel"
 )
 
@@ -51,12 +53,10 @@ func Within(data []float32, dim int, q []float32, maxDistance float64, opt Optio
 	workers = max(1, min(workers, n))
 	limit := SquaredBound(maxDistance)
 	found := make([][]item, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	faults := make([]error, workers)
+	parallel.Ranges(n, workers, func(w, lo, hi int) {
+		// data is usually a file mapping: see SearchBatch.
+		faults[w] = fault.Guard(func() {
 			block := max(1, blockBytes/(4*dim))
 			dist := make([]float32, block)
 			for b := lo; b < hi; b += block {
@@ -69,9 +69,11 @@ func Within(data []float32, dim int, q []float32, maxDistance float64, opt Optio
 					}
 				}
 			}
-		}()
+		})
+	})
+	if err := errors.Join(faults...); err != nil {
+		return nil, err
 	}
-	wg.Wait()
 	var all []item
 	for _, f := range found {
 		all = append(all, f...)

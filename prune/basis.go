@@ -15,9 +15,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/mat"
+
+	"simsearch/internal/parallel"
 )
 
 // Basis is a mean and Rank orthonormal directions in a space of Dim floats.
@@ -305,19 +306,12 @@ func (b *Basis) ProjectRows(data, out []float32) float64 {
 	w := b.Width()
 	workers := max(1, min(runtime.GOMAXPROCS(0), n/256))
 	norms := make([]float64, workers)
-	var wg sync.WaitGroup
-	for k := range workers {
-		lo, hi := n*k/workers, n*(k+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, p := make([]float64, b.Dim), make([]float64, b.Rank)
-			for r := lo; r < hi; r++ {
-				norms[k] = max(norms[k], b.project(data[r*b.Dim:(r+1)*b.Dim], out[r*w:(r+1)*w], v, p))
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Ranges(n, workers, func(k, lo, hi int) {
+		v, p := make([]float64, b.Dim), make([]float64, b.Rank)
+		for r := lo; r < hi; r++ {
+			norms[k] = max(norms[k], b.project(data[r*b.Dim:(r+1)*b.Dim], out[r*w:(r+1)*w], v, p))
+		}
+	})
 	m := 0.0
 	for _, x := range norms {
 		m = max(m, x)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"simsearch/internal/fault"
+	"simsearch/internal/parallel"
 	"simsearch/kernel"
 	"simsearch/knn"
 )
@@ -374,20 +375,13 @@ func signatures(sig, rows, lb []float32, workers int) {
 		return
 	}
 	panics := make([]any, workers)
-	var wg sync.WaitGroup
-	for k := range workers {
-		lo, hi := n*k/workers, n*(k+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A fault here (a file truncated under its mapping) belongs to the caller, whose
-			// fault.Guard turns it into an error: catch it and raise it again there.
-			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-			defer func() { panics[k] = recover() }()
-			kernel.L2SquaredBlock(sig, rows[lo*w:hi*w], lb[lo:hi])
-		}()
-	}
-	wg.Wait()
+	parallel.Ranges(n, workers, func(k, lo, hi int) {
+		// A fault here (a file truncated under its mapping) belongs to the caller, whose
+		// fault.Guard turns it into an error: catch it and raise it again there.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() { panics[k] = recover() }()
+		kernel.L2SquaredBlock(sig, rows[lo*w:hi*w], lb[lo:hi])
+	})
 	for _, p := range panics {
 		if p != nil {
 			panic(p)

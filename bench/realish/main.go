@@ -100,7 +100,8 @@ func run(out, modelPath string, per int, dirs []string) error {
 				}
 				continue
 			}
-			ids = append(ids, fmt.Sprintf("%s#%d", filepath.Base(p), v))
+			// Photos in different folders may share a name: number them (per photo kept).
+			ids = append(ids, fmt.Sprintf("%04d-%s#%d", len(ids)/per, filepath.Base(p), v))
 			rows = append(rows, vec...)
 		}
 		fmt.Fprintf(os.Stderr, "\rrealish: %d/%d photos, %d vectors", i+1, len(photos), len(ids))
