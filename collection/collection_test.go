@@ -14,6 +14,7 @@ import (
 
 	"simsearch/index"
 	"simsearch/kernel"
+	"simsearch/prune"
 )
 
 const testDim = 8
@@ -90,7 +91,7 @@ func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Ran
 	}
 	for range 5 {
 		q := randomVector(r)
-		res, err := v.Search(q, 7)
+		res, _, err := v.Search(q, prune.Request{K: 7, MaxDistance: prune.NoLimit})
 		if err != nil {
 			t.Fatal(err)
 		}
