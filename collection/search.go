@@ -18,10 +18,10 @@ type Result struct {
 }
 
 // scanPart finds the k nearest rows of one part of a view (the base, or the added block) to each
-// query, leaving out the rows set in exclude. Every scan goes through here, so a faster exact
-// search (the pruned one) plugs in at this one place.
-func scanPart(vectors []float32, dim int, queries []float32, k int, exclude []uint64) ([][]knn.Neighbor, error) {
-	return knn.SearchBatch(vectors, dim, queries, k, knn.Options{Exclude: exclude})
+// query, leaving out the rows set in exclude, with workers goroutines (0: one per core). Every
+// scan goes through here, so a faster exact search (the pruned one) plugs in at this one place.
+func scanPart(vectors []float32, dim int, queries []float32, k int, exclude []uint64, workers int) ([][]knn.Neighbor, error) {
+	return knn.SearchBatch(vectors, dim, queries, k, knn.Options{Exclude: exclude, Workers: workers})
 }
 
 // Search returns, for each query (row-major, Dim floats each), its k nearest live rows, nearest
@@ -34,17 +34,23 @@ func (v *View) Search(queries []float32, k int) ([][]Result, error) {
 		return nil, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), dim)
 	}
 	nq := len(queries) / dim
+	// The added block (small next to the base) is scanned by one goroutine while the base's
+	// workers scan the base: one wait for both, not two in a row.
 	var base, added [][]knn.Neighbor
-	var err error
+	var err, addErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(v.addIDs) > 0 {
+			added, addErr = scanPart(v.added, dim, queries, k, nil, 1)
+		}
+	}()
 	if v.base.Len() > v.deleted {
-		if base, err = scanPart(v.base.Vectors(), dim, queries, k, v.del); err != nil {
-			return nil, err
-		}
+		base, err = scanPart(v.base.Vectors(), dim, queries, k, v.del, 0)
 	}
-	if len(v.addIDs) > 0 {
-		if added, err = scanPart(v.added, dim, queries, k, nil); err != nil {
-			return nil, err
-		}
+	<-done
+	if err = cmp.Or(err, addErr); err != nil {
+		return nil, err
 	}
 	out := make([][]Result, nq)
 	type cand struct {
