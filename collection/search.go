@@ -21,7 +21,7 @@ type Result struct {
 // Search returns, for each query (row-major, Dim floats each), its nearest live rows, nearest
 // first: the req.K nearest, or with req.MaxDistance those within it (the K nearest of them when K
 // is set too). The base is searched with its PCA section when it has one (the pruned exact
-// search; req.Scan chooses), the rows added by the log by a full scan. Rows at equal squared
+// search; req.Scan chooses), the rows added by the log by a full scan beside it. Rows at equal squared
 // distance are ordered by id, so that an updated collection answers exactly as a fresh build
 // whose rows are sorted by id. Without a log the base's own order (by row) breaks ties, as a
 // plain index search does. Each query's Stats add up its parts.
@@ -36,30 +36,38 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 	nq := len(queries) / dim
 	k := req.K
 	stats := make([]prune.Stats, nq)
+	// The added block (small next to the base) is scanned by one goroutine while the base's
+	// workers scan the base: one wait for both, not two in a row. It lives on the heap, not in
+	// the mapping, so it needs no fault guard of its own.
 	var base, added [][]knn.Neighbor
-	var err error
+	var addStats []prune.Stats
+	var err, addErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(v.addIDs) > 0 {
+			r := req
+			r.Exclude, r.Workers = nil, 1
+			added, addStats, addErr = prune.SearchBatch(v.added, dim, nil, queries, r)
+		}
+	}()
 	if v.base.Len() > v.deleted {
 		r := req
 		r.Exclude = v.del
 		var st []prune.Stats
-		if base, st, err = prune.SearchBatch(v.base.Vectors(), dim, v.pca, queries, r); err != nil {
-			return nil, nil, err
+		if base, st, err = prune.SearchBatch(v.base.Vectors(), dim, v.pca, queries, r); err == nil {
+			copy(stats, st)
 		}
-		copy(stats, st)
 	}
-	if len(v.addIDs) > 0 {
-		r := req
-		r.Exclude = nil
-		var st []prune.Stats
-		if added, st, err = prune.SearchBatch(v.added, dim, nil, queries, r); err != nil {
-			return nil, nil, err
-		}
-		for j, s := range st {
-			stats[j].Time += s.Time
-			stats[j].Visited += s.Visited
-			if stats[j].Path == "" {
-				stats[j].Path = s.Path
-			}
+	<-done
+	if err = cmp.Or(err, addErr); err != nil {
+		return nil, nil, err
+	}
+	for j, s := range addStats {
+		stats[j].Time = max(stats[j].Time, s.Time) // the parts ran side by side
+		stats[j].Visited += s.Visited
+		if stats[j].Path == "" {
+			stats[j].Path = s.Path
 		}
 	}
 	out := make([][]Result, nq)
