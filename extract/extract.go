@@ -3,6 +3,7 @@
 package extract
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ type Options struct {
 	Warn func(path string, err error)
 	// Progress is called after each batch with the files done and in all.
 	Progress func(done, total int)
+	// Context, when set, interrupts the extraction when it ends (a signal): the shards written
+	// so far stay, marked unfinished (shard.PartialFile), and no temporary file is left.
+	Context context.Context
 }
 
 // Stats describes a finished extraction.
@@ -68,6 +72,8 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 	}
 	// Decoding and resizing run one image ahead of inference.
 	ch := make(chan prepared, opt.BatchSize)
+	stop := make(chan struct{}) // closed when Run returns, early or not
+	defer close(stop)
 	go func() {
 		defer close(ch)
 		for _, rel := range files {
@@ -77,9 +83,17 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 			if p.err = m.PrepareFile(path, p.input); p.err != nil {
 				p.input = nil
 			}
-			ch <- p
+			select {
+			case ch <- p:
+			case <-stop:
+				return
+			}
 		}
 	}()
+	ctx := opt.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 
 	var (
 		ids   []string
@@ -113,6 +127,9 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 		return nil
 	}
 	for p := range ch {
+		if ctx.Err() != nil {
+			return st, fmt.Errorf("interrupted: the %d shards in %s are marked unfinished (%s): %w", st.Shards, outDir, shard.PartialFile, context.Cause(ctx))
+		}
 		done++
 		if p.err != nil {
 			st.Skipped++
@@ -126,7 +143,6 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 		bids = append(bids, p.id)
 		if len(bids) == opt.BatchSize || len(ids)+len(bids) == opt.ShardSize {
 			if err := flushBatch(); err != nil {
-				drain(ch)
 				return st, err
 			}
 			if opt.Progress != nil {
@@ -135,7 +151,6 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 		}
 		if len(ids) == opt.ShardSize {
 			if err := flushShard(); err != nil {
-				drain(ch)
 				return st, err
 			}
 		}
@@ -173,11 +188,6 @@ func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
-	}
-}
-
-func drain[T any](ch <-chan T) {
-	for range ch {
 	}
 }
 

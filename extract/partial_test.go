@@ -1,6 +1,8 @@
 package extract
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -48,5 +50,32 @@ func TestPartialMarker(t *testing.T) {
 		if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o640 {
 			t.Errorf("%s: mode %v (%v), want 0640 under umask 027", f, st.Mode().Perm(), err)
 		}
+	}
+}
+
+// An extraction whose context ends stops before the next image: the shards written stay, the
+// marker says they are unfinished, no temporary file is left.
+func TestInterrupted(t *testing.T) {
+	m := loadModel(t)
+	src, out := photos(t), filepath.Join(t.TempDir(), "shards")
+	ctx, cancel := context.WithCancel(context.Background())
+	batches := 0
+	_, err := Run(m, src, out, Options{
+		ShardSize: 1, BatchSize: 1, Context: ctx,
+		Progress: func(done, total int) { batches++; cancel() },
+	})
+	if !errors.Is(err, context.Canceled) || batches != 1 {
+		t.Fatalf("err %v after %d batches, want context.Canceled after 1", err, batches)
+	}
+	if _, err := os.Stat(filepath.Join(out, shard.PartialFile)); err != nil {
+		t.Errorf("no unfinished marker: %v", err)
+	}
+	ents, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 3 { // the marker and the first pair
+		t.Errorf("left in the output: %v, want the marker and one shard pair", names)
 	}
 }

@@ -18,7 +18,7 @@ type NormError struct {
 }
 
 func (e *NormError) Error() string {
-	return fmt.Sprintf("row %d: squared norm %.4g is too large (at most %.4g, so that no distance overflows float32)", e.Row, e.SquaredNorm, MaxSquaredNorm)
+	return fmt.Sprintf("vector %d: squared norm %.4g is too large (at most %.4g, so that no distance overflows float32)", e.Row, e.SquaredNorm, MaxSquaredNorm)
 }
 
 // CheckVectors checks row-major vectors of dim floats as the index writer does: every value

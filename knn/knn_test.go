@@ -110,7 +110,10 @@ func TestTiesOrderedByRow(t *testing.T) {
 				check(t, data, dim, queries, k, Options{Workers: workers})
 			}
 		}
-		res, _ := Search(data, dim, queries[:dim], 3, Options{})
+		res, err := Search(data, dim, queries[:dim], 3, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if res[0].Distance != 0 || res[0].Row > res[1].Row || res[1].Row > res[2].Row {
 			t.Errorf("ties not in row order: %v", res)
 		}
@@ -156,8 +159,14 @@ func TestParallelMatchesSerial(t *testing.T) {
 		data[i] = float32(rng.IntN(3))
 	}
 	q := make([]float32, dim)
-	serial, _ := Search(data, dim, q, 50, Options{Workers: 1})
-	parallel, _ := Search(data, dim, q, 50, Options{Workers: 4})
+	serial, err := Search(data, dim, q, 50, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parallel, err := Search(data, dim, q, 50, Options{Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(serial, parallel) {
 		t.Fatalf("serial and parallel differ: %s", firstDiff(parallel, serial))
 	}

@@ -33,7 +33,8 @@ type batcher struct {
 	s        *query.Searcher
 	jobs     chan *job
 	maxBatch int
-	scan     prune.Scan
+	batchCounts
+	scan prune.Scan
 }
 
 func newBatcher(s *query.Searcher, maxBatch int, scan prune.Scan) *batcher {
@@ -81,6 +82,7 @@ func (b *batcher) run(ctx context.Context) {
 }
 
 func (b *batcher) process(batch []*job) {
+	b.count(len(batch))
 	start := time.Now()
 	dim := b.s.Index().Dim()
 	queries := make([]float32, 0, len(batch)*dim)

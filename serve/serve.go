@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"simsearch/index"
 	"simsearch/prune"
 	"simsearch/query"
 )
@@ -41,6 +42,8 @@ type Options struct {
 	MaxBatch int           // queries per batch; 0 means 8
 	Scan     prune.Scan    // pruned or full scan; the zero value chooses per query
 	Log      *log.Logger   // nil: no request log
+	// ThumbDir holds the page's thumbnails, made once each; "" means thumb.DefaultDir.
+	ThumbDir string
 }
 
 // Server answers queries over HTTP with a Searcher whose model is loaded.
@@ -52,7 +55,8 @@ type Server struct {
 	ready   atomic.Bool
 	decode  chan struct{} // bounds concurrent decodes to the cores
 	mux     *http.ServeMux
-	csp     string // the Content-Security-Policy of every response
+	csp     string    // the Content-Security-Policy of every response
+	ex      *explorer // the page's views: thumbnails, duplicates, the map
 }
 
 // New makes a server; Run serves it.
@@ -91,6 +95,9 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 	srv.mux.HandleFunc("POST /search", srv.searchImage)
 	srv.mux.HandleFunc("POST /search/vector", srv.searchVector)
 	srv.mux.HandleFunc("GET /objects/{id...}", srv.object)
+	if err := srv.routeExplore(sub); err != nil {
+		return nil, err
+	}
 	return srv, nil
 }
 
@@ -189,11 +196,11 @@ func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	ix := srv.s.Index()
-	if err := ix.Changed(); err != nil {
+	if err := srv.s.Changed(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	ix := srv.s.Index()
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": ix.Len(), "dim": ix.Dim()})
 }
 
@@ -262,6 +269,10 @@ func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("vector[%d] = %g does not fit float32", i, x))
 			return
 		}
+	}
+	if err := index.CheckVectors(v, len(v)); err != nil {
+		writeError(w, http.StatusBadRequest, "vector: "+err.Error())
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
@@ -366,6 +377,26 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid id")
 		return
 	}
+	f, st, typ, err := srv.openObject(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		writeError(w, http.StatusNotFound, "no such object")
+		return
+	case err != nil:
+		writeError(w, http.StatusForbidden, id+": "+err.Error())
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", typ)
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	http.ServeContent(w, r, path.Base(st.Name()), st.ModTime(), f)
+}
+
+// openObject opens the image id from the objects folder, looked up in the seed's object-store
+// layout (55/77/5577b0….jpg, fanned out by the first four characters) and then flat, and returns
+// its content type. A file that is not an image is refused; none found is os.ErrNotExist. id
+// must have passed validObjectID.
+func (srv *Server) openObject(id string) (*os.File, os.FileInfo, string, error) {
 	var names []string
 	if base := path.Base(id); len(base) > 4 && base == id {
 		names = append(names, path.Join(base[:2], base[2:4], base))
@@ -387,16 +418,11 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 			if err == nil {
 				err = errors.New("only images are served")
 			}
-			writeError(w, http.StatusForbidden, id+": "+err.Error())
-			return
+			return nil, nil, "", err
 		}
-		w.Header().Set("Content-Type", typ)
-		w.Header().Set("Cache-Control", "public, max-age=86400")
-		http.ServeContent(w, r, path.Base(name), st.ModTime(), f)
-		f.Close()
-		return
+		return f, st, typ, nil
 	}
-	writeError(w, http.StatusNotFound, "no such object")
+	return nil, nil, "", os.ErrNotExist
 }
 
 func validObjectID(id string) bool {
@@ -411,10 +437,17 @@ func validObjectID(id string) bool {
 	return true
 }
 
+// writeJSON encodes v before sending the status, so that a value JSON cannot hold (a +Inf
+// distance) becomes a 500 with a reason rather than a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(map[string]string{"error": "cannot encode the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -137,16 +137,25 @@ type answer struct {
 
 func post(t testing.TB, url, contentType string, body io.Reader) (int, answer) {
 	t.Helper()
-	res, err := http.Post(url, contentType, body)
+	code, a, err := tryPost(url, contentType, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, a
+}
+
+// tryPost is post for goroutines other than the test's, which must not call t.Fatal.
+func tryPost(url, contentType string, body io.Reader) (int, answer, error) {
+	res, err := http.Post(url, contentType, body)
+	if err != nil {
+		return 0, answer{}, err
 	}
 	defer res.Body.Close()
 	var a answer
 	if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
-		t.Fatalf("%s: status %d, body not JSON: %v", url, res.StatusCode, err)
+		return 0, answer{}, fmt.Errorf("%s: status %d, body not JSON: %v", url, res.StatusCode, err)
 	}
-	return res.StatusCode, a
+	return res.StatusCode, a, nil
 }
 
 func postFile(t testing.TB, url, path string) (int, answer) {
@@ -155,6 +164,18 @@ func postFile(t testing.TB, url, path string) (int, answer) {
 		t.Fatal(err)
 	}
 	return post(t, url, "application/octet-stream", bytes.NewReader(b))
+}
+
+// get sends a GET and returns the status, closing the body.
+func get(t testing.TB, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // cli answers the same query the way simsearch query does.
@@ -180,11 +201,9 @@ func sameHits(a, b []query.Hit) bool {
 
 func TestSearchEqualsCLI(t *testing.T) {
 	ts := start(t, Options{})
-	res, err := http.Get(ts.url + "/healthz")
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("healthz: %v %v", res, err)
+	if code := get(t, ts.url+"/healthz"); code != 200 {
+		t.Fatalf("healthz: status %d", code)
 	}
-	res.Body.Close()
 	for _, name := range []string{"ladybird_brighter.jpg", "coffee.png", "wood.webp", "astronaut.gif"} {
 		img := filepath.Join(images, name)
 		want := cli(t, ts.s, img, 5)
@@ -259,11 +278,11 @@ func TestErrors(t *testing.T) {
 		t.Errorf("truncated JPEG: %d %+v", code, a)
 	}
 	// Wrong methods and paths.
-	if res, _ := http.Get(ts.url + "/search"); res.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET /search: %d", res.StatusCode)
+	if code := get(t, ts.url+"/search"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /search: %d", code)
 	}
-	if res, _ := http.Get(ts.url + "/nope"); res.StatusCode != 404 {
-		t.Errorf("GET /nope: %d", res.StatusCode)
+	if code := get(t, ts.url+"/nope"); code != 404 {
+		t.Errorf("GET /nope: %d", code)
 	}
 }
 
@@ -503,8 +522,35 @@ func TestIndexChangedInPlace(t *testing.T) {
 	}
 }
 
+// holdBatcher makes the server's batcher wait: it queues a vector query whose reply channel
+// nobody reads, so the batcher blocks answering it until release is called (the cleanup calls it
+// if the test does not). Queries sent meanwhile stay queued, observably (len of the queue).
+func holdBatcher(t *testing.T, ts *server, vec []float32) (release func() result) {
+	gate := &job{vector: vec, k: 1, queued: time.Now(), reply: make(chan result)}
+	ts.srv.b.jobs <- gate
+	var once sync.Once
+	var r result
+	release = func() result {
+		once.Do(func() { r = <-gate.reply })
+		return r
+	}
+	t.Cleanup(func() { release() }) // a failed test still lets the batcher, and so the server, stop
+	return release
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s: for conditions that are certain
+// to come, at a time that is not.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 30 s", what)
+		}
+	}
+}
+
 // Concurrent image and vector queries (run under -race by make test) all get the answers they
-// would get alone; the batcher groups them.
+// would get alone, and every one of them went through the batcher.
 func TestConcurrent(t *testing.T) {
 	ts := start(t, Options{})
 	names := []string{"ladybird_brighter.jpg", "coffee.png", "elephants.jpg", "storm_cropped.jpg"}
@@ -517,40 +563,91 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := json.Marshal(map[string]any{"vector": vec})
+	imgs := map[string][]byte{}
+	for _, n := range names {
+		if imgs[n], err = os.ReadFile(filepath.Join(images, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const clients, rounds = 8, 4
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	batched := 0.0
-	for c := 0; c < 8; c++ {
+	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 4; i++ {
+			for i := 0; i < rounds; i++ {
 				n := names[(c+i)%len(names)]
-				code, a := postFile(t, ts.url+"/search?k=3", filepath.Join(images, n))
-				if code != 200 || !sameHits(a.Results, want[n]) {
-					t.Errorf("%s: %d %+v, want %+v", n, code, a.Results, want[n])
+				code, a, err := tryPost(ts.url+"/search?k=3", "application/octet-stream", bytes.NewReader(imgs[n]))
+				if err != nil || code != 200 || !sameHits(a.Results, want[n]) {
+					t.Errorf("%s: %d %+v %v, want %+v", n, code, a.Results, err, want[n])
 				}
-				code, a = post(t, ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
-				if code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
-					t.Errorf("vector: %d %+v", code, a)
+				code, a, err = tryPost(ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
+				if err != nil || code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
+					t.Errorf("vector: %d %+v %v", code, a, err)
 				}
-				mu.Lock()
-				batched = max(batched, a.Timings["batch"])
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	t.Logf("largest batch: %v queries", batched)
+	if st := ts.srv.Stats(); st.Queries != 2*clients*rounds || st.Batches < 1 || st.Batches > st.Queries {
+		t.Errorf("stats %+v after %d queries", st, 2*clients*rounds)
+	}
 }
 
-// Stopping the server lets a request in flight finish: its body arrives after the stop.
+// TestBatching holds the batcher on a first query, sends 64 vector queries at once, and checks
+// that they were answered in fewer, fuller batches: with the batcher held, its queue (4 batches'
+// worth) fills before it takes the next batch, so the first 4 batches after it are full.
+func TestBatching(t *testing.T) {
+	const maxBatch, n = 8, 64
+	ts := start(t, Options{MaxBatch: maxBatch})
+	vec, err := embedFile(ts.s.Model(), filepath.Join(images, "rocket.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdBatcher(t, ts, vec)
+	js, _ := json.Marshal(map[string]any{"vector": vec})
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, a, err := tryPost(ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
+			if err != nil || code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
+				t.Errorf("vector: %d %+v %v", code, a, err)
+			}
+		}()
+	}
+	waitFor(t, "the batcher's queue to fill", func() bool { return len(ts.srv.b.jobs) == cap(ts.srv.b.jobs) })
+	if r := release(); r.err != nil || len(r.hits) != 1 || r.hits[0].ID != "rocket.jpg" {
+		t.Errorf("the held query: %+v", r)
+	}
+	wg.Wait()
+	st := ts.srv.Stats()
+	queued := int64(cap(ts.srv.b.jobs) / maxBatch)
+	if st.Queries != n+1 || st.Largest != maxBatch || st.Batches > 1+queued+(n-queued*maxBatch) {
+		t.Errorf("%d concurrent queries (+1 held): stats %+v; want %d queries, batches of up to %d, the first %d after the held one full",
+			n, st, n+1, maxBatch, queued)
+	}
+	if st.Batches >= n {
+		t.Errorf("%d concurrent queries ran in %d batches", n, st.Batches)
+	}
+	t.Logf("%d concurrent queries (+1 held) in %d batches, largest %d", n, st.Batches, st.Largest)
+}
+
+// Stopping the server lets a request in flight finish and refuses new connections meanwhile. The
+// batcher is held so that the request is certainly in flight (queued) when the stop comes, and
+// still is while new connections are tried.
 func TestShutdownDrains(t *testing.T) {
 	ts := start(t, Options{})
-	img, _ := os.ReadFile(filepath.Join(images, "coffee.png"))
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("POST", ts.url+"/search?k=1", pr)
-	req.ContentLength = int64(len(img))
+	img, err := os.ReadFile(filepath.Join(images, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vec, err := embedFile(ts.s.Model(), filepath.Join(images, "rocket.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdBatcher(t, ts, vec)
 	type out struct {
 		code int
 		a    answer
@@ -558,26 +655,26 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	got := make(chan out, 1)
 	go func() {
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			got <- out{err: err}
-			return
-		}
-		defer res.Body.Close()
-		var a answer
-		json.NewDecoder(res.Body).Decode(&a)
-		got <- out{code: res.StatusCode, a: a}
+		code, a, err := tryPost(ts.url+"/search?k=1", "image/png", bytes.NewReader(img))
+		got <- out{code, a, err}
 	}()
-	pw.Write(img[:100]) // the request is now in flight
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the request to reach the batcher", func() bool { return len(ts.srv.b.jobs) == 1 })
 	ts.stop()
-	time.Sleep(100 * time.Millisecond)
-	// New connections are refused while the old one drains.
-	if _, err := http.Get(ts.url + "/healthz"); err == nil {
-		t.Error("a new request was accepted after the stop")
+	// Fresh connections (no idle one to reuse) until one is refused: the listener closes at once.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitFor(t, "new connections to be refused", func() bool {
+		res, err := fresh.Get(ts.url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err != nil
+	})
+	select {
+	case o := <-got:
+		t.Fatalf("the in-flight request ended before the batcher was released: %+v", o)
+	default:
 	}
-	pw.Write(img[100:])
-	pw.Close()
+	release()
 	o := <-got
 	if o.err != nil || o.code != 200 || len(o.a.Results) != 1 || o.a.Results[0].ID != "coffee.png" {
 		t.Errorf("in-flight request: %+v", o)
@@ -609,17 +706,37 @@ func TestPanicBecomes500(t *testing.T) {
 
 func TestPage(t *testing.T) {
 	ts := start(t, Options{})
-	res, err := http.Get(ts.url + "/")
-	if err != nil {
-		t.Fatal(err)
+	get := func(path string) (string, *http.Response) {
+		t.Helper()
+		res, err := http.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, res.StatusCode)
+		}
+		return string(b), res
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	page := string(b)
-	if res.StatusCode != 200 || !strings.Contains(page, `<input id="file" type="file"`) || !strings.Contains(page, `fetch("/search?k="`) {
-		t.Errorf("page: %d\n%s", res.StatusCode, page[:min(300, len(page))])
+	page, _ := get("/")
+	if !strings.Contains(page, `<input id="file" type="file"`) || !strings.Contains(page, `<script src="/app.js" defer></script>`) {
+		t.Errorf("page:\n%s", page[:min(300, len(page))])
 	}
-	if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
-		t.Error("the page loads something from another site")
+	// Scripts and styles live in served files, never inline, so that a Content-Security-Policy
+	// of default-src 'self' allows them.
+	if strings.Count(page, "<script") != 1 || strings.Contains(page, "<style") || strings.Contains(page, " style=") {
+		t.Error("the page has inline scripts or styles")
+	}
+	js, res := get("/app.js")
+	if ct := res.Header.Get("Content-Type"); !strings.Contains(ct, "javascript") || !strings.Contains(js, `"/search?k="`) {
+		t.Errorf("app.js: %s", ct)
+	}
+	css, _ := get("/app.css")
+	for name, text := range map[string]string{"/": page, "/app.js": js, "/app.css": css} {
+		text = strings.ReplaceAll(text, `"http://www.w3.org/2000/svg"`, "") // SVG's namespace, a name, not fetched
+		if strings.Contains(text, "http://") || strings.Contains(text, "https://") || strings.Contains(text, "@import") {
+			t.Errorf("%s loads something from another site", name)
+		}
 	}
 }

@@ -87,6 +87,7 @@ def main():
     big = feats(4, 3)
     big[1, :] = 1e19  # squared norm 8e38: finite in float64, not in float32
     shard_dir("bad_huge_norm", [(ids(0, 3), big)])
+    np.save(os.path.join(ROOT, "query_huge_norm.npy"), big[1])
     shard_dir("bad_duplicate_ids", [(ids(0, 3), feats(1, 3)), (ids(2, 2), feats(2, 2))])
 
 

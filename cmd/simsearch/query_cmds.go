@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/signal"
 	"math"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -22,12 +24,18 @@ func queryCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "query",
 		Usage:     "print the indexed images nearest to each query image",
-		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --vector FILE.npy",
+		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --id ID... | --index INDEX --vector FILE.npy",
 		Description: `Embeds each IMAGE with the model (preprocessed exactly as PIL's
 Image.open(p).convert("RGB").resize((224, 224)) / 255 would) and prints its k nearest indexed
 images, nearest first, as "ID DISTANCE" lines (Euclidean distance). With several images each
 block is headed by "# IMAGE". The model and preprocessing recorded in the index are used unless
 flags override them; a different model file is refused.
+
+With --id the arguments are ids of the index: each is answered from its stored vector (no model,
+no image), exactly as a query by that vector, so the photo itself comes first at distance 0
+("more like this"). An IMAGE or FILE.npy of "-" is read from standard input; with --id, "-"
+reads ids from standard input, one per line. --tsv prints "QUERY<TAB>ID<TAB>DISTANCE" lines,
+which survive ids with spaces.
 
 --max-distance D prints every image within distance D instead (nearest first), or with -k
 the k nearest of them. The answer is exact either way: an index with a PCA section (convert
@@ -42,18 +50,23 @@ with a double quote is printed quoted and escaped as Go's strconv.Quote does ("a
 Examples:
    simsearch query --index photos.simidx cat.jpg
    simsearch query --index photos.simidx --model mobilenet.onnx -k 5 --json a.jpg b.png
+   simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model
+   simsearch query --index photos.simidx --id "2024/beach 3.jpg" --tsv
    simsearch query --index photos.simidx --max-distance 8 cat.jpg    # everything within 8
-   simsearch query --index photos.simidx --vector q.npy --timings    # precomputed vectors, no model`,
+   curl -s https://example.invalid/cat.jpg | simsearch query --index photos.simidx -`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
 			&cli.IntFlag{Name: "k", Aliases: []string{"n"}, Usage: "number of neighbours", Value: 10},
 			&cli.StringFlag{Name: "vector", Usage: "query by the vectors in this .npy file (1-D: one; 2-D: one per row)"},
+			&cli.BoolFlag{Name: "id", Usage: "the arguments are ids in the index: search by their stored vectors"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per query per line"},
+			&cli.BoolFlag{Name: "tsv", Usage: "print QUERY<TAB>ID<TAB>DISTANCE lines"},
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 			&cli.Float64Flag{Name: "max-distance", Usage: "only results within this distance (all of them, unless -k is given too)"},
 			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
-		}, modelFlags(false)...),
+		}, append(modelFlags(false), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: runQuery,
 	}
 }
@@ -66,31 +79,68 @@ func runQuery(c *cli.Context) error {
 	}
 	vec := c.String("vector")
 	if (vec == "") == (c.NArg() == 0) {
-		return usageError(c, "give either images or --vector")
+		return usageError(c, "give either images, ids with --id, or --vector")
+	}
+	if vec != "" && c.Bool("id") {
+		return usageError(c, "give either --id or --vector")
+	}
+	if c.Bool("json") && c.Bool("tsv") {
+		return usageError(c, "choose --json or --tsv")
 	}
 	s, err := query.Open(c.String("index"))
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
 	first := map[string]float64{"index_open": ms(s.OpenTime())}
 
 	var answers []query.Answer
-	if vec != "" {
+	switch {
+	case vec != "":
+		var done func()
+		if vec, done, err = stdinFile(vec, c.App.Reader); err != nil {
+			return err
+		}
+		defer done()
 		answers, err = vectorQueries(s, vec, find)
-	} else {
+	case c.Bool("id"):
+		var ids []string
+		if ids, err = idArgs(c.Args().Slice(), c.App.Reader); err != nil {
+			return err
+		}
+		answers, err = s.IDs(ids, find)
+	default:
 		var req query.ModelRequest
 		if req, err = modelRequest(c); err != nil {
 			return err
 		}
+		paths := c.Args().Slice()
+		for i, p := range paths {
+			var done func()
+			if paths[i], done, err = stdinFile(p, c.App.Reader); err != nil {
+				return err
+			}
+			defer done()
+		}
 		var load time.Duration
-		answers, load, err = s.Images(req, c.Args().Slice(), find)
+		answers, load, err = s.Images(req, paths, find)
+		for i := range answers {
+			answers[i].Query = c.Args().Get(i) // "-", not the temporary file
+		}
 		first["model_load"] = ms(load)
 	}
 	if err != nil {
 		return err
 	}
-	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, c.Bool("json"), c.Bool("timings"))
+	format := formatText
+	switch {
+	case c.Bool("json"):
+		format = formatJSON
+	case c.Bool("tsv"):
+		format = formatTSV
+	}
+	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, format, c.Bool("timings"))
 }
 
 // findRequest reads -k, --max-distance and --scan.
@@ -139,7 +189,16 @@ func vectorQueries(s *query.Searcher, path string, find query.Request) ([]query.
 	return answers, nil
 }
 
-func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]float64, start time.Time, asJSON, timings bool) error {
+// outputFormat is how query prints its answers.
+type outputFormat int
+
+const (
+	formatText outputFormat = iota // the seed's "ID DISTANCE" lines
+	formatJSON                     // one object per query per line
+	formatTSV                      // QUERY<TAB>ID<TAB>DISTANCE lines
+)
+
+func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]float64, start time.Time, format outputFormat, timings bool) error {
 	failed := 0
 	enc := json.NewEncoder(w)
 	for i, a := range answers {
@@ -162,9 +221,18 @@ func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]fl
 		if !timings {
 			a.Timings = nil
 		}
-		if asJSON {
+		switch format {
+		case formatJSON:
 			if err := enc.Encode(a); err != nil {
 				return err
+			}
+			continue
+		case formatTSV:
+			for _, h := range a.Results {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", a.Query, h.ID, pyFloat(h.Distance))
+			}
+			if timings {
+				printTimings(errw, a.Query, t)
 			}
 			continue
 		}
@@ -219,7 +287,8 @@ Example:
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace shards already in the output directory"},
 			&cli.IntFlag{Name: "batch", Usage: "images per inference", Value: 16},
 			&cli.IntFlag{Name: "shard-size", Usage: "images per shard", Value: 10000},
-		}, modelFlags(true)...),
+		}, append(modelFlags(true), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one image directory")
@@ -237,6 +306,10 @@ Example:
 			if err != nil {
 				return err
 			}
+			// SIGINT and SIGTERM stop after the shard being written, leaving the folder marked
+			// unfinished and no temporary file.
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			bar := newProgress("extract")
 			st, err := extract.Run(m, c.Args().First(), c.String("output"), extract.Options{
 				ShardSize: c.Int("shard-size"),
@@ -245,6 +318,7 @@ Example:
 				Record:    rec,
 				Warn:      func(path string, err error) { fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %v\n", err) },
 				Progress:  bar.update,
+				Context:   ctx,
 			})
 			if err != nil {
 				return err

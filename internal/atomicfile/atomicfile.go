@@ -32,10 +32,15 @@ func Create(path string) (*os.File, error) {
 		rand.Read(r[:])
 		name := filepath.Join(dir, fmt.Sprintf(".%s.tmp-%d-%d", base, os.Getpid(), binary.LittleEndian.Uint32(r[:])))
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-		if errors.Is(err, fs.ErrExist) {
+		switch {
+		case errors.Is(err, fs.ErrExist):
 			continue
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("cannot write %s: the folder %s does not exist", path, filepath.Dir(path))
+		case err != nil:
+			return nil, fmt.Errorf("cannot write %s: %w", path, err)
 		}
-		return f, err
+		return f, nil
 	}
 	return nil, fmt.Errorf("%s: cannot find an unused temporary file name", path)
 }
@@ -46,9 +51,13 @@ var tempName = regexp.MustCompile(`^\..+\.tmp-([0-9]+)-[0-9]+$`)
 func IsTemp(name string) bool { return tempName.MatchString(name) }
 
 // RemoveStale removes the temporary files in dir whose writing process no longer runs, and
-// returns their paths. Files of live processes (this one included) are left alone.
+// returns their paths. Files of live processes (this one included) are left alone. A dir that
+// does not exist holds none.
 func RemoveStale(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -86,5 +87,13 @@ func TestRemoveStale(t *testing.T) {
 		if slices.Contains(removed, filepath.Join(dir, n)) != gone {
 			t.Errorf("%s: reported removed=%v, want %v", n, !gone, gone)
 		}
+	}
+}
+
+func TestCreateNamesTheTarget(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "gone", "x.simidx")
+	_, err := Create(missing)
+	if err == nil || !strings.Contains(err.Error(), "cannot write "+missing+": the folder "+filepath.Dir(missing)+" does not exist") {
+		t.Fatalf("Create in a missing folder: %v", err)
 	}
 }

@@ -1,0 +1,115 @@
+package collection
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"simsearch/kernel"
+	"simsearch/knn"
+	"simsearch/prune"
+)
+
+// Result is one neighbour.
+type Result struct {
+	ID       string
+	Distance float32 // Euclidean
+}
+
+// Search returns, for each query (row-major, Dim floats each), its nearest live rows, nearest
+// first: the req.K nearest, or with req.MaxDistance those within it (the K nearest of them when K
+// is set too). The base is searched with its PCA section when it has one (the pruned exact
+// search; req.Scan chooses), the rows added by the log by a full scan. Rows at equal squared
+// distance are ordered by id, so that an updated collection answers exactly as a fresh build
+// whose rows are sorted by id. Without a log the base's own order (by row) breaks ties, as a
+// plain index search does. Each query's Stats add up its parts.
+func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune.Stats, error) {
+	dim := v.Dim()
+	if len(queries) == 0 || len(queries)%dim != 0 {
+		return nil, nil, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), dim)
+	}
+	if v.pcaErr != nil && req.Scan != prune.Full {
+		return nil, nil, fmt.Errorf("%w (simsearch verify checks the file; --scan full does not use the section)", v.pcaErr)
+	}
+	nq := len(queries) / dim
+	k := req.K
+	stats := make([]prune.Stats, nq)
+	var base, added [][]knn.Neighbor
+	var err error
+	if v.base.Len() > v.deleted {
+		r := req
+		r.Exclude = v.del
+		var st []prune.Stats
+		if base, st, err = prune.SearchBatch(v.base.Vectors(), dim, v.pca, queries, r); err != nil {
+			return nil, nil, err
+		}
+		copy(stats, st)
+	}
+	if len(v.addIDs) > 0 {
+		r := req
+		r.Exclude = nil
+		var st []prune.Stats
+		if added, st, err = prune.SearchBatch(v.added, dim, nil, queries, r); err != nil {
+			return nil, nil, err
+		}
+		for j, s := range st {
+			stats[j].Time += s.Time
+			stats[j].Visited += s.Visited
+			if stats[j].Path == "" {
+				stats[j].Path = s.Path
+			}
+		}
+	}
+	out := make([][]Result, nq)
+	type cand struct {
+		id string
+		d  float32 // squared
+	}
+	for j := range out {
+		if added == nil && v.deleted == 0 {
+			if base == nil {
+				continue
+			}
+			out[j] = make([]Result, len(base[j]))
+			for i, n := range base[j] {
+				id, err := v.base.ID(n.Row)
+				if err != nil {
+					return nil, nil, err
+				}
+				out[j][i] = Result{ID: id, Distance: n.Distance}
+			}
+			continue
+		}
+		// The parts' answers carry rounded square roots; the squared distances, recomputed by the
+		// same kernel for these few rows, order the merge exactly as one scan would.
+		q := queries[j*dim : (j+1)*dim]
+		var cs []cand
+		if base != nil {
+			for _, n := range base[j] {
+				id, err := v.base.ID(n.Row)
+				if err != nil {
+					return nil, nil, err
+				}
+				cs = append(cs, cand{id, kernel.L2Squared(q, v.base.Row(n.Row))})
+			}
+		}
+		if added != nil {
+			for _, n := range added[j] {
+				cs = append(cs, cand{v.addIDs[n.Row], kernel.L2Squared(q, v.added[n.Row*dim:(n.Row+1)*dim])})
+			}
+		}
+		slices.SortFunc(cs, func(a, b cand) int {
+			return cmp.Or(cmp.Compare(a.d, b.d), strings.Compare(a.id, b.id))
+		})
+		if k > 0 {
+			cs = cs[:min(k, len(cs))]
+		}
+		out[j] = make([]Result, len(cs))
+		for i, c := range cs {
+			out[j][i] = Result{ID: c.id, Distance: float32(math.Sqrt(float64(c.d)))}
+		}
+	}
+	return out, stats, nil
+}
