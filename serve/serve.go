@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"simsearch/index"
+	"simsearch/prune"
 	"simsearch/query"
 )
 
@@ -39,6 +40,7 @@ type Options struct {
 	MaxK     int           // largest k a request may ask for; 0 means 1000
 	Timeout  time.Duration // per request; 0 means 30 s
 	MaxBatch int           // queries per batch; 0 means 8
+	Scan     prune.Scan    // pruned or full scan; the zero value chooses per query
 	Log      *log.Logger   // nil: no request log
 	// ThumbDir holds the page's thumbnails, made once each; "" means thumb.DefaultDir.
 	ThumbDir string
@@ -74,7 +76,7 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 8
 	}
-	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
+	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch, opt.Scan), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
 	if opt.Objects != "" {
 		root, err := os.OpenRoot(opt.Objects)
 		if err != nil {
