@@ -8,7 +8,7 @@ MODEL   := testdata/model/mobilenet_v2_feature_vector.onnx
 STAMP   := bin/.setup-done
 TSTAMP  := bin/.setup-tests-done
 
-.PHONY: all setup build test check demo bench bench-smoke generate fuzz clean
+.PHONY: all setup build test check demo bench bench-smoke generate fuzz clean weaviate test-weaviate bench-scale
 
 all: build
 
@@ -65,6 +65,20 @@ fuzz:
 	$(GO) test ./index -run '^$$' -fuzz FuzzParseHeader -fuzztime 30s
 	$(GO) test ./shard -run '^$$' -fuzz FuzzReadHeader -fuzztime 30s
 	$(GO) test ./kernel -run '^$$' -fuzz FuzzKernels -fuzztime 30s
+
+# The Weaviate server the cluster commands drive (issue 14), pinned. The check reads the module version
+# recorded in the binary, so a second run costs nothing and a stale binary is replaced.
+WEAVIATE_VERSION := v1.35.2
+WEAVIATE         := bin/weaviate-server
+
+weaviate:
+	@if $(GO) version -m $(WEAVIATE) 2>/dev/null | grep -Eq '^[[:space:]]*mod[[:space:]]+github.com/weaviate/weaviate[[:space:]]+$(WEAVIATE_VERSION)([[:space:]]|$$)'; then \
+		echo "$(WEAVIATE) is $(WEAVIATE_VERSION) already"; \
+	else \
+		echo "building $(WEAVIATE) $(WEAVIATE_VERSION) (4-12 minutes, ~2 GB of RAM)"; \
+		mkdir -p bin && GOBIN=$(CURDIR)/bin CGO_ENABLED=0 $(GO) install -trimpath -ldflags="-s -w" \
+			github.com/weaviate/weaviate/cmd/weaviate-server@$(WEAVIATE_VERSION); \
+	fi
 
 clean:
 	rm -rf bin

@@ -73,6 +73,12 @@ func (s *Searcher) waitWarm() {
 // Index returns the open index.
 func (s *Searcher) Index() *index.Index { return s.ix }
 
+// Dim is the index's vector dimension.
+func (s *Searcher) Dim() int { return s.ix.Dim() }
+
+// Len is the number of vectors in the index.
+func (s *Searcher) Len() int { return s.ix.Len() }
+
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
 

@@ -29,12 +29,12 @@ type result struct {
 // batched inference for the images and one scan for all queries, so that concurrent requests
 // share a single pass over the index's memory.
 type batcher struct {
-	s        *query.Searcher
+	s        Searcher
 	jobs     chan *job
 	maxBatch int
 }
 
-func newBatcher(s *query.Searcher, maxBatch int) *batcher {
+func newBatcher(s Searcher, maxBatch int) *batcher {
 	return &batcher{s: s, jobs: make(chan *job, 4*maxBatch), maxBatch: maxBatch}
 }
 
@@ -80,7 +80,7 @@ func (b *batcher) run(ctx context.Context) {
 
 func (b *batcher) process(batch []*job) {
 	start := time.Now()
-	dim := b.s.Index().Dim()
+	dim := b.s.Dim()
 	queries := make([]float32, 0, len(batch)*dim)
 	var inputs []float32
 	var images []int // positions in batch of the image jobs

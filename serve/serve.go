@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	simembed "simsearch/embed"
 	"simsearch/pil"
 	"simsearch/query"
 )
@@ -42,9 +43,20 @@ type Options struct {
 	Log      *log.Logger   // nil: no request log
 }
 
+// Searcher is what the server searches: a query.Searcher over a local index, or a cluster's
+// collection (cluster.Searcher). Its model must be loaded.
+type Searcher interface {
+	Model() *simembed.Model
+	Dim() int
+	Len() int
+	// Search returns the k nearest neighbours of each query (row-major, Dim floats each), the
+	// time spent waiting for the data and the time spent searching.
+	Search(queries []float32, k int) ([][]query.Hit, time.Duration, time.Duration, error)
+}
+
 // Server answers queries over HTTP with a Searcher whose model is loaded.
 type Server struct {
-	s       *query.Searcher
+	s       Searcher
 	opt     Options
 	b       *batcher
 	objects *os.Root
@@ -54,7 +66,7 @@ type Server struct {
 }
 
 // New makes a server; Run serves it.
-func New(s *query.Searcher, opt Options) (*Server, error) {
+func New(s Searcher, opt Options) (*Server, error) {
 	if s.Model() == nil {
 		return nil, errors.New("serve: the searcher has no model loaded")
 	}
@@ -166,7 +178,7 @@ func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Index().Len(), "dim": srv.s.Index().Dim()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Len(), "dim": srv.s.Dim()})
 }
 
 // response is what /search and /search/vector answer.
@@ -228,7 +240,7 @@ func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `want {"vector": [numbers]}: `+err.Error())
 		return
 	}
-	if dim := srv.s.Index().Dim(); len(req.Vector) != dim {
+	if dim := srv.s.Dim(); len(req.Vector) != dim {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("vector has %d numbers, the index holds %d-dim vectors", len(req.Vector), dim))
 		return
 	}

@@ -62,6 +62,7 @@ Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cach
 			queryCommand(),
 			extractCommand(),
 			serveCommand(),
+			pushCommand(),
 		},
 	}
 }

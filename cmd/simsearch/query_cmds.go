@@ -20,7 +20,7 @@ func queryCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "query",
 		Usage:     "print the indexed images nearest to each query image",
-		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --vector FILE.npy",
+		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --vector FILE.npy | --engine weaviate://HOST:PORT/COLLECTION ...",
 		Description: `Embeds each IMAGE with the model (preprocessed exactly as PIL's
 Image.open(p).convert("RGB").resize((224, 224)) / 255 would) and prints its k nearest indexed
 images, nearest first, as "ID DISTANCE" lines (Euclidean distance). With several images each
@@ -32,9 +32,11 @@ Unreadable images are reported on stderr and the others still answered; the exit
 Examples:
    simsearch query --index photos.simidx cat.jpg
    simsearch query --index photos.simidx --model mobilenet.onnx -k 5 --json a.jpg b.png
-   simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model`,
+   simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model
+   simsearch query --engine weaviate://127.0.0.1:8080/Photos cat.jpg   # a collection pushed to a cluster`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
+			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)"},
+			engineFlag(),
 			&cli.IntFlag{Name: "k", Aliases: []string{"n"}, Usage: "number of neighbours", Value: 10},
 			&cli.StringFlag{Name: "vector", Usage: "query by the vectors in this .npy file (1-D: one; 2-D: one per row)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per query per line"},
@@ -54,6 +56,11 @@ func runQuery(c *cli.Context) error {
 	vec := c.String("vector")
 	if (vec == "") == (c.NArg() == 0) {
 		return usageError(c, "give either images or --vector")
+	}
+	if engine, err := indexOrEngine(c); err != nil {
+		return err
+	} else if engine != "" {
+		return runEngineQuery(c, engine, start)
 	}
 	s, err := query.Open(c.String("index"))
 	if err != nil {

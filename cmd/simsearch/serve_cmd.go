@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"simsearch/query"
 	"simsearch/serve"
 )
 
@@ -18,7 +17,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "serve searches over HTTP, with a results page at /",
-		ArgsUsage: "--index INDEX [--model MODEL] [--addr HOST:PORT] [--objects DIR]",
+		ArgsUsage: "--index INDEX | --engine weaviate://HOST:PORT/COLLECTION [--model MODEL] [--addr HOST:PORT] [--objects DIR]",
 		Description: `Loads the model and maps the index once, then answers:
 
    POST /search?k=10          the body is an image (or a multipart form with a field "image")
@@ -33,9 +32,11 @@ accepting, lets requests in flight finish, and exits 0.
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
-   curl -s --data-binary @cat.jpg 'http://127.0.0.1:8080/search?k=5'`,
+   curl -s --data-binary @cat.jpg 'http://127.0.0.1:8080/search?k=5'
+   simsearch serve --engine weaviate://127.0.0.1:8080/Photos --addr 127.0.0.1:9090   # a cluster's collection`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
+			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)"},
+			engineFlag(),
 			&cli.StringFlag{Name: "addr", Usage: "address to listen on", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "objects", Usage: "folder of the indexed images, for /objects/ and the page's thumbnails"},
 			&cli.Int64Flag{Name: "max-body", Usage: "largest request body in bytes", Value: 20 << 20},
@@ -50,12 +51,11 @@ Example:
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			s, err := query.Open(c.String("index"))
+			s, what, err := openServeSearcher(c)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			s.Warm() // maps the index while the model loads
 			req, err := modelRequest(c)
 			if err != nil {
 				return err
@@ -76,7 +76,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", c.String("index"), s.Index().Len(), ln.Addr())
+			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", what, s.Len(), ln.Addr())
 			if err := srv.Run(ctx, ln, c.Duration("drain")); err != nil {
 				return err
 			}

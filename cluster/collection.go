@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/weaviate/weaviate-go-client/v5/weaviate"
+	"github.com/weaviate/weaviate-go-client/v5/weaviate/fault"
+	wgrpc "github.com/weaviate/weaviate-go-client/v5/weaviate/grpc"
+	"github.com/weaviate/weaviate/entities/models"
+
+	"simsearch/index"
+)
+
+// Property names of the objects simsearch stores; "id" is reserved by Weaviate.
+const (
+	propID   = "sid"   // the simsearch id
+	propHash = "vhash" // a digest of the vector, so that a later push sends only changed vectors
+)
+
+// descriptionTag starts the description of a collection made by simsearch; the JSON after it
+// is the Info.
+const descriptionTag = "simsearch collection "
+
+// Info is what simsearch records in the collection's description: enough to query it without
+// the index file (the vectors' dimension and the model that made them).
+type Info struct {
+	Dim   int          `json:"dim"`
+	Model *index.Model `json:"model,omitempty"`
+}
+
+// Client is a connection to a cluster through the first of the target's nodes that answers.
+type Client struct {
+	t      Target
+	node   Node // the node in use
+	client *weaviate.Client
+	http   *http.Client
+}
+
+// Connect connects to the first reachable node of t.
+func Connect(ctx context.Context, t Target) (*Client, error) {
+	var errs []string
+	for _, n := range t.Nodes {
+		c, err := connect(ctx, t, n)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", n.REST, err))
+	}
+	return nil, fmt.Errorf("cannot reach the Weaviate cluster at %s (%s): is it running? (scripts/weaviate-cluster.sh start N DIR starts one here; list several nodes as weaviate://HOST:PORT,HOST:PORT/%s to survive one being down)", t, strings.Join(errs, "; "), t.Collection)
+}
+
+func connect(ctx context.Context, t Target, n Node) (*Client, error) {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	ready, err := hc.Get("http://" + n.REST + "/v1/.well-known/ready")
+	if err != nil {
+		return nil, unwrapNet(err)
+	}
+	ready.Body.Close()
+	if ready.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the node is not ready (HTTP %d)", ready.StatusCode)
+	}
+	wc, err := weaviate.NewClient(weaviate.Config{
+		Host:       n.REST,
+		Scheme:     "http",
+		GrpcConfig: &wgrpc.Config{Host: n.GRPC},
+		Timeout:    2 * time.Minute,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{t: t, node: n, client: wc, http: hc}, nil
+}
+
+// unwrapNet shortens "Get \"http://…\": dial tcp …: connect: connection refused" to its cause.
+func unwrapNet(err error) error {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "dial tcp") {
+		return errors.New(msg[i+2:])
+	}
+	return err
+}
+
+// Node is the node the client talks to.
+func (c *Client) Node() Node { return c.node }
+
+// Target is what the client was connected to.
+func (c *Client) Target() Target { return c.t }
+
+// ErrNoCollection is returned (wrapped) when the collection does not exist.
+var ErrNoCollection = errors.New("no such collection")
+
+// class fetches the collection's schema, nil and ErrNoCollection if there is none.
+func (c *Client) class(ctx context.Context) (*models.Class, error) {
+	cl, err := c.client.Schema().ClassGetter().WithClassName(c.t.Collection).Do(ctx)
+	var we *fault.WeaviateClientError
+	if errors.As(err, &we) && we.StatusCode == http.StatusNotFound || err == nil && cl == nil {
+		return nil, fmt.Errorf("%s: %w on the cluster: create it with 'simsearch push --index INDEX --to %s'", c.t, ErrNoCollection, c.t)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the collection's schema: %w", c.t, err)
+	}
+	return cl, nil
+}
+
+// Info reads what simsearch recorded about the collection; a collection simsearch did not make
+// is refused, since its objects carry no simsearch ids.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	cl, err := c.class(ctx)
+	if err != nil {
+		return Info{}, err
+	}
+	return parseInfo(c.t, cl)
+}
+
+func parseInfo(t Target, cl *models.Class) (Info, error) {
+	var info Info
+	js, ok := strings.CutPrefix(cl.Description, descriptionTag)
+	if !ok || json.Unmarshal([]byte(js), &info) != nil || info.Dim <= 0 {
+		return Info{}, fmt.Errorf("%s was not made by simsearch push (its description does not record simsearch's metadata): push to another collection name", t)
+	}
+	return info, nil
+}
+
+// Health reports the nodes that are not healthy and whether every shard of the collection still
+// has a replica on a healthy node. When complete is false, answers miss the shards listed in
+// missing. A cluster whose state cannot be read is reported as an error.
+func (c *Client) Health(ctx context.Context) (down []string, missing []string, err error) {
+	st, err := c.client.Cluster().NodesStatusGetter().Do(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the nodes' status from %s: %w", c.node.REST, err)
+	}
+	healthy := map[string]bool{}
+	for _, n := range st.Nodes {
+		if n.Status != nil && *n.Status == models.NodeStatusStatusHEALTHY {
+			healthy[n.Name] = true
+		} else {
+			down = append(down, n.Name)
+		}
+	}
+	var state struct {
+		ShardingState models.ReplicationShardingState `json:"shardingState"`
+	}
+	resp, err := c.http.Get("http://" + c.node.REST + "/v1/replication/sharding-state?collection=" + c.t.Collection)
+	if err != nil {
+		return down, nil, fmt.Errorf("reading the sharding state: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return down, nil, fmt.Errorf("reading the sharding state: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+		return down, nil, fmt.Errorf("reading the sharding state: %w", err)
+	}
+	for _, s := range state.ShardingState.Shards {
+		live := false
+		for _, r := range s.Replicas {
+			live = live || healthy[r]
+			// A node gone long enough drops out of the nodes' list but not out of the shards'.
+			if !healthy[r] && !slices.Contains(down, r) {
+				down = append(down, r)
+			}
+		}
+		if !live {
+			missing = append(missing, s.Shard)
+		}
+	}
+	sort.Strings(down)
+	sort.Strings(missing)
+	return down, missing, nil
+}
+
+// HealthWarning is a sentence for a person about the cluster's state, or "" when every node is
+// healthy. It says whether results are complete or may be partial.
+func (c *Client) HealthWarning(ctx context.Context) string {
+	down, missing, err := c.Health(ctx)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot check the cluster's health (%v): results may be partial", err)
+	case len(missing) > 0:
+		return fmt.Sprintf("nodes down: %s; shards %s have no live replica: results are partial", strings.Join(down, ", "), strings.Join(missing, ", "))
+	case len(down) > 0:
+		return fmt.Sprintf("nodes down: %s; every shard still has a live replica, so results are complete", strings.Join(down, ", "))
+	}
+	return ""
+}
