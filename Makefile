@@ -8,7 +8,7 @@ MODEL   := testdata/model/mobilenet_v2_feature_vector.onnx
 STAMP   := bin/.setup-done
 TSTAMP  := bin/.setup-tests-done
 
-.PHONY: all setup build test check demo bench bench-smoke generate fuzz clean weaviate test-weaviate bench-scale
+.PHONY: all setup build test check demo bench bench-smoke generate fuzz fuzz-short clean weaviate test-weaviate bench-scale
 
 all: build
 
@@ -31,9 +31,15 @@ test: $(TSTAMP)
 	$(GO) test ./...
 	$(GO) test -race ./serve ./knn ./index ./convert ./query
 
+# Fails on unformatted code, vet findings (both modules), a go.mod/go.sum that go mod tidy would
+# change, and generated assembly that differs from its generator's output. Writes nothing.
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	cd kernel/asm && $(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum: not tidy (diff above); run go mod tidy"; exit 1; }
+	@cd kernel/asm && $(GO) mod tidy -diff || { echo "kernel/asm/go.mod: not tidy (diff above); run go mod tidy there"; exit 1; }
+	scripts/check-generated.sh
 
 # The demo collection is the bundled photos (broken files included, to show they are skipped)
 # less ladybird_brighter.jpg, which is then queried: its original, ladybird.jpg, comes first.
@@ -61,10 +67,22 @@ bench-smoke: build $(TSTAMP)
 generate:
 	$(GO) generate ./kernel
 
-fuzz:
-	$(GO) test ./index -run '^$$' -fuzz FuzzParseHeader -fuzztime 30s
-	$(GO) test ./shard -run '^$$' -fuzz FuzzReadHeader -fuzztime 30s
-	$(GO) test ./kernel -run '^$$' -fuzz FuzzKernels -fuzztime 30s
+# Every fuzz target, each for FUZZTIME (go test fuzzes one target per run). A failure leaves the
+# input under the package's testdata/fuzz/, where it becomes a regression test: commit it.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := index:FuzzParseHeader shard:FuzzReadHeader kernel:FuzzKernels \
+	pil:FuzzDecode pil:FuzzJPEG pil:FuzzPNG pil:FuzzGIF pil:FuzzWebP pil:FuzzTIFF pil:FuzzBMP \
+	serve:FuzzHandler
+
+fuzz: $(TSTAMP)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $${t%%:*} $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+# The short run CI does: a few seconds per target.
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=3s
 
 # The Weaviate server the cluster commands drive (issue 14), pinned. The check reads the module version
 # recorded in the binary, so a second run costs nothing and a stale binary is replaced.

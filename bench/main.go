@@ -10,7 +10,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -137,15 +136,12 @@ func run(c config, logf func(string, ...any)) error {
 			python = ""
 		}
 	}
-	// The seed's numpy loop and the whole-process queries must print the same ids: a benchmark
-	// of wrong answers is worthless.
-	want, err := npyBaseline(d.shards(), q, 10)
-	if err != nil {
+	// Every contender must give the same answers before it is timed: a benchmark of wrong answers
+	// is worthless.
+	if err := checkAnswers(c, python, d, idx, work, q); err != nil {
 		return err
 	}
-	if err := checkSame(c.bin, idx, d.query(), want); err != nil {
-		return err
-	}
+	logf("answers agree (top 10, distances within %g relative): npy baseline, numpy loop, query --vector, query IMAGE", distTolerance)
 
 	ms := []measurement{
 		{"npy baseline: the seed's algorithm in Go (npyio loads every shard, per query)", func() (time.Duration, map[string]float64, error) {
@@ -172,20 +168,17 @@ func run(c config, logf func(string, ...any)) error {
 			}
 			return t, a.Timings, nil
 		}},
-		{"memory read of the same bytes (in process, all cores)", func() (time.Duration, map[string]float64, error) {
+	}
+	for _, k := range kernel.Available() {
+		ms = append(ms, measurement{readName(k), func() (time.Duration, map[string]float64, error) {
 			start := time.Now()
-			memread.Read(ix.Vectors(), runtime.GOMAXPROCS(0))
-			return time.Since(start), nil, nil
-		}},
+			_, err := memread.Read(ix.Vectors(), runtime.GOMAXPROCS(0), k)
+			return time.Since(start), nil, err
+		}})
 	}
 	if python != "" {
 		ms = append(ms, measurement{"the seed's numpy loop (whole process, python3 + numpy)", func() (time.Duration, map[string]float64, error) {
-			cmd := exec.Command(python, "bench/seed_search.py", d.shards(), d.query())
-			// The machine's OpenBLAS overrides slow a current numpy; the seed ran without them.
-			cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
-				return strings.HasPrefix(e, "OPENBLAS_CORETYPE=") || strings.HasPrefix(e, "OPENBLAS_L2_SIZE=")
-			})
-			return timeCommand(cmd)
+			return timeCommand(seedCommand(python, d.shards(), d.query()))
 		}})
 	}
 	for _, k := range kernel.Available() {
@@ -227,7 +220,7 @@ func run(c config, logf func(string, ...any)) error {
 			return t1 + t2, nil, err
 		}},
 	)
-	defaultKernel := kernel.Name()
+	defaultKernel, defaultReason := kernel.Name(), kernel.Reason()
 	defer kernel.Use(defaultKernel)
 
 	samples := make([]*sample, len(ms))
@@ -259,12 +252,18 @@ func run(c config, logf func(string, ...any)) error {
 	if err != nil {
 		return fmt.Errorf("server load: %w", err)
 	}
-	report := render(c, d, samples, loads, python != "", defaultKernel)
+	report := render(c, d, samples, loads, python != "", defaultKernel, defaultReason)
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(report)
 	return nil
+}
+
+// readName names the plain memory read with the loads of kernel k (see package memread), which
+// the goals pair with the scan by that kernel.
+func readName(k string) string {
+	return "memory read of the same bytes with kernel " + k + "'s loads (in process, all cores)"
 }
 
 // settle removes a previous output and flushes every dirty page, untimed, so that a writing
@@ -290,23 +289,70 @@ func timeCommand(cmd *exec.Cmd) (time.Duration, map[string]float64, error) {
 	return t, nil, nil
 }
 
-// checkSame runs simsearch query --vector and checks it prints the baseline's ids, in order.
-func checkSame(bin, idx, query string, want []hit) error {
-	out, err := exec.Command(bin, "query", "--index", idx, "--vector", query).Output()
+// seedCommand runs the seed's numpy loop (bench/seed_search.py) on the shards for the vector in
+// the query npy file.
+func seedCommand(python, shards, query string) *exec.Cmd {
+	cmd := exec.Command(python, "bench/seed_search.py", shards, query)
+	// The machine's OpenBLAS overrides slow a current numpy; the seed ran without them.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
+		return strings.HasPrefix(e, "OPENBLAS_CORETYPE=") || strings.HasPrefix(e, "OPENBLAS_L2_SIZE=")
+	})
+	return cmd
+}
+
+// checkAnswers checks, before anything is timed, that every contender returns the same top 10:
+// `simsearch query --vector` and the numpy loop against the npy baseline for the query vector,
+// and `simsearch query IMAGE` against the npy baseline and the numpy loop searching for the
+// image's embedding (written by `simsearch extract`). python is "" when numpy is missing.
+func checkAnswers(c config, python string, d *dataset, idx, work string, q []float32) error {
+	want, err := npyBaseline(d.shards(), q, 10)
 	if err != nil {
-		return fmt.Errorf("query --vector: %w", err)
+		return err
 	}
-	var got []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		id, _, _ := strings.Cut(line, " ")
-		got = append(got, id)
+	got, err := queryHits(c.bin, "--index", idx, "--vector", d.query())
+	if err != nil {
+		return err
 	}
-	var ids []string
-	for _, h := range want {
-		ids = append(ids, h.id)
+	if err := agree("simsearch query --vector", got, "the npy baseline", want); err != nil {
+		return err
 	}
-	if !slices.Equal(got, ids) {
-		return errors.New("simsearch and the npy baseline disagree:\n" + strings.Join(got, " ") + "\n" + strings.Join(ids, " "))
+	if python != "" {
+		np, err := numpyHits(seedCommand(python, d.shards(), d.query()))
+		if err != nil {
+			return err
+		}
+		if err := agree("the numpy loop", np, "the npy baseline", want); err != nil {
+			return err
+		}
+	}
+
+	emb, err := imageEmbedding(c.bin, c.model, c.image, work)
+	if err != nil {
+		return fmt.Errorf("the query image's embedding: %w", err)
+	}
+	eq, _, err := shard.ReadVectors(emb)
+	if err != nil {
+		return err
+	}
+	want, err = npyBaseline(d.shards(), eq, 10)
+	if err != nil {
+		return err
+	}
+	got, err = queryHits(c.bin, "--index", idx, "--model", c.model, "--allow-model-mismatch", c.image)
+	if err != nil {
+		return err
+	}
+	if err := agree("simsearch query IMAGE", got, "the npy baseline on its embedding", want); err != nil {
+		return err
+	}
+	if python != "" {
+		np, err := numpyHits(seedCommand(python, d.shards(), emb))
+		if err != nil {
+			return err
+		}
+		if err := agree("simsearch query IMAGE", got, "the numpy loop on its embedding", np); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"simsearch/cluster"
 	"simsearch/index"
+	"simsearch/kernel"
 	"simsearch/query"
 )
 
@@ -185,7 +186,7 @@ func runScale(c config, sc scaleConfig, logf func(string, ...any)) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# simsearch through a Weaviate cluster (make bench-scale)\n\n")
 	fmt.Fprintf(&b, "%d generated vectors × %d floats; %d Weaviate %s nodes on this machine's loopback (%d shards × %d replicas); %s; %s.\n",
-		sc.rows, c.dim, sc.nodes, weaviateVersion(sc.weaviate), sc.nodes, replicas, machine(""), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+		sc.rows, c.dim, sc.nodes, weaviateVersion(sc.weaviate), sc.nodes, replicas, machine(kernel.Name(), kernel.Reason()), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "All nodes share this machine's %d cores with simsearch: a real cluster puts each on its own.\n\n", runtime.NumCPU())
 	fmt.Fprintf(&b, "| push (simsearch push, gRPC batches of 256) | time | vectors/s |\n|---|---:|---:|\n")
 	for _, p := range pushes {

@@ -2,16 +2,18 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/weaviate/weaviate-go-client/v5/weaviate/graphql"
 	"golang.org/x/sync/errgroup"
 
 	"simsearch/embed"
-	"simsearch/pil"
+	"simsearch/index"
 	"simsearch/query"
 )
 
@@ -77,6 +79,27 @@ func (s *Searcher) LoadModel(req query.ModelRequest) (time.Duration, error) {
 	}
 	s.model = m
 	return d, nil
+}
+
+// Changed says why answers would be incomplete now: the cluster does not answer, or a shard has
+// no live replica. A node down while every shard still has a replica is not an error.
+func (s *Searcher) Changed() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	down, missing, err := s.c.Health(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", s.c.t, err)
+	case len(missing) > 0:
+		return fmt.Errorf("%s: nodes %s down, shards %s have no live replica: answers would be partial", s.c.t, strings.Join(down, ", "), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Reopen is for index files; a collection is updated in place by push, so there is nothing to
+// reopen.
+func (s *Searcher) Reopen() (*index.Index, error) {
+	return nil, errors.New(s.c.t.String() + " is a cluster's collection: push updates it in place, there is nothing to reload")
 }
 
 // Close releases the model.
@@ -159,20 +182,16 @@ func (s *Searcher) Images(paths []string, k int) ([]query.Answer, error) {
 	}
 	answers := make([]query.Answer, len(paths))
 	input := make([]float32, s.model.InputLen())
-	size := s.model.Config().Size
 	for i, p := range paths {
 		a := &answers[i]
 		a.Query, a.Timings = p, map[string]float64{}
 		start := time.Now()
-		img, err := pil.Open(p)
-		if err != nil {
+		if err := s.model.PrepareFile(p, input); err != nil {
 			a.Err = err
 			continue
 		}
-		img = img.Resize(size, size)
 		a.Timings["decode"] = ms(time.Since(start))
 		start = time.Now()
-		s.model.Tensor(img, input)
 		v, err := s.model.Run(input)
 		if err != nil {
 			a.Err = fmt.Errorf("%s: %w", p, err)

@@ -3,6 +3,7 @@
 package convert
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 
 	"simsearch/index"
+	"simsearch/internal/atomicfile"
 	"simsearch/shard"
 )
 
@@ -24,11 +26,18 @@ type Options struct {
 	Model *index.Model
 	// Progress, when set, is called after each shard with the rows written so far and in all.
 	Progress func(rows, total int)
+	// AllowPartial converts the shards of an extract that did not finish (see shard.PartialFile).
+	AllowPartial bool
+	// Context, when set, interrupts the conversion when it ends (a signal): nothing is left
+	// behind, as after any other error.
+	Context context.Context
 }
 
 // Stats describes a finished conversion.
 type Stats struct {
 	Shards, Rows, Dim int
+	// Stale are the temporary files of killed writers found beside the output and removed.
+	Stale []string
 }
 
 // Run converts the shards in srcDir into an index at out. It validates every shard's header
@@ -37,6 +46,10 @@ type Stats struct {
 // On any error nothing is left at out (an existing file there is untouched).
 func Run(srcDir, out string, opt Options) (Stats, error) {
 	var st Stats
+	ctx := opt.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if _, err := os.Stat(out); err == nil && !opt.Overwrite {
 		return st, fmt.Errorf("%s already exists (use --force to replace it)", out)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -45,6 +58,15 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 	pairs, err := shard.List(srcDir)
 	if err != nil {
 		return st, err
+	}
+	if err := checkOutput(srcDir, out, pairs); err != nil {
+		return st, err
+	}
+	if err := checkFinished(srcDir, opt.AllowPartial); err != nil {
+		return st, err
+	}
+	if st.Stale, err = atomicfile.RemoveStale(filepath.Dir(out)); err != nil {
+		return st, fmt.Errorf("removing stale temporary files: %w", err)
 	}
 	counts, dim, err := plan(pairs)
 	if err != nil {
@@ -78,8 +100,17 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 		}
 	}()
 	go readAhead(pairs, next, stop)
+	interrupted := func() error { return fmt.Errorf("interrupted, nothing written: %w", context.Cause(ctx)) }
 	for _, p := range pairs {
-		l := <-next
+		if ctx.Err() != nil {
+			return st, interrupted()
+		}
+		var l loaded
+		select {
+		case l = <-next:
+		case <-ctx.Done():
+			return st, interrupted()
+		}
 		if l.err != nil {
 			return st, l.err
 		}
@@ -94,10 +125,45 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 		}
 	}
 	w.SetMeta(meta)
+	if ctx.Err() != nil {
+		return st, interrupted()
+	}
 	if err := w.Commit(); err != nil {
 		return st, fmt.Errorf("writing %s: %w", out, err)
 	}
-	return Stats{Shards: len(pairs), Rows: rows, Dim: dim}, nil
+	return Stats{Shards: len(pairs), Rows: rows, Dim: dim, Stale: st.Stale}, nil
+}
+
+// checkOutput refuses an output path that would overwrite one of the input files, or that lies
+// in the input directory under a name a later conversion would read as a shard or sidecar.
+func checkOutput(srcDir, out string, pairs []shard.Pair) error {
+	ost, err := os.Stat(out)
+	if err == nil {
+		for _, p := range pairs {
+			for _, in := range []string{p.IDs, p.Features} {
+				if ist, err := os.Stat(in); err == nil && os.SameFile(ist, ost) {
+					return fmt.Errorf("the output %s is the input file %s: write the index elsewhere", out, in)
+				}
+			}
+		}
+	}
+	dst, err1 := os.Stat(filepath.Dir(out))
+	sst, err2 := os.Stat(srcDir)
+	name := filepath.Base(out)
+	if err1 == nil && err2 == nil && os.SameFile(dst, sst) && (shard.IsName(name) || name == shard.ModelFile || name == shard.PartialFile) {
+		return fmt.Errorf("the output %s would be read as part of the input %s: write the index elsewhere", out, srcDir)
+	}
+	return nil
+}
+
+// checkFinished refuses the shards of an extract that did not finish: they look complete but
+// lack the images after the last one written.
+func checkFinished(srcDir string, allow bool) error {
+	marker := filepath.Join(srcDir, shard.PartialFile)
+	if _, err := os.Stat(marker); err != nil || allow {
+		return nil
+	}
+	return fmt.Errorf("%s holds the shards of an extract that did not finish (%s is there): run the extract again (with --force), or pass --allow-partial to convert what there is", srcDir, marker)
 }
 
 // loaded is one shard, read.
@@ -164,7 +230,10 @@ func plan(pairs []shard.Pair) (counts []int, dim int, err error) {
 func explain(err error, pairs []shard.Pair, counts []int, p shard.Pair) error {
 	var nf *index.NonFiniteError
 	var dup *index.DuplicateIDError
+	var big *index.NormError
 	switch {
+	case errors.As(err, &big):
+		return fmt.Errorf("%s: row %d: squared norm %.4g is too large: features must have squared norms below %.4g, so that no distance overflows float32", p.Features, big.Row, big.SquaredNorm, index.MaxSquaredNorm)
 	case errors.As(err, &nf):
 		return fmt.Errorf("%s: row %d, column %d is %v: features must be finite", p.Features, nf.Row, nf.Col, nf.Value)
 	case errors.As(err, &dup):

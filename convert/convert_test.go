@@ -122,6 +122,8 @@ func TestRefusedInputs(t *testing.T) {
 	for _, tc := range []struct{ name, want string }{
 		{"bad_nan", "0001.features.npy: row 2, column 5 is NaN"},
 		{"bad_inf", "0000.features.npy: row 1, column 0 is +Inf"},
+		{"bad_f2_inf", "0000.features.npy: row 1, column 1 is +Inf"},
+		{"bad_huge_norm", "0000.features.npy: row 1: squared norm 8e+38 is too large"},
 		{"bad_count", "0000.object_ids.npy has 4 ids but"},
 		{"bad_dim", "0001.features.npy has dim 9 but the shards before it have dim 8"},
 		{"bad_rank1", "0000.features.npy: features have shape [24], want 2 dimensions"},

@@ -96,11 +96,13 @@ func readReference(t *testing.T) ([]string, []float32) {
 }
 
 // TestMatchesPythonPipeline embeds every reference image and compares with the embedding the
-// Python pipeline (Pillow 9.4 + onnxruntime) produced for it.
+// Python pipeline (Pillow 9.4 + onnxruntime) produced for it: they are bitwise equal, float for
+// float, on every image (distance exactly 0), so that is what is asserted; fidelityTolerance is
+// the goal, not what this pipeline achieves. testdata/make_reference_features.py regenerates the
+// reference.
 func TestMatchesPythonPipeline(t *testing.T) {
 	m := testModelLoaded(t)
 	ids, ref := readReference(t)
-	worst, worstID := 0.0, ""
 	for i, id := range ids {
 		img, err := pil.Open(filepath.Join(testImages, id))
 		if err != nil {
@@ -111,20 +113,31 @@ func TestMatchesPythonPipeline(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
-		d := distance(v, ref[i*1280:(i+1)*1280])
+		want := ref[i*1280 : (i+1)*1280]
 		// The comparison must be able to tell images apart: another image's reference is far.
 		other := (i + len(ids)/2) % len(ids)
 		if o := distance(v, ref[other*1280:(other+1)*1280]); o < 100*fidelityTolerance {
 			t.Errorf("%s is within %g of the reference of %s: the comparison is not discriminating", id, o, ids[other])
 		}
-		if d > worst {
-			worst, worstID = d, id
-		}
-		if d > fidelityTolerance {
-			t.Errorf("%s: L2 distance %.3g from the Python pipeline's embedding, over %g", id, d, fidelityTolerance)
+		if n, first := bitsDiffer(v, want); n > 0 {
+			t.Errorf("%s: %d of %d floats differ from the Python pipeline's embedding (first: [%d] = %v, want %v); L2 distance %.3g (goal %g)",
+				id, n, len(want), first, v[first], want[first], distance(v, want), fidelityTolerance)
 		}
 	}
-	t.Logf("worst L2 distance to the Python pipeline: %.3g (%s) over %d images", worst, worstID, len(ids))
+}
+
+// bitsDiffer counts the floats of a and b whose bits differ and returns the index of the first.
+func bitsDiffer(a, b []float32) (n, first int) {
+	first = -1
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			if n == 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	return n, first
 }
 
 func distance(a, b []float32) float64 {

@@ -3,6 +3,7 @@
 package extract
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,7 @@ import (
 
 	"simsearch/embed"
 	"simsearch/index"
-	"simsearch/pil"
+	"simsearch/internal/atomicfile"
 	"simsearch/shard"
 )
 
@@ -29,6 +30,9 @@ type Options struct {
 	Warn func(path string, err error)
 	// Progress is called after each batch with the files done and in all.
 	Progress func(done, total int)
+	// Context, when set, interrupts the extraction when it ends (a signal): the shards written
+	// so far stay, marked unfinished (shard.PartialFile), and no temporary file is left.
+	Context context.Context
 }
 
 // Stats describes a finished extraction.
@@ -56,6 +60,9 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 	if err := prepareOut(outDir, opt.Overwrite); err != nil {
 		return st, err
 	}
+	// Until the last shard and the sidecar are written, the marker tells convert that the set
+	// is unfinished: an extract that is killed leaves shards that look complete.
+	marker := filepath.Join(outDir, shard.PartialFile)
 
 	type prepared struct {
 		id    string
@@ -65,21 +72,28 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 	}
 	// Decoding and resizing run one image ahead of inference.
 	ch := make(chan prepared, opt.BatchSize)
+	stop := make(chan struct{}) // closed when Run returns, early or not
+	defer close(stop)
 	go func() {
 		defer close(ch)
 		for _, rel := range files {
 			path := filepath.Join(imageDir, rel)
 			p := prepared{id: filepath.ToSlash(rel), path: path}
-			img, err := pil.Open(path)
-			if err != nil {
-				p.err = err
-			} else {
-				p.input = make([]float32, m.InputLen())
-				m.Prepare(img, p.input)
+			p.input = make([]float32, m.InputLen())
+			if p.err = m.PrepareFile(path, p.input); p.err != nil {
+				p.input = nil
 			}
-			ch <- p
+			select {
+			case ch <- p:
+			case <-stop:
+				return
+			}
 		}
 	}()
+	ctx := opt.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 
 	var (
 		ids   []string
@@ -113,6 +127,9 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 		return nil
 	}
 	for p := range ch {
+		if ctx.Err() != nil {
+			return st, fmt.Errorf("interrupted: the %d shards in %s are marked unfinished (%s): %w", st.Shards, outDir, shard.PartialFile, context.Cause(ctx))
+		}
 		done++
 		if p.err != nil {
 			st.Skipped++
@@ -126,7 +143,6 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 		bids = append(bids, p.id)
 		if len(bids) == opt.BatchSize || len(ids)+len(bids) == opt.ShardSize {
 			if err := flushBatch(); err != nil {
-				drain(ch)
 				return st, err
 			}
 			if opt.Progress != nil {
@@ -135,7 +151,6 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 		}
 		if len(ids) == opt.ShardSize {
 			if err := flushShard(); err != nil {
-				drain(ch)
 				return st, err
 			}
 		}
@@ -161,11 +176,18 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 			return st, err
 		}
 	}
+	if err := os.Remove(marker); err != nil {
+		return st, err
+	}
+	syncDir(outDir)
 	return st, nil
 }
 
-func drain[T any](ch <-chan T) {
-	for range ch {
+// syncDir makes the directory's entries (the marker's removal) durable; failure is not fatal.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
 	}
 }
 
@@ -190,7 +212,9 @@ func list(dir string) ([]string, error) {
 }
 
 // prepareOut creates outDir, refusing to mix new shards with old ones unless overwrite, in which
-// case the old shards are removed first.
+// case the old shards are removed first. It marks outDir as holding an unfinished set
+// (shard.PartialFile) before anything else changes there, and removes temporary files that
+// killed writers left.
 func prepareOut(outDir string, overwrite bool) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
@@ -199,16 +223,39 @@ func prepareOut(outDir string, overwrite bool) error {
 	if err != nil {
 		return err
 	}
-	if len(old) == 0 {
-		return nil
-	}
-	if !overwrite {
+	if len(old) > 0 && !overwrite {
 		return fmt.Errorf("%s already holds shards (%s, …): use --force to replace them", outDir, filepath.Base(old[0]))
+	}
+	if err := writeMarker(filepath.Join(outDir, shard.PartialFile)); err != nil {
+		return err
+	}
+	if _, err := atomicfile.RemoveStale(outDir); err != nil {
+		return err
 	}
 	for _, p := range append(old, filepath.Join(outDir, shard.ModelFile)) {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
+	return nil
+}
+
+// writeMarker writes the unfinished-extract marker durably: it must be on disk before any shard.
+func writeMarker(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "simsearch extract (pid %d) has not finished writing the shards here.\n", os.Getpid())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	syncDir(filepath.Dir(path))
 	return nil
 }

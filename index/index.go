@@ -6,6 +6,7 @@ package index
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -24,6 +25,8 @@ type Index struct {
 	vectors []float32
 	offsets []byte // (count+1) little-endian uint64
 	idBytes []byte
+	f       *os.File    // kept open so that Changed can see the mapped file itself
+	st      os.FileInfo // f's state when it was mapped
 }
 
 // Open maps the index file at path and validates its header. It reads no more than the header
@@ -36,7 +39,15 @@ func Open(path string) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // the mapping stays valid after the descriptor is closed
+	ix, err := mapFile(path, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return ix, nil
+}
+
+func mapFile(path string, f *os.File) (*Index, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -58,7 +69,26 @@ func Open(path string) (*Index, error) {
 		m.Unmap()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	ix.f, ix.st = f, st
 	return ix, nil
+}
+
+// ErrChanged is wrapped by the errors Changed returns.
+var ErrChanged = errors.New("the index file was modified in place")
+
+// Changed reports whether the mapped file was modified in place (truncated, rewritten, touched)
+// since Open, at the cost of one fstat. Such changes show through the mapping, and reading a page
+// that a truncation removed raises SIGBUS; an index must be replaced by renaming a new file over
+// it, which leaves the open file, and this mapping, as they were.
+func (ix *Index) Changed() error {
+	st, err := ix.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", ix.path, err)
+	}
+	if st.Size() != ix.st.Size() || !st.ModTime().Equal(ix.st.ModTime()) {
+		return fmt.Errorf("%s: %w since it was opened (%d bytes then, %d now): replace an index by renaming a new file over it", ix.path, ErrChanged, ix.st.Size(), st.Size())
+	}
+	return nil
 }
 
 func fromMapping(path string, m mmap.MMap, size uint64) (*Index, error) {
@@ -121,7 +151,7 @@ func (ix *Index) ID(r int) (string, error) {
 // Meta decodes the metadata document.
 func (ix *Index) Meta() (Meta, error) {
 	var m Meta
-	b := ix.m[ix.h.metaOff:ix.h.end()]
+	b := ix.m[ix.h.metaOff:ix.h.metaEnd()]
 	if len(b) == 0 {
 		return m, nil
 	}
@@ -129,6 +159,21 @@ func (ix *Index) Meta() (Meta, error) {
 		return m, fmt.Errorf("%s: %w: metadata: %v", ix.path, ErrFormat, err)
 	}
 	return m, nil
+}
+
+// FormatVersion returns the file's format version (1 or 2).
+func (ix *Index) FormatVersion() int { return int(ix.h.version) }
+
+// Section returns the optional section of the given kind: its bytes (the mapping itself,
+// starting on a 64-byte boundary; valid until Close) and its version. ok is false when the file
+// has no section of that kind. The contents are checked by Verify, not here.
+func (ix *Index) Section(kind uint32) (data []byte, version uint32, ok bool) {
+	for _, e := range ix.h.sections {
+		if e.kind == kind {
+			return ix.m[e.off : e.off+e.len : e.off+e.len], e.version, true
+		}
+	}
+	return nil, 0, false
 }
 
 // Bytes returns the size of the file.
@@ -139,24 +184,31 @@ func (ix *Index) Close() error {
 	if ix.m == nil {
 		return nil
 	}
-	err := ix.m.Unmap()
+	err := errors.Join(ix.m.Unmap(), ix.f.Close())
 	ix.m, ix.vectors, ix.offsets, ix.idBytes = nil, nil, nil, nil
 	return err
 }
 
-// Verify reads the whole file and checks what Open does not: the section checksums, that the
-// id offsets never decrease, that ids are valid non-empty UTF-8 without NUL and (unless the
-// metadata allows duplicates) unique, that every value is finite, and that the metadata is JSON.
+// Verify reads the whole file and checks what Open does not: the section checksums (optional
+// sections included), that the id offsets never decrease, that ids are valid non-empty UTF-8
+// without NUL and (unless the metadata allows duplicates) unique, that every value is finite, and
+// that the metadata is JSON. The contents of optional sections are checked by the packages that
+// own them.
 func (ix *Index) Verify() error {
-	for _, s := range []struct {
+	type checked struct {
 		name     string
 		off, len uint64
 		want     uint32
-	}{
+	}
+	sections := []checked{
 		{"vectors", ix.h.vecOff, ix.h.vecLen, ix.h.vecCRC},
 		{"ids", ix.h.idsOff, ix.h.idsLen, ix.h.idsCRC},
 		{"meta", ix.h.metaOff, ix.h.metaLen, ix.h.metaCRC},
-	} {
+	}
+	for _, e := range ix.h.sections {
+		sections = append(sections, checked{fmt.Sprintf("optional (kind %d)", e.kind), e.off, e.len, e.crc})
+	}
+	for _, s := range sections {
 		if got := crc32.Checksum(ix.m[s.off:s.off+s.len], castagnoli); got != s.want {
 			return fmt.Errorf("%s: %w: %s section checksum %08x, header says %08x (damaged file)", ix.path, ErrFormat, s.name, got, s.want)
 		}

@@ -12,11 +12,27 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"simsearch/kernel"
 )
 
 // build writes an index of count random dim-vectors with ids "id-<row>" and returns its path
 // and the vectors.
 func build(t testing.TB, dim, count int) (string, []float32) {
+	t.Helper()
+	return buildWith(t, dim, count, nil)
+}
+
+// testSections are two optional sections of odd lengths (kinds 7 and 9).
+var testSections = []extraSection{{7, 1, []byte("seven")}, {9, 3, make([]byte, 131)}}
+
+// fixHeaderCRC recomputes the header checksum of b for the version b claims.
+func fixHeaderCRC(b []byte) {
+	binary.LittleEndian.PutUint32(b[headerCRCAt:], headerCRC(b, binary.LittleEndian.Uint32(b[8:])))
+}
+
+// buildWith is build with optional sections.
+func buildWith(t testing.TB, dim, count int, sections []extraSection) (string, []float32) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "x.simidx")
 	w, err := Create(path, dim, false)
@@ -41,6 +57,9 @@ func build(t testing.TB, dim, count int) (string, []float32) {
 		lo = hi
 	}
 	w.SetMeta(Meta{Tool: "test", Sources: []Source{{IDs: "a", Features: "b", Rows: count, DType: "<f4"}}})
+	for _, s := range sections {
+		w.AddSection(s.kind, s.version, s.data)
+	}
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +123,7 @@ func rewrite(t *testing.T, path string, fixCRC bool, patch func(b []byte)) {
 	}
 	patch(b)
 	if fixCRC && len(b) >= HeaderSize {
-		binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+		fixHeaderCRC(b)
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -123,7 +142,27 @@ func TestOpenRejects(t *testing.T) {
 		{"short header", false, func(b []byte) []byte { return b[:100] }, "shorter than the 4096-byte header"},
 		{"magic", false, func(b []byte) []byte { b[0] = 'X'; return b }, "wrong magic"},
 		{"npy file", false, func(b []byte) []byte { copy(b, "\x93NUMPY"); return b }, "wrong magic"},
-		{"version", false, func(b []byte) []byte { le.PutUint32(b[8:], 2); return b }, "format version 2"},
+		{"version", true, func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, "format version 3"},
+		{"version 1 with a section table", true, func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, "reserved header byte 104"},
+		{"reserved after the table", true, func(b []byte) []byte { b[HeaderSize-1] = 1; return b }, "reserved header byte 4095"},
+		{"reserved after the count", true, func(b []byte) []byte { b[reservedAt+4] = 1; return b }, "reserved header bytes 108-111"},
+		{"too many sections", true, func(b []byte) []byte { le.PutUint32(b[reservedAt:], MaxSections+1); return b }, "at most 64"},
+		{"section kind 0", true, func(b []byte) []byte { le.PutUint32(b[tableAt:], 0); return b }, "kind 0"},
+		{"section duplicate kind", true, func(b []byte) []byte {
+			le.PutUint32(b[tableAt+tableEntrySize:], le.Uint32(b[tableAt:]))
+			return b
+		}, "a second section of kind 7"},
+		{"section misaligned", true, func(b []byte) []byte { le.PutUint64(b[tableAt+8:], le.Uint64(b[tableAt+8:])+8); return b }, "not 64-byte aligned"},
+		{"section overlaps meta", true, func(b []byte) []byte { le.PutUint64(b[tableAt+8:], le.Uint64(b[72:])/64*64); return b }, "overlaps"},
+		{"section out of order", true, func(b []byte) []byte {
+			e0, e1 := b[tableAt:tableAt+tableEntrySize], b[tableAt+tableEntrySize:tableAt+2*tableEntrySize]
+			t := append([]byte(nil), e0...)
+			copy(e0, e1)
+			copy(e1, t)
+			return b
+		}, "overlaps"},
+		{"section past end", true, func(b []byte) []byte { le.PutUint64(b[tableAt+tableEntrySize+16:], 1<<40); return b }, "past the end"},
+		{"section reserved", true, func(b []byte) []byte { b[tableAt+28] = 1; return b }, "reserved field"},
 		{"header crc", false, func(b []byte) []byte { le.PutUint32(b[16:], 4); return b }, "header checksum"},
 		{"header size", true, func(b []byte) []byte { le.PutUint32(b[12:], 512); return b }, "header size 512"},
 		{"element type", true, func(b []byte) []byte { le.PutUint32(b[20:], 2); return b }, "element type 2"},
@@ -147,14 +186,14 @@ func TestOpenRejects(t *testing.T) {
 		}, "first id offset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path, _ := build(t, 3, 5)
+			path, _ := buildWith(t, 3, 5, testSections)
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b = tc.patch(b)
 			if tc.fixCRC {
-				binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+				fixHeaderCRC(b)
 			}
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
@@ -288,8 +327,8 @@ func FuzzParseHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, size uint64) {
 		if len(b) >= headerCRCAt+4 {
 			// Most mutations would only exercise the CRC check; keep the CRC valid half the time.
-			if size%2 == 0 {
-				binary.LittleEndian.PutUint32(b[headerCRCAt:], crc32.Checksum(b[:headerCRCAt], castagnoli))
+			if size%2 == 0 && len(b) >= HeaderSize {
+				fixHeaderCRC(b)
 			}
 		}
 		h, err := parseHeader(b, size)
@@ -307,26 +346,134 @@ func FuzzParseHeader(f *testing.F) {
 
 // Large finite values overflow a row's squared norm to +Inf; the writer must look closer and
 // accept them, and still find a NaN after such a row, with its exact position.
+// Finite rows whose squared norm reaches MaxSquaredNorm are refused (before, they were accepted
+// and every distance to them was +Inf); rows just below it are kept, and no distance between two
+// of them overflows. The kernel's norm is exact enough only as a filter: the bound is exact.
 func TestFiniteCheckOverflowingNorms(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.simidx")
-	w, err := Create(path, 3, false)
+	edge := float32(math.Sqrt(MaxSquaredNorm / 3 * (1 - 1e-6))) // three of them: just below
+	over := float32(math.Sqrt(MaxSquaredNorm/3)) * (1 + 1e-6)   // just above
+	many := make([]float32, 3*5000)                             // more than one block of the check
+	many[3*4500] = 3e38
+	nan := make([]float32, 3*5000)
+	nan[3*4700+2] = float32(math.NaN())
+	for _, tc := range []struct {
+		name        string
+		rows        []float32
+		row, col    int // the refused row (and column, for a non-finite value); -1: accepted
+		normRefusal bool
+	}{
+		{"overflowing norm", []float32{3e38, -3e38, 1, 2, 3, 4}, 0, 0, true},
+		{"just above the bound", []float32{1, 2, 3, over, over, over}, 1, 0, true},
+		{"just below the bound", []float32{edge, edge, edge, -edge, -edge, -edge}, -1, 0, false},
+		{"in a later block", many, 4500, 0, true},
+		{"NaN in a later block", nan, 4700, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := Create(filepath.Join(t.TempDir(), "x.simidx"), 3, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			ids := make([]string, len(tc.rows)/3)
+			for i := range ids {
+				ids[i] = fmt.Sprint("r", i)
+			}
+			err = w.Append(ids, tc.rows)
+			var ne *NormError
+			var nf *NonFiniteError
+			switch {
+			case tc.row < 0:
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				// The two rows are opposite: their distance is the largest possible, and finite.
+				var d [1]float32
+				kernel.L2SquaredBlock(tc.rows[:3], tc.rows[3:6], d[:])
+				if math.IsInf(float64(d[0]), 0) {
+					t.Errorf("distance between two accepted rows overflowed")
+				}
+			case tc.normRefusal:
+				if !errors.As(err, &ne) || ne.Row != tc.row {
+					t.Fatalf("Append = %v, want a NormError at row %d", err, tc.row)
+				}
+			default:
+				if !errors.As(err, &nf) || nf.Row != tc.row || nf.Col != tc.col {
+					t.Fatalf("Append = %v, want a non-finite value at row %d column %d", err, tc.row, tc.col)
+				}
+			}
+		})
+	}
+}
+
+func TestSections(t *testing.T) {
+	path, vecs := buildWith(t, 5, 9, testSections)
+	ix, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := []float32{3e38, -3e38, 1, 2, 3, 4}
-	if err := w.Append([]string{"big", "small"}, big); err != nil {
-		t.Fatalf("finite values with an overflowing norm refused: %v", err)
+	defer ix.Close()
+	if ix.FormatVersion() != 2 {
+		t.Errorf("FormatVersion = %d, want 2", ix.FormatVersion())
 	}
-	rows := make([]float32, 3*5000) // more than one block of the check
-	rows[3*4500] = 3e38
-	rows[3*4700+2] = float32(math.NaN())
-	ids := make([]string, 5000)
-	for i := range ids {
-		ids[i] = fmt.Sprint("r", i)
+	for _, s := range testSections {
+		data, version, ok := ix.Section(s.kind)
+		if !ok || version != s.version || string(data) != string(s.data) {
+			t.Errorf("Section(%d) = %q, %d, %v; want %q, %d", s.kind, data, version, ok, s.data, s.version)
+		}
+		if uintptr(unsafe.Pointer(&data[0]))%extraAlign != 0 {
+			t.Errorf("Section(%d) starts at %p, not %d-byte aligned", s.kind, &data[0], extraAlign)
+		}
 	}
-	var nf *NonFiniteError
-	if err := w.Append(ids, rows); !errors.As(err, &nf) || nf.Row != 4700 || nf.Col != 2 {
-		t.Fatalf("Append = %v, want a NaN at row 4700 column 2", err)
+	if _, _, ok := ix.Section(8); ok {
+		t.Error("Section(8) found a section that was never written")
 	}
-	w.Abort()
+	if got := ix.Row(8)[4]; got != vecs[8*5+4] {
+		t.Errorf("Row(8)[4] = %v, want %v", got, vecs[8*5+4])
+	}
+	if err := ix.Verify(); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	ix.Close()
+
+	// A damaged optional section is found by Verify, not by Open.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ix, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Verify(); err == nil || !strings.Contains(err.Error(), "optional (kind 9) section checksum") {
+		t.Errorf("Verify of a damaged section: %v", err)
+	}
+}
+
+// TestVersion1 checks that a version-1 file (the same bytes with version 1, no section table,
+// the header CRC over bytes 0-99 only) still opens and verifies.
+func TestVersion1(t *testing.T) {
+	path, vecs := build(t, 3, 4)
+	rewrite(t, path, true, func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 1) })
+	ix, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if ix.FormatVersion() != 1 || ix.Len() != 4 || ix.Row(3)[2] != vecs[11] {
+		t.Errorf("version %d, %d rows, Row(3)[2] = %v", ix.FormatVersion(), ix.Len(), ix.Row(3)[2])
+	}
+	if err := ix.Verify(); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[headerCRCAt:]), crc32.Checksum(b[:headerCRCAt], castagnoli); got != want {
+		t.Errorf("version-1 header CRC %08x is not the CRC of bytes 0-99 (%08x)", got, want)
+	}
 }

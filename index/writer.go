@@ -9,12 +9,12 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"unicode/utf8"
 	"unsafe"
 
+	"simsearch/internal/atomicfile"
 	"simsearch/kernel"
 )
 
@@ -34,6 +34,7 @@ type Writer struct {
 	idBytes uint64
 	seen    map[string]int // nil when duplicates are allowed
 	meta    Meta
+	extra   []extraSection
 	err     error // sticky: once set, the writer only aborts
 
 	zeros, norms []float32 // scratch for checkFinite
@@ -48,7 +49,7 @@ func Create(path string, dim int, allowDuplicateIDs bool) (*Writer, error) {
 	if err := checkHost(); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}
@@ -136,9 +137,9 @@ func (w *Writer) Append(ids []string, rows []float32) error {
 	return nil
 }
 
-// checkFinite finds the first NaN or ±Inf in rows. A row's squared norm, computed by the SIMD
-// kernel at memory speed, is finite exactly when the row holds no NaN or Inf and its norm does
-// not overflow float32; only rows whose norm is not finite are examined value by value.
+// checkFinite finds the first row with a NaN or ±Inf, or whose squared norm reaches
+// MaxSquaredNorm. Rows' squared norms are computed by the SIMD kernel at memory speed; only rows
+// whose norm is not clearly below the bound (NaN and Inf included) are examined value by value.
 func (w *Writer) checkFinite(rows []float32) error {
 	if len(w.zeros) != w.dim {
 		w.zeros = make([]float32, w.dim)
@@ -152,13 +153,13 @@ func (w *Writer) checkFinite(rows []float32) error {
 		norms := w.norms[:n]
 		kernel.L2SquaredBlock(w.zeros, rows[lo*w.dim:(lo+n)*w.dim], norms)
 		for r, s := range norms {
-			if !math.IsInf(float64(s), 0) && !math.IsNaN(float64(s)) {
+			// The kernel's float32 sum is close to the exact norm; rows near the bound, and
+			// those with a NaN or an infinity, are checked exactly.
+			if s < MaxSquaredNorm*0.99 {
 				continue
 			}
-			for c, v := range rows[(lo+r)*w.dim : (lo+r+1)*w.dim] {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return &NonFiniteError{Row: lo + r, Col: c, Value: v}
-				}
+			if err := checkRow(rows[(lo+r)*w.dim:(lo+r+1)*w.dim], lo+r); err != nil {
+				return err
 			}
 		}
 	}
@@ -193,6 +194,32 @@ func validID(id string) error {
 func (w *Writer) SetMeta(m Meta) {
 	m.DuplicateIDs = w.meta.DuplicateIDs
 	w.meta = m
+}
+
+type extraSection struct {
+	kind, version uint32
+	data          []byte
+}
+
+// AddSection adds an optional section (FORMAT.md, "Optional sections") of the given kind and
+// section version, written after the metadata by Commit. A second section of the same kind
+// replaces the first.
+func (w *Writer) AddSection(kind, version uint32, data []byte) {
+	if kind == 0 {
+		w.fail(fmt.Errorf("%s: optional section kind 0 is not allowed", w.path))
+		return
+	}
+	for i := range w.extra {
+		if w.extra[i].kind == kind {
+			w.extra[i] = extraSection{kind, version, data}
+			return
+		}
+	}
+	if len(w.extra) == MaxSections {
+		w.fail(fmt.Errorf("%s: more than %d optional sections", w.path, MaxSections))
+		return
+	}
+	w.extra = append(w.extra, extraSection{kind, version, data})
 }
 
 // Count returns the number of vectors appended so far.
@@ -255,6 +282,14 @@ func (w *Writer) commit() error {
 	pos = h.idsOff + h.idsLen
 	if h.metaCRC, err = section(h.metaOff, func(out io.Writer) error { _, err := out.Write(meta); return err }); err != nil {
 		return err
+	}
+	pos = h.metaEnd()
+	for _, x := range w.extra {
+		e := h.addSection(x.kind, x.version, uint64(len(x.data)))
+		if e.crc, err = section(e.off, func(out io.Writer) error { _, err := out.Write(x.data); return err }); err != nil {
+			return err
+		}
+		pos = e.off + e.len
 	}
 	if _, err := w.f.WriteAt(h.marshal(), 0); err != nil {
 		return err

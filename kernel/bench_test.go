@@ -15,7 +15,7 @@ func BenchmarkBlock(b *testing.B) {
 		rows := randVec(rng, n*dim, 1)
 		q := randVec(rng, dim, 1)
 		out := make([]float32, n)
-		forEach(b, func(tb testing.TB, name string) {
+		forEachAvailable(b, func(name string) {
 			b.Run(fmt.Sprintf("%s/rows=%d", name, n), func(b *testing.B) {
 				b.SetBytes(int64(4 * len(rows)))
 				for b.Loop() {
@@ -33,7 +33,7 @@ func BenchmarkMulti(b *testing.B) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	rows, queries := randVec(rng, n*dim, 1), randVec(rng, nq*dim, 1)
 	out := make([]float32, nq*n)
-	forEach(b, func(tb testing.TB, name string) {
+	forEachAvailable(b, func(name string) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(4 * len(rows)))
 			for b.Loop() {

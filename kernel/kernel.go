@@ -1,15 +1,18 @@
 // Package kernel computes squared Euclidean (L2) distances between float32 vectors.
 //
 // There are three implementations of one algorithm: AVX-512 and AVX2+FMA in assembly generated
-// by asm/gen.go, and portable Go. The fastest one the CPU supports is chosen once, when the
-// package initialises; SIMSEARCH_KERNEL=generic|avx2|avx512 forces one (Check reports a forced
-// kernel the CPU lacks), and Use switches kernels from tests and benchmarks.
+// by asm/gen.go, and portable Go. Which one runs is decided once, at the first distance computed:
+// among the assembly kernels the CPU supports, the one that is fastest on a small in-cache block,
+// timed then (see choose.go), since having AVX-512 does not mean running it faster. Reason says
+// how the choice was made. SIMSEARCH_KERNEL=generic|avx2|avx512 forces one (Check reports a
+// forced kernel the CPU lacks), and Use switches kernels from tests and benchmarks.
 package kernel
 
 import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 )
 
 // blockFunc stores to out[r] the squared L2 distance from q to row r of len(out) rows of
@@ -25,8 +28,14 @@ type impl struct {
 // first, then what the per-architecture file offers.
 var impls = append([]impl{{"generic", blockGeneric}}, archImpls()...)
 
+// known lists every kernel the package implements, on any CPU.
+var known = []string{"generic", "avx2", "avx512"}
+
 var (
+	// chosen runs choose at the first use unless Use has chosen already.
+	chosen   sync.Once
 	current  impl
+	reason   string
 	checkErr error
 )
 
@@ -34,20 +43,37 @@ var (
 const EnvVar = "SIMSEARCH_KERNEL"
 
 func init() {
-	current = impls[len(impls)-1]
 	if name := os.Getenv(EnvVar); name != "" {
 		if err := Use(name); err != nil {
 			checkErr = fmt.Errorf("%s=%s: %w", EnvVar, name, err)
+		} else {
+			reason = "forced by " + EnvVar
 		}
 	}
+}
+
+// active returns the kernel in use, choosing it first if nothing has yet.
+func active() *impl {
+	chosen.Do(choose)
+	return &current
 }
 
 // Check reports whether the kernel forced through SIMSEARCH_KERNEL could be honoured. Programs
 // call it at start-up so that a forced kernel is never silently replaced.
 func Check() error { return checkErr }
 
-// Name returns the kernel in use.
-func Name() string { return current.name }
+// Name returns the kernel in use (choosing it if nothing has yet).
+func Name() string { return active().name }
+
+// Reason says how the kernel in use was chosen: forced, the only candidate, or measured (with
+// the figures).
+func Reason() string {
+	active()
+	return reason
+}
+
+// Known returns every kernel the package implements, whether or not this CPU supports it.
+func Known() []string { return append([]string(nil), known...) }
 
 // Available returns the kernels this CPU supports, slowest first.
 func Available() []string {
@@ -63,15 +89,17 @@ func Available() []string {
 func Use(name string) error {
 	for _, k := range impls {
 		if k.name == name {
-			current = k
+			chosen.Do(func() {}) // no measurement after an explicit choice
+			current, reason = k, "selected by kernel.Use"
 			return nil
 		}
 	}
-	switch name {
-	case "generic", "avx2", "avx512":
-		return fmt.Errorf("kernel %q is not supported by this CPU (available: %s)", name, strings.Join(Available(), ", "))
+	for _, k := range known {
+		if k == name {
+			return fmt.Errorf("kernel %q is not supported by this CPU (available: %s)", name, strings.Join(Available(), ", "))
+		}
 	}
-	return fmt.Errorf("unknown kernel %q (known: generic, avx2, avx512)", name)
+	return fmt.Errorf("unknown kernel %q (known: %s)", name, strings.Join(known, ", "))
 }
 
 // L2Squared returns Σᵢ (a[i] − b[i])². The vectors must have the same length.
@@ -80,7 +108,7 @@ func L2Squared(a, b []float32) float32 {
 		panic(fmt.Sprintf("kernel: vectors of length %d and %d", len(a), len(b)))
 	}
 	var out [1]float32
-	current.block(a, b, out[:])
+	active().block(a, b, out[:])
 	return out[0]
 }
 
@@ -91,7 +119,7 @@ func L2SquaredBlock(q, rows, out []float32) {
 	if len(q) == 0 || len(rows) != len(out)*len(q) {
 		panic(fmt.Sprintf("kernel: block of %d floats is not %d rows of %d", len(rows), len(out), len(q)))
 	}
-	current.block(q, rows, out)
+	active().block(q, rows, out)
 }
 
 // tileBytes bounds the rows one query visits before the next query does, so that a tile read
@@ -110,10 +138,11 @@ func L2SquaredMulti(queries, rows []float32, dim int, out []float32) {
 		panic(fmt.Sprintf("kernel: out has %d floats, want %d queries × %d rows", len(out), nq, n))
 	}
 	tile := max(1, tileBytes/(4*dim))
+	block := active().block
 	for lo := 0; lo < n; lo += tile {
 		hi := min(n, lo+tile)
 		for j := 0; j < nq; j++ {
-			current.block(queries[j*dim:(j+1)*dim], rows[lo*dim:hi*dim], out[j*n+lo:j*n+hi])
+			block(queries[j*dim:(j+1)*dim], rows[lo*dim:hi*dim], out[j*n+lo:j*n+hi])
 		}
 	}
 }

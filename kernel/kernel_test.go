@@ -6,20 +6,38 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/viterin/vek/vek32"
 )
 
-// forEach runs f with every kernel this CPU supports selected, restoring the default after.
-func forEach(t testing.TB, f func(t testing.TB, name string)) {
+// forEach runs f as a subtest per kernel the package has, with that kernel selected. Kernels this
+// CPU lacks are skipped by name with the reason, so that a run on a smaller CPU says what it did
+// not test. The kernel in use before is restored after.
+func forEach(t *testing.T, f func(t *testing.T, name string)) {
+	defer Use(Name())
+	for _, name := range Known() {
+		t.Run(name, func(t *testing.T) {
+			if err := Use(name); err != nil {
+				t.Skipf("not tested on this machine: %v", err)
+			}
+			f(t, name)
+		})
+	}
+}
+
+// forEachAvailable runs f with every kernel this CPU supports selected, in one test or benchmark
+// (fuzz targets and benchmarks run their own sub-benchmarks); the kernel in use before is
+// restored after.
+func forEachAvailable(tb testing.TB, f func(name string)) {
 	defer Use(Name())
 	for _, name := range Available() {
 		if err := Use(name); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		f(t, name)
+		f(name)
 	}
 }
 
@@ -48,11 +66,8 @@ func randVec(rng *rand.Rand, n int, scale float64) []float32 {
 }
 
 func TestAgainstFloat64(t *testing.T) {
-	if len(Available()) < 2 {
-		t.Logf("only %v on this CPU", Available())
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	forEach(t, func(t testing.TB, name string) {
+	forEach(t, func(t *testing.T, name string) {
 		for dim := 1; dim <= 2049; dim++ {
 			// A few unaligned starts per dim; all of them for small dims.
 			for off := 0; off < 16; off += max(1, min(15, dim/64)) {
@@ -71,7 +86,7 @@ func TestAgainstFloat64(t *testing.T) {
 // vek's AVX2 Distance is an implementation independent of this package's.
 func TestAgainstVek(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	forEach(t, func(t testing.TB, name string) {
+	forEach(t, func(t *testing.T, name string) {
 		for _, dim := range []int{1, 7, 8, 15, 16, 17, 63, 64, 65, 1280, 2049} {
 			a, b := randVec(rng, dim, 1), randVec(rng, dim, 1)
 			d := float64(vek32.Distance(a, b))
@@ -84,7 +99,7 @@ func TestAgainstVek(t *testing.T) {
 }
 
 func TestIdenticalAndSpecial(t *testing.T) {
-	forEach(t, func(t testing.TB, name string) {
+	forEach(t, func(t *testing.T, name string) {
 		v := randVec(rand.New(rand.NewPCG(5, 6)), 1280, 1)
 		if d := L2Squared(v, v); d != 0 {
 			t.Errorf("%s: distance of a vector to itself is %v", name, d)
@@ -98,7 +113,7 @@ func TestIdenticalAndSpecial(t *testing.T) {
 
 func TestBlockAndMultiMatchSingle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	forEach(t, func(t testing.TB, name string) {
+	forEach(t, func(t *testing.T, name string) {
 		for _, dim := range []int{1, 5, 16, 33, 1280} {
 			n, nq := 301, 3
 			rows := randVec(rng, n*dim+1, 1)[1:] // unaligned block
@@ -143,14 +158,18 @@ func TestUse(t *testing.T) {
 // TestEnvironment runs this test binary again with SIMSEARCH_KERNEL set, as a user would, and
 // checks what the package chose at start-up.
 func TestEnvironment(t *testing.T) {
-	if name := os.Getenv("SIMSEARCH_KERNEL_REPORT"); name != "" {
-		fmt.Printf("kernel=%s check=%v\n", Name(), Check())
+	if os.Getenv("SIMSEARCH_KERNEL_REPORT") != "" {
+		fmt.Printf("kernel=%s check=%v reason=%s\n", Name(), Check(), Reason())
 		os.Exit(0)
 	}
+	// Without a forced kernel the choice is measured (or the only candidate): any assembly
+	// kernel the CPU has may win, so the test accepts each and checks the reason.
+	chosen := `kernel=(` + strings.Join(Available(), "|") + `) `
+	why := `reason=(measured at first use .*|the only assembly kernel this CPU supports|no assembly kernel for this CPU or build)$`
 	for _, tc := range []struct{ env, want string }{
-		{"generic", "kernel=generic check=<nil>"},
-		{"bogus", `kernel=` + Available()[len(Available())-1] + ` check=SIMSEARCH_KERNEL=bogus: unknown kernel "bogus"`},
-		{"", "kernel=" + Available()[len(Available())-1] + " check=<nil>"},
+		{"generic", `^kernel=generic check=<nil> reason=forced by SIMSEARCH_KERNEL$`},
+		{"bogus", `^` + chosen + `check=SIMSEARCH_KERNEL=bogus: unknown kernel "bogus" \(known: generic, avx2, avx512\) ` + why},
+		{"", `^` + chosen + `check=<nil> ` + why},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestEnvironment$")
 		cmd.Env = append(os.Environ(), EnvVar+"="+tc.env, "SIMSEARCH_KERNEL_REPORT=1")
@@ -158,8 +177,9 @@ func TestEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, tc.want) {
-			t.Errorf("SIMSEARCH_KERNEL=%q: got %q, want %q", tc.env, got, tc.want)
+		got := strings.TrimSpace(string(out))
+		if !regexp.MustCompile(tc.want).MatchString(got) {
+			t.Errorf("SIMSEARCH_KERNEL=%q: got %q, want a match of %q", tc.env, got, tc.want)
 		}
 	}
 }
@@ -179,7 +199,7 @@ func FuzzKernels(f *testing.F) {
 			b[i] = float32(int8(data[n+i])) / 16
 		}
 		want := ref(a, b)
-		forEach(t, func(tb testing.TB, name string) {
+		forEachAvailable(t, func(name string) {
 			if got := float64(L2Squared(a, b)); math.Abs(got-want) > tolerance(n, want) {
 				t.Fatalf("%s: n %d: got %v, want %v", name, n, got, want)
 			}

@@ -9,12 +9,14 @@
 package knn
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
 	"slices"
 	"sync"
 
+	"simsearch/internal/fault"
 	"simsearch/kernel"
 )
 
@@ -29,6 +31,16 @@ type Options struct {
 	// Workers is the number of goroutines scanning; 0 means GOMAXPROCS. Small matrices are
 	// scanned by one.
 	Workers int
+	// Exclude, when not nil, is a bitset over rows: a row r whose bit (word r/64, bit r%64) is set
+	// is never returned (a deleted row of a living collection). It is consulted only for rows
+	// that would enter the result, never in the distance loop. Words past its end exclude nothing.
+	Exclude []uint64
+}
+
+// Excluded reports whether row r's bit is set in the bitset ex.
+func Excluded(ex []uint64, r int) bool {
+	w := r >> 6
+	return w < len(ex) && ex[w]>>(uint(r)&63)&1 != 0
 }
 
 const (
@@ -37,7 +49,7 @@ const (
 )
 
 // Search returns the k rows of data (rows of dim floats) nearest to q, nearest first. If k
-// exceeds the number of rows, every row is returned.
+// exceeds the number of rows that are not excluded, every such row is returned.
 func Search(data []float32, dim int, q []float32, k int, opt Options) ([]Neighbor, error) {
 	res, err := SearchBatch(data, dim, q, k, opt)
 	if err != nil {
@@ -77,16 +89,22 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 	workers = min(workers, n)
 
 	heaps := make([][]heap, workers) // heaps[w][j]: worker w's best for query j
+	faults := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := n*w/workers, n*(w+1)/workers
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			heaps[w] = scan(data, dim, queries, lo, hi, k)
+			// data is usually a file mapping: a file truncated under it must fail the search,
+			// not kill the process with SIGBUS.
+			faults[w] = fault.Guard(func() { heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude) })
 		}()
 	}
 	wg.Wait()
+	if err := errors.Join(faults...); err != nil {
+		return nil, err
+	}
 
 	res := make([][]Neighbor, nq)
 	for j := range res {
@@ -103,7 +121,7 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 			}
 			return 0
 		})
-		out := make([]Neighbor, k)
+		out := make([]Neighbor, min(k, len(all)))
 		for i := range out {
 			out[i] = Neighbor{Row: int(all[i].row), Distance: float32(math.Sqrt(float64(all[i].d)))}
 		}
@@ -113,7 +131,7 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 }
 
 // scan keeps, for each query, the k nearest of rows [lo, hi).
-func scan(data []float32, dim int, queries []float32, lo, hi, k int) []heap {
+func scan(data []float32, dim int, queries []float32, lo, hi, k int, exclude []uint64) []heap {
 	nq := len(queries) / dim
 	block := max(1, blockBytes/(4*dim))
 	dist := make([]float32, nq*block)
@@ -136,6 +154,9 @@ func scan(data []float32, dim int, queries []float32, lo, hi, k int) []heap {
 				// Rows arrive in increasing order, so a row at the same distance as the worst
 				// kept one is worse than it.
 				if len(*h) == k && d >= (*h)[0].d {
+					continue
+				}
+				if exclude != nil && Excluded(exclude, b+i) {
 					continue
 				}
 				h.push(item{d: d, row: int64(b + i)}, k)

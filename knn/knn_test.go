@@ -40,13 +40,17 @@ func firstDiff(got, want []Neighbor) string {
 	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
 
+// forEachKernel runs f as a subtest per kernel, with that kernel selected; kernels this CPU lacks
+// are skipped by name with the reason. The kernel in use before is restored after.
 func forEachKernel(t *testing.T, f func(t *testing.T)) {
 	defer kernel.Use(kernel.Name())
-	for _, name := range kernel.Available() {
-		if err := kernel.Use(name); err != nil {
-			t.Fatal(err)
-		}
-		t.Run(name, f)
+	for _, name := range kernel.Known() {
+		t.Run(name, func(t *testing.T) {
+			if err := kernel.Use(name); err != nil {
+				t.Skipf("not tested on this machine: %v", err)
+			}
+			f(t)
+		})
 	}
 }
 
@@ -58,7 +62,8 @@ func check(t *testing.T, data []float32, dim int, queries []float32, k int, opt 
 	}
 	for j := range res {
 		q := queries[j*dim : (j+1)*dim]
-		want := sortAll(data, dim, q)[:min(k, len(data)/dim)]
+		want := slices.DeleteFunc(sortAll(data, dim, q), func(n Neighbor) bool { return Excluded(opt.Exclude, n.Row) })
+		want = want[:min(k, len(want))]
 		if !slices.Equal(res[j], want) {
 			t.Fatalf("query %d, k %d, %+v: %s", j, k, opt, firstDiff(res[j], want))
 		}
@@ -105,9 +110,41 @@ func TestTiesOrderedByRow(t *testing.T) {
 				check(t, data, dim, queries, k, Options{Workers: workers})
 			}
 		}
-		res, _ := Search(data, dim, queries[:dim], 3, Options{})
+		res, err := Search(data, dim, queries[:dim], 3, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if res[0].Distance != 0 || res[0].Row > res[1].Row || res[1].Row > res[2].Row {
 			t.Errorf("ties not in row order: %v", res)
+		}
+	})
+}
+
+// Excluded rows are never returned, whether they would be nearest or tie with kept ones, and a
+// k larger than the rows left returns all of those.
+func TestExclude(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		const n, dim = 3000, 4
+		data := make([]float32, n*dim)
+		for i := range data {
+			data[i] = float32(rng.IntN(2))
+		}
+		queries := []float32{0, 0, 0, 0, 1, 0, 1, 0}
+		for _, every := range []int{1, 2, 3, 64, 1000} {
+			ex := make([]uint64, (n+63)/64-1) // shorter than the rows: the last ones stay
+			for r := 0; r < len(ex)*64; r += every {
+				ex[r/64] |= 1 << (r % 64)
+			}
+			for _, k := range []int{1, 10, n} {
+				for _, workers := range []int{1, 3} {
+					check(t, data, dim, queries, k, Options{Workers: workers, Exclude: ex})
+				}
+			}
+		}
+		res, _ := Search(data, dim, queries[:dim], n, Options{Exclude: []uint64{^uint64(0)}})
+		if len(res) != n-64 {
+			t.Errorf("excluding 64 of %d rows returned %d", n, len(res))
 		}
 	})
 }
@@ -122,8 +159,14 @@ func TestParallelMatchesSerial(t *testing.T) {
 		data[i] = float32(rng.IntN(3))
 	}
 	q := make([]float32, dim)
-	serial, _ := Search(data, dim, q, 50, Options{Workers: 1})
-	parallel, _ := Search(data, dim, q, 50, Options{Workers: 4})
+	serial, err := Search(data, dim, q, 50, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parallel, err := Search(data, dim, q, 50, Options{Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(serial, parallel) {
 		t.Fatalf("serial and parallel differ: %s", firstDiff(parallel, serial))
 	}

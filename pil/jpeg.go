@@ -7,6 +7,7 @@ package pil
 #include <string.h>
 #include <setjmp.h>
 #include <jpeglib.h>
+#include <jerror.h>
 
 struct err_mgr {
 	struct jpeg_error_mgr pub;
@@ -20,88 +21,117 @@ static void on_error(j_common_ptr cinfo) {
 	longjmp(e->jump, 1);
 }
 
-// Warnings (a corrupt or truncated stream) are errors here: Pillow raises on a truncated JPEG
-// unless told otherwise, and libjpeg would otherwise fill the missing rows with grey.
+// Warnings are ignored, as Pillow's decoder ignores them (extraneous bytes before a marker, a
+// corrupt entropy segment, ...), with one exception: running out of data. Pillow feeds libjpeg
+// through a suspending source and raises "image file is truncated" when the file ends before the
+// image does; libjpeg's memory source instead warns JWRN_JPEG_EOF and pads with grey.
 static void on_warning(j_common_ptr cinfo, int level) {
-	if (level < 0) on_error(cinfo);
+	if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) on_error(cinfo);
 }
 
-// decode decodes a JPEG held in memory. Colour JPEGs come out RGB, CMYK/YCCK ones CMYK (with
-// *cmyk set), greyscale ones grey replicated to RGB by libjpeg. The caller frees *pix.
-static int decode(const unsigned char *buf, unsigned long len, int max_pixels,
-                  unsigned char **pix, int *w, int *h, int *cmyk, char *msg) {
+static void init(struct jpeg_decompress_struct *cinfo, struct err_mgr *err) {
+	cinfo->err = jpeg_std_error(&err->pub);
+	err->pub.error_exit = on_error;
+	err->pub.emit_message = on_warning;
+}
+
+// header reads the size and colour space without decoding any pixel.
+static int header(const unsigned char *buf, unsigned long len, int *w, int *h, int *comps, int *cmyk, int *progressive, char *msg) {
 	struct jpeg_decompress_struct cinfo;
 	struct err_mgr err;
-	unsigned char *volatile out = NULL;
-	cinfo.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = on_error;
-	err.pub.emit_message = on_warning;
+	init(&cinfo, &err);
 	if (setjmp(err.jump)) {
 		strncpy(msg, err.msg, JMSG_LENGTH_MAX);
 		jpeg_destroy_decompress(&cinfo);
-		free(out);
 		return 0;
 	}
 	jpeg_create_decompress(&cinfo);
 	jpeg_mem_src(&cinfo, buf, len);
 	jpeg_read_header(&cinfo, TRUE);
-	if ((long long)cinfo.image_width * cinfo.image_height > max_pixels) {
-		snprintf(msg, JMSG_LENGTH_MAX, "%ux%u pixels exceeds the limit of %d", cinfo.image_width, cinfo.image_height, max_pixels);
+	*w = cinfo.image_width;
+	*h = cinfo.image_height;
+	*comps = cinfo.num_components;
+	*cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+	*progressive = cinfo.progressive_mode;
+	jpeg_destroy_decompress(&cinfo);
+	return 1;
+}
+
+// decode decodes a JPEG held in memory into out (w*h*3 bytes, or 4 for CMYK). Colour JPEGs come
+// out RGB, CMYK/YCCK ones CMYK, greyscale ones grey replicated to RGB by libjpeg.
+static int decode(const unsigned char *buf, unsigned long len, unsigned char *out, int w, int h, int cmyk, char *msg) {
+	struct jpeg_decompress_struct cinfo;
+	struct err_mgr err;
+	init(&cinfo, &err);
+	if (setjmp(err.jump)) {
+		strncpy(msg, err.msg, JMSG_LENGTH_MAX);
 		jpeg_destroy_decompress(&cinfo);
 		return 0;
 	}
-	*cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
-	cinfo.out_color_space = *cmyk ? JCS_CMYK : JCS_RGB;
+	jpeg_create_decompress(&cinfo);
+	jpeg_mem_src(&cinfo, buf, len);
+	jpeg_read_header(&cinfo, TRUE);
+	if ((int)cinfo.image_width != w || (int)cinfo.image_height != h) {
+		snprintf(msg, JMSG_LENGTH_MAX, "size changed between two reads of the header");
+		jpeg_destroy_decompress(&cinfo);
+		return 0;
+	}
+	cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
 	// Pillow's decoder settings: libjpeg's defaults (JDCT_ISLOW, fancy upsampling, no scaling).
 	cinfo.dct_method = JDCT_ISLOW;
 	cinfo.do_fancy_upsampling = TRUE;
 	jpeg_start_decompress(&cinfo);
 	size_t stride = (size_t)cinfo.output_width * cinfo.output_components;
-	out = malloc(stride * cinfo.output_height);
-	if (out == NULL) {
-		snprintf(msg, JMSG_LENGTH_MAX, "out of memory");
-		jpeg_destroy_decompress(&cinfo);
-		return 0;
-	}
 	while (cinfo.output_scanline < cinfo.output_height) {
 		JSAMPROW row = out + stride * cinfo.output_scanline;
 		jpeg_read_scanlines(&cinfo, &row, 1);
 	}
-	jpeg_finish_decompress(&cinfo);
-	*w = cinfo.output_width;
-	*h = cinfo.output_height;
+	// No jpeg_finish_decompress: like Pillow, nothing after the last scanline is read, so a
+	// file whose EOI marker is missing or followed by junk still loads.
 	jpeg_destroy_decompress(&cinfo);
-	*pix = out;
 	return 1;
 }
 */
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 )
 
-func decodeJPEG(data []byte) (*RGB, error) {
+// cgo copies nothing: data and the output stay pinned for the calls; libjpeg only reads data.
+func jpegHeader(data []byte) (header, error) {
 	var (
-		pix        *C.uchar
-		w, h, cmyk C.int
-		msg        [C.JMSG_LENGTH_MAX]C.char
+		w, h, comps, cmyk, progressive C.int
+		msg                            [C.JMSG_LENGTH_MAX]C.char
 	)
-	// cgo copies nothing: data stays pinned for the call, and libjpeg only reads it.
-	ok := C.decode((*C.uchar)(unsafe.Pointer(unsafe.SliceData(data))), C.ulong(len(data)), C.int(MaxPixels), &pix, &w, &h, &cmyk, &msg[0])
-	if ok == 0 {
+	if C.header((*C.uchar)(unsafe.Pointer(unsafe.SliceData(data))), C.ulong(len(data)), &w, &h, &comps, &cmyk, &progressive, &msg[0]) == 0 {
+		return header{}, errors.New(C.GoString(&msg[0]))
+	}
+	hd := header{w: int(w), h: int(h), cmyk: cmyk != 0, bytesPerPixel: 1} // CMYK's fourth byte
+	if progressive != 0 {
+		hd.bytesPerPixel += 2 * int64(comps) // libjpeg keeps every DCT coefficient until the last scan
+	}
+	return hd, nil
+}
+
+func decodeJPEG(data []byte, hd header) (*RGB, error) {
+	var msg [C.JMSG_LENGTH_MAX]C.char
+	n := hd.w * hd.h
+	px, cmyk := 3, C.int(0)
+	if hd.cmyk {
+		px, cmyk = 4, 1
+	}
+	pix := make([]byte, px*n)
+	if C.decode((*C.uchar)(unsafe.Pointer(unsafe.SliceData(data))), C.ulong(len(data)), (*C.uchar)(unsafe.Pointer(&pix[0])), C.int(hd.w), C.int(hd.h), cmyk, &msg[0]) == 0 {
 		return nil, fmt.Errorf("%w: JPEG: %s", ErrFormat, C.GoString(&msg[0]))
 	}
-	defer C.free(unsafe.Pointer(pix))
-	n := int(w) * int(h)
-	out := &RGB{W: int(w), H: int(h), Pix: make([]byte, 3*n)}
-	if cmyk == 0 {
-		copy(out.Pix, unsafe.Slice((*byte)(pix), 3*n))
-		return out, nil
+	if hd.cmyk {
+		cmykToRGB(pix, pix) // in place: pixel i's RGB never overwrites a CMYK byte not yet read
+		pix = pix[:3*n]
 	}
-	cmykToRGB(out.Pix, unsafe.Slice((*byte)(pix), 4*n))
-	return out, nil
+	return &RGB{W: hd.w, H: hd.h, Pix: pix}, nil
 }
 
 // cmykToRGB converts libjpeg's CMYK output as Pillow does: its JPEG plugin reads CMYK as

@@ -38,12 +38,13 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 
 // loadModel loads the model cfg describes, checking it against rec, the index's record.
 func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Model) (time.Duration, error) {
-	m, d, err := openModel(req, cfg, rec, s.ix.Path(), s.ix.Dim())
+	ix := s.Index()
+	m, took, err := openModel(req, cfg, rec, ix.Path(), ix.Dim())
 	if err != nil {
 		return 0, err
 	}
-	s.model = m
-	return d, nil
+	s.model, s.allowMismatch = m, req.AllowMismatch
+	return took, nil
 }
 
 // OpenModel loads the model for queries against dim-dimensional vectors held at where (an index
@@ -60,22 +61,7 @@ func OpenModel(req ModelRequest, rec *index.Model, where string, dim int) (*embe
 // openModel loads the model cfg describes for dim-dimensional vectors held at where, checking it
 // against rec.
 func openModel(req ModelRequest, cfg embed.Config, rec *index.Model, where string, dim int) (*embed.Model, time.Duration, error) {
-	start := time.Now()
-	lib, err := embed.LibraryPath(req.ORTLib)
-	if err != nil {
-		return nil, 0, err
-	}
-	// ONNX Runtime loads while the model file is read, hashed and checked.
-	initErr := make(chan error, 1)
-	go func() { initErr <- embed.Init(lib) }()
-	src, err := embed.ReadModel(cfg)
-	if ierr := <-initErr; ierr != nil {
-		return nil, 0, ierr
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	m, err := src.Open(req.CacheDir)
+	m, took, err := embed.OpenModel(cfg, req.ORTLib, req.CacheDir)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -87,18 +73,15 @@ func openModel(req ModelRequest, cfg embed.Config, rec *index.Model, where strin
 		m.Close()
 		return nil, 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), where, dim)
 	}
-	return m, time.Since(start), nil
+	return m, took, nil
 }
 
 // modelConfig is the model configuration for req and this index, and the index's record of its
 // model (nil if none).
 func (s *Searcher) modelConfig(req ModelRequest) (embed.Config, *index.Model, error) {
-	meta, err := s.ix.Meta()
-	if err != nil {
-		return embed.Config{}, nil, err
-	}
-	cfg, err := resolve(req, meta.Model, s.ix.Path())
-	return cfg, meta.Model, err
+	rec := s.Meta().Model
+	cfg, err := resolve(req, rec, s.Index().Path())
+	return cfg, rec, err
 }
 
 // resolve merges explicit settings, the index's record and the defaults.
@@ -116,10 +99,7 @@ func resolve(req ModelRequest, rec *index.Model, indexPath string) (embed.Config
 			return embed.Config{}, fmt.Errorf("%s was built with the model %s, which is not there any more: pass --model", indexPath, path)
 		}
 	}
-	cfg := embed.Default(path)
-	if rec != nil {
-		cfg.Input, cfg.Output, cfg.Size, cfg.Layout, cfg.Scale, cfg.Mean, cfg.Std = rec.Input, rec.Output, rec.Size, rec.Layout, rec.Scale, rec.Mean, rec.Std
-	}
+	cfg := recordConfig(embed.Default(path), rec)
 	set(&cfg.Input, req.Input)
 	set(&cfg.Output, req.Output)
 	set(&cfg.Size, req.Size)
@@ -139,6 +119,14 @@ func resolve(req ModelRequest, rec *index.Model, indexPath string) (embed.Config
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// recordConfig is cfg with the preprocessing the index's model record rec (if not nil) gives.
+func recordConfig(cfg embed.Config, rec *index.Model) embed.Config {
+	if rec != nil {
+		cfg.Input, cfg.Output, cfg.Size, cfg.Layout, cfg.Scale, cfg.Mean, cfg.Std = rec.Input, rec.Output, rec.Size, rec.Layout, rec.Scale, rec.Mean, rec.Std
+	}
+	return cfg
 }
 
 func set[T any](dst *T, v *T) {

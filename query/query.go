@@ -13,6 +13,7 @@ import (
 
 	"simsearch/embed"
 	"simsearch/index"
+	"simsearch/internal/fault"
 	"simsearch/knn"
 	"simsearch/pil"
 )
@@ -33,33 +34,60 @@ type Answer struct {
 
 // Searcher holds an open index and, for image queries, a model.
 type Searcher struct {
-	ix       *index.Index
-	model    *embed.Model
-	ready    chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
-	warm     sync.Once
-	openTime time.Duration
+	mu            sync.RWMutex // held for reading by each search, for writing by Reopen's swap
+	reopen        sync.Mutex   // one Reopen at a time
+	ix            *index.Index
+	meta          index.Meta
+	model         *embed.Model
+	allowMismatch bool          // the model was loaded with AllowMismatch: Reopen allows it too
+	ready         chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
+	warm          sync.Once
+	openTime      time.Duration
 }
 
-// Open maps the index. Its pages are mapped by the first scan, which for a one-shot query is
-// cheaper than mapping them ahead (measured: a cold --vector query took 57 ms with a prefault
-// overlapping start-up, 50 ms without); a server calls Warm.
+// Open maps the index and checks its metadata, which every command reads the same way (see
+// openIndex). Its pages are mapped by the first scan, which for a one-shot query is cheaper than
+// mapping them ahead (measured: a cold --vector query took 57 ms with a prefault overlapping
+// start-up, 50 ms without); a server calls Warm.
 func Open(path string) (*Searcher, error) {
 	start := time.Now()
-	ix, err := index.Open(path)
+	ix, meta, err := openIndex(path)
 	if err != nil {
 		return nil, err
 	}
-	s := &Searcher{ix: ix, ready: make(chan struct{}), openTime: time.Since(start)}
+	s := &Searcher{ix: ix, meta: meta, ready: make(chan struct{}), openTime: time.Since(start)}
 	return s, nil
+}
+
+// openIndex opens an index and decodes and checks its metadata: a document that is not JSON, or
+// a model record that no model configuration could have (a size of 0, an unknown layout, ...), is
+// refused here, for every command alike, rather than by some commands and not others.
+func openIndex(path string) (*index.Index, index.Meta, error) {
+	ix, err := index.Open(path)
+	if err != nil {
+		return nil, index.Meta{}, err
+	}
+	meta, err := ix.Meta()
+	if err == nil && meta.Model != nil {
+		if err = recordConfig(embed.Default("(the recorded model)"), meta.Model).Validate(); err != nil {
+			err = fmt.Errorf("%s: %w: metadata: the model record is invalid: %v", path, index.ErrFormat, err)
+		}
+	}
+	if err != nil {
+		ix.Close()
+		return nil, index.Meta{}, err
+	}
+	return ix, meta, nil
 }
 
 // Warm maps all of the index's pages in the background, so that a long-running server's first
 // scan runs at full speed; scans wait for it (reported as index_wait).
 func (s *Searcher) Warm() {
 	s.warm.Do(func() {
+		ix := s.Index()
 		go func() {
 			defer close(s.ready)
-			s.ix.Prefault(runtime.GOMAXPROCS(0))
+			ix.Prefault(runtime.GOMAXPROCS(0))
 		}()
 	})
 }
@@ -70,14 +98,34 @@ func (s *Searcher) waitWarm() {
 	<-s.ready
 }
 
-// Index returns the open index.
-func (s *Searcher) Index() *index.Index { return s.ix }
+// Index returns the open index. After a Reopen it returns the new one; the old one's header
+// fields (Len, Dim, Path) stay readable, its data does not.
+func (s *Searcher) Index() *index.Index {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ix
+}
+
+// Meta returns the index's metadata, decoded and checked when it was opened.
+func (s *Searcher) Meta() index.Meta {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.meta
+}
+
+// Changed reports whether the index file was modified in place since it was opened (see
+// index.Index.Changed), for a health check.
+func (s *Searcher) Changed() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ix.Changed()
+}
 
 // Dim is the index's vector dimension.
-func (s *Searcher) Dim() int { return s.ix.Dim() }
+func (s *Searcher) Dim() int { return s.Index().Dim() }
 
 // Len is the number of vectors in the index.
-func (s *Searcher) Len() int { return s.ix.Len() }
+func (s *Searcher) Len() int { return s.Index().Len() }
 
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
@@ -91,35 +139,87 @@ func (s *Searcher) Close() error {
 	if s.model != nil {
 		s.model.Close()
 	}
-	return s.ix.Close()
+	return s.Index().Close()
+}
+
+// Reopen opens the index file at the searcher's path again (an updated index renamed over the
+// old one), maps its pages, and swaps it in: searches in flight finish on the old index, later
+// ones use the new, none fails. The new index must have the same dim and, when a model is
+// loaded, record the same model (or none) unless the model was loaded with AllowMismatch. On
+// error the searcher keeps the old index.
+func (s *Searcher) Reopen() (*index.Index, error) {
+	s.reopen.Lock()
+	defer s.reopen.Unlock()
+	old := s.Index()
+	ix, meta, err := openIndex(old.Path())
+	if err != nil {
+		return nil, err
+	}
+	switch rec := meta.Model; {
+	case ix.Dim() != old.Dim():
+		err = fmt.Errorf("%s now holds %d-dim vectors, not %d: restart to serve it", ix.Path(), ix.Dim(), old.Dim())
+	case s.model != nil && rec != nil && rec.SHA256 != "" && rec.SHA256 != s.model.SHA256() && !s.allowMismatch:
+		err = fmt.Errorf("%s is now built with another model (sha256 %.12s…, loaded: %.12s…): restart with that model", ix.Path(), rec.SHA256, s.model.SHA256())
+	}
+	if err != nil {
+		ix.Close()
+		return nil, err
+	}
+	ix.Prefault(runtime.GOMAXPROCS(0))
+	s.mu.Lock()
+	s.ix, s.meta = ix, meta
+	s.mu.Unlock()
+	s.waitWarm() // the old index's prefault, if still running, reads its mapping
+	old.Close()
+	return ix, nil
 }
 
 // Search finds the k nearest rows to each of the queries (row-major, Dim floats each) in one pass
 // over the index. It returns the answers, how long it waited for the index's pages and how long
-// the scan took.
+// the scan took. An index file modified in place fails the search with index.ErrChanged (or,
+// when the change races with the scan, fault.ErrFault) instead of crashing the process.
 func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, time.Duration, error) {
-	if len(queries)%s.ix.Dim() != 0 || len(queries) == 0 {
-		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), s.ix.Dim())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ix := s.ix
+	if len(queries)%ix.Dim() != 0 || len(queries) == 0 {
+		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), ix.Dim())
+	}
+	if err := index.CheckVectors(queries, s.ix.Dim()); err != nil {
+		return nil, 0, 0, fmt.Errorf("query %w", err)
 	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
+	if err := ix.Changed(); err != nil {
+		return nil, wait, 0, err
+	}
 	start = time.Now()
-	res, err := knn.SearchBatch(s.ix.Vectors(), s.ix.Dim(), queries, k, knn.Options{})
+	res, err := knn.SearchBatch(ix.Vectors(), ix.Dim(), queries, k, knn.Options{})
 	scan := time.Since(start)
 	if err != nil {
-		return nil, wait, scan, err
+		return nil, wait, scan, fmt.Errorf("%s: %w", ix.Path(), err)
 	}
 	out := make([][]Hit, len(res))
-	for j, r := range res {
-		out[j] = make([]Hit, len(r))
-		for i, n := range r {
-			id, err := s.ix.ID(n.Row)
-			if err != nil {
-				return nil, wait, scan, err
+	var idErr error
+	ferr := fault.Guard(func() {
+		for j, r := range res {
+			out[j] = make([]Hit, len(r))
+			for i, n := range r {
+				id, err := ix.ID(n.Row)
+				if err != nil {
+					idErr = err
+					return
+				}
+				out[j][i] = Hit{ID: id, Distance: float64(n.Distance)}
 			}
-			out[j][i] = Hit{ID: id, Distance: float64(n.Distance)}
 		}
+	})
+	if ferr != nil {
+		return nil, wait, scan, fmt.Errorf("%s: reading ids: %w", ix.Path(), ferr)
+	}
+	if idErr != nil {
+		return nil, wait, scan, idErr
 	}
 	return out, wait, scan, nil
 }
@@ -140,7 +240,6 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	} else if cfg, rec, err = s.modelConfig(req); err != nil {
 		return nil, 0, err
 	}
-	size := cfg.Size
 	type decoded struct {
 		img *pil.RGB
 		err error
@@ -150,10 +249,7 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	go func() {
 		for _, p := range paths {
 			start := time.Now()
-			img, err := pil.Open(p)
-			if err == nil {
-				img = img.Resize(size, size)
-			}
+			img, err := cfg.ReadImage(p)
 			images <- decoded{img, err, time.Since(start)}
 		}
 	}()

@@ -3,7 +3,8 @@
 #   - Debian packages: the C headers of libjpeg-turbo and libwebp (cgo decoders), gcc;
 #   - ONNX Runtime's shared library, taken from the onnxruntime-node npm package (the only
 #     registry that ships a Linux build here), verified by checksum, into the user cache dir,
-#     where the binary looks by default.
+#     where the binary looks by default; Debian's npm is installed first when it is missing
+#     (only then: once the library is in place npm is not needed).
 # Usage: scripts/setup.sh [--for-tests]
 #   --for-tests also installs numpy (fixture scripts, the numpy baseline, a test that reads extract's
 #   shards with numpy) and Debian's chromium + chromium-driver (the page's browser test).
@@ -19,9 +20,14 @@ ort_dest="$cache/onnxruntime-$ORT_VERSION/libonnxruntime.so.1"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+ort_installed() { [ -f "$ort_dest" ] && [ "$(sha "$ort_dest")" = "$ORT_LIB_SHA256" ]; }
+
 # --- Debian packages -------------------------------------------------------------------------
 pkgs=(gcc libjpeg62-turbo-dev libwebp-dev)
 [ "${1:-}" = "--for-tests" ] && pkgs+=(python3-numpy chromium chromium-driver)
+# The ONNX Runtime fetch below runs `npm pack`.
+ort_installed || command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,11 +41,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- ONNX Runtime ----------------------------------------------------------------------------
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-if [ -f "$ort_dest" ] && [ "$(sha "$ort_dest")" = "$ORT_LIB_SHA256" ]; then
+if ort_installed; then
 	exit 0
 fi
-command -v npm >/dev/null || { say "npm is needed to fetch ONNX Runtime (apt-get install npm)"; exit 1; }
+command -v npm >/dev/null || { say "npm is still missing after installing Debian's npm package: cannot fetch ONNX Runtime"; exit 1; }
 say "fetching ONNX Runtime $ORT_VERSION (onnxruntime-node from the npm registry, ~110 MB)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -32,6 +32,7 @@ type batcher struct {
 	s        Searcher
 	jobs     chan *job
 	maxBatch int
+	batchCounts
 }
 
 func newBatcher(s Searcher, maxBatch int) *batcher {
@@ -79,6 +80,7 @@ func (b *batcher) run(ctx context.Context) {
 }
 
 func (b *batcher) process(batch []*job) {
+	b.count(len(batch))
 	start := time.Now()
 	dim := b.s.Dim()
 	queries := make([]float32, 0, len(batch)*dim)

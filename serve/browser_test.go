@@ -105,6 +105,13 @@ func TestBrowser(t *testing.T) {
 	if title := wd.call("GET", "/title", nil)["value"]; title != "simsearch" {
 		t.Fatalf("page title %q", title)
 	}
+	// The page's inline style (element and attribute) applies under the server's CSP.
+	if border, _ := wd.script(`return getComputedStyle(document.getElementById("drop")).borderTopStyle`).(string); border != "dashed" {
+		t.Errorf("the drop zone's border is %q, want dashed: the page's <style> is blocked", border)
+	}
+	if w, _ := wd.script(`return document.getElementById("k").style.width`).(string); w != "4em" {
+		t.Errorf("the k input's style width is %q, want 4em: its style attribute is blocked", w)
+	}
 	k := wd.call("POST", "/element", map[string]any{"using": "css selector", "value": "#k"})["value"].(map[string]any)
 	for key, v := range k {
 		wd.elemKey = key

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	simembed "simsearch/embed"
-	"simsearch/pil"
+	"simsearch/index"
 	"simsearch/query"
 )
 
@@ -52,6 +52,11 @@ type Searcher interface {
 	// Search returns the k nearest neighbours of each query (row-major, Dim floats each), the
 	// time spent waiting for the data and the time spent searching.
 	Search(queries []float32, k int) ([][]query.Hit, time.Duration, time.Duration, error)
+	// Changed says why answers would be wrong or incomplete now (an index file modified in
+	// place, a cluster missing shards), or nil.
+	Changed() error
+	// Reopen reads an updated index file again (see Reload); a cluster refuses.
+	Reopen() (*index.Index, error)
 }
 
 // Server answers queries over HTTP with a Searcher whose model is loaded.
@@ -63,6 +68,7 @@ type Server struct {
 	ready   atomic.Bool
 	decode  chan struct{} // bounds concurrent decodes to the cores
 	mux     *http.ServeMux
+	csp     string // the Content-Security-Policy of every response
 }
 
 // New makes a server; Run serves it.
@@ -91,6 +97,11 @@ func New(s Searcher, opt Options) (*Server, error) {
 		srv.objects = root
 	}
 	sub, _ := fs.Sub(page, "page")
+	csp, err := contentPolicy(sub)
+	if err != nil {
+		return nil, err
+	}
+	srv.csp = csp
 	srv.mux.Handle("GET /{$}", http.FileServerFS(sub))
 	srv.mux.HandleFunc("GET /healthz", srv.healthz)
 	srv.mux.HandleFunc("POST /search", srv.searchImage)
@@ -103,6 +114,9 @@ func New(s Searcher, opt Options) (*Server, error) {
 func (srv *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", srv.csp)
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		defer func() {
 			if p := recover(); p != nil {
@@ -173,9 +187,26 @@ func (srv *Server) Run(ctx context.Context, ln net.Listener, drain time.Duration
 	return nil
 }
 
+// Reload opens the index file again and serves from it once its pages are mapped, without
+// failing requests in flight (query.Searcher.Reopen); on error the old index stays. An updated
+// index must be renamed over the old path: a file modified in place fails requests (with 500 and
+// the reason) until a reload or a restart.
+// It returns the number of vectors now served.
+func (srv *Server) Reload() (int, error) {
+	ix, err := srv.s.Reopen()
+	if err != nil {
+		return 0, err
+	}
+	return ix.Len(), nil
+}
+
 func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if !srv.ready.Load() {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	if err := srv.s.Changed(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Len(), "dim": srv.s.Dim()})
@@ -208,13 +239,8 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := time.Now()
-	img, err := pil.Decode(data)
-	var input []float32
-	if err == nil {
-		m := srv.s.Model()
-		input = make([]float32, m.InputLen())
-		m.Prepare(img, input)
-	}
+	input := make([]float32, srv.s.Model().InputLen())
+	err := srv.s.Model().PrepareBytes(data, input)
 	<-srv.decode
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "cannot read the image: "+err.Error())
@@ -251,6 +277,10 @@ func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("vector[%d] = %g does not fit float32", i, x))
 			return
 		}
+	}
+	if err := index.CheckVectors(v, len(v)); err != nil {
+		writeError(w, http.StatusBadRequest, "vector: "+err.Error())
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
@@ -370,6 +400,16 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 			f.Close()
 			continue
 		}
+		typ, err := imageType(name, f)
+		if err != nil || typ == "" {
+			f.Close()
+			if err == nil {
+				err = errors.New("only images are served")
+			}
+			writeError(w, http.StatusForbidden, id+": "+err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", typ)
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		http.ServeContent(w, r, path.Base(name), st.ModTime(), f)
 		f.Close()
@@ -390,10 +430,17 @@ func validObjectID(id string) bool {
 	return true
 }
 
+// writeJSON encodes v before sending the status, so that a value JSON cannot hold (a +Inf
+// distance) becomes a 500 with a reason rather than a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(map[string]string{"error": "cannot encode the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -93,7 +95,13 @@ type server struct {
 
 func start(t testing.TB, opt Options) *server {
 	t.Helper()
-	s, err := query.Open(testIndex(t))
+	return startIndex(t, testIndex(t), opt)
+}
+
+// startIndex serves the index at path.
+func startIndex(t testing.TB, path string, opt Options) *server {
+	t.Helper()
+	s, err := query.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,16 +136,25 @@ type answer struct {
 
 func post(t testing.TB, url, contentType string, body io.Reader) (int, answer) {
 	t.Helper()
-	res, err := http.Post(url, contentType, body)
+	code, a, err := tryPost(url, contentType, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, a
+}
+
+// tryPost is post for goroutines other than the test's, which must not call t.Fatal.
+func tryPost(url, contentType string, body io.Reader) (int, answer, error) {
+	res, err := http.Post(url, contentType, body)
+	if err != nil {
+		return 0, answer{}, err
 	}
 	defer res.Body.Close()
 	var a answer
 	if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
-		t.Fatalf("%s: status %d, body not JSON: %v", url, res.StatusCode, err)
+		return 0, answer{}, fmt.Errorf("%s: status %d, body not JSON: %v", url, res.StatusCode, err)
 	}
-	return res.StatusCode, a
+	return res.StatusCode, a, nil
 }
 
 func postFile(t testing.TB, url, path string) (int, answer) {
@@ -146,6 +163,18 @@ func postFile(t testing.TB, url, path string) (int, answer) {
 		t.Fatal(err)
 	}
 	return post(t, url, "application/octet-stream", bytes.NewReader(b))
+}
+
+// get sends a GET and returns the status, closing the body.
+func get(t testing.TB, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // cli answers the same query the way simsearch query does.
@@ -171,11 +200,9 @@ func sameHits(a, b []query.Hit) bool {
 
 func TestSearchEqualsCLI(t *testing.T) {
 	ts := start(t, Options{})
-	res, err := http.Get(ts.url + "/healthz")
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("healthz: %v %v", res, err)
+	if code := get(t, ts.url+"/healthz"); code != 200 {
+		t.Fatalf("healthz: status %d", code)
 	}
-	res.Body.Close()
 	for _, name := range []string{"ladybird_brighter.jpg", "coffee.png", "wood.webp", "astronaut.gif"} {
 		img := filepath.Join(images, name)
 		want := cli(t, ts.s, img, 5)
@@ -250,11 +277,11 @@ func TestErrors(t *testing.T) {
 		t.Errorf("truncated JPEG: %d %+v", code, a)
 	}
 	// Wrong methods and paths.
-	if res, _ := http.Get(ts.url + "/search"); res.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET /search: %d", res.StatusCode)
+	if code := get(t, ts.url+"/search"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /search: %d", code)
 	}
-	if res, _ := http.Get(ts.url + "/nope"); res.StatusCode != 404 {
-		t.Errorf("GET /nope: %d", res.StatusCode)
+	if code := get(t, ts.url+"/nope"); code != 404 {
+		t.Errorf("GET /nope: %d", code)
 	}
 }
 
@@ -304,15 +331,32 @@ func TestObjects(t *testing.T) {
 	root := t.TempDir()
 	objects := filepath.Join(root, "objects")
 	id := "5577b06378df4cbf5fa04237ac767205a944a360.jpg"
+	jpeg, _ := os.ReadFile(filepath.Join(images, "ladybird.jpg"))
+	png, _ := os.ReadFile(filepath.Join(images, "tiny_red.png"))
+	webp, _ := os.ReadFile(filepath.Join(images, "wood.webp"))
+	page := []byte("<!doctype html><html><script>alert(document.cookie)</script></html>")
+	svg := []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`)
 	os.MkdirAll(filepath.Join(objects, "55", "77"), 0o755)
 	os.MkdirAll(filepath.Join(objects, "sub"), 0o755)
-	os.WriteFile(filepath.Join(objects, "55", "77", id), []byte("fanned-out"), 0o644)
-	os.WriteFile(filepath.Join(objects, "flat.jpg"), []byte("flat"), 0o644)
-	os.WriteFile(filepath.Join(objects, "sub", "nested.jpg"), []byte("nested"), 0o644)
+	for name, b := range map[string][]byte{
+		filepath.Join("55", "77", id): jpeg,
+		"flat.jpg":                    jpeg,
+		filepath.Join("sub", "n.png"): png,
+		"wood.webp":                   webp,
+		"png-named.jpg":               png, // Pillow reads it: served as what it is
+		"page.html":                   page,
+		"page.jpg":                    page, // a page under an image's name
+		"drawing.svg":                 svg,
+		"drawing.png":                 svg,
+		"empty.gif":                   nil,
+		"notes.txt":                   []byte("hello"),
+	} {
+		os.WriteFile(filepath.Join(objects, name), b, 0o644)
+	}
 	os.WriteFile(filepath.Join(root, "secret.txt"), []byte("TOP-SECRET-CONTENT"), 0o644)
 	os.Symlink(filepath.Join(root, "secret.txt"), filepath.Join(objects, "link.jpg"))
 	ts := start(t, Options{Objects: objects})
-	get := func(p string) (int, string) {
+	get := func(p string) (int, http.Header, []byte) {
 		req, _ := http.NewRequest("GET", ts.url+p, nil)
 		req.URL.Opaque = p // send the path exactly as written
 		res, err := http.DefaultTransport.RoundTrip(req)
@@ -321,40 +365,191 @@ func TestObjects(t *testing.T) {
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return res.StatusCode, res.Header, b
 	}
 	for _, tc := range []struct {
-		path string
-		code int
-		body string
+		path  string
+		code  int
+		body  []byte
+		ctype string
 	}{
-		{"/objects/" + id, 200, "fanned-out"},
-		{"/objects/flat.jpg", 200, "flat"},
-		{"/objects/sub/nested.jpg", 200, "nested"},
-		{"/objects/missing.jpg", 404, ""},
-		{"/objects/../secret.txt", 0, ""},
-		{"/objects/..%2fsecret.txt", 400, ""},
-		{"/objects/sub/..%2f..%2fsecret.txt", 400, ""},
-		{"/objects/%2e%2e/secret.txt", 0, ""},
-		{"/objects/link.jpg", 404, ""},
-		{"/objects/sub%5c..%5c..%5csecret.txt", 400, ""},
-		{"/objects//etc/passwd", 0, ""},
+		{"/objects/" + id, 200, jpeg, "image/jpeg"},
+		{"/objects/flat.jpg", 200, jpeg, "image/jpeg"},
+		{"/objects/sub/n.png", 200, png, "image/png"},
+		{"/objects/wood.webp", 200, webp, "image/webp"},
+		{"/objects/png-named.jpg", 200, png, "image/png"},
+		{"/objects/page.html", 403, nil, ""},
+		{"/objects/page.jpg", 403, nil, ""},
+		{"/objects/drawing.svg", 403, nil, ""},
+		{"/objects/drawing.png", 403, nil, ""},
+		{"/objects/empty.gif", 403, nil, ""},
+		{"/objects/notes.txt", 403, nil, ""},
+		{"/objects/missing.jpg", 404, nil, ""},
+		{"/objects/../secret.txt", 0, nil, ""},
+		{"/objects/..%2fsecret.txt", 400, nil, ""},
+		{"/objects/sub/..%2f..%2fsecret.txt", 400, nil, ""},
+		{"/objects/%2e%2e/secret.txt", 0, nil, ""},
+		{"/objects/link.jpg", 404, nil, ""},
+		{"/objects/sub%5c..%5c..%5csecret.txt", 400, nil, ""},
+		{"/objects//etc/passwd", 0, nil, ""},
 	} {
-		code, body := get(tc.path)
-		if strings.Contains(body, "TOP-SECRET-CONTENT") || strings.Contains(body, "root:x:") {
-			t.Errorf("%s escaped the objects folder: %d %q", tc.path, code, body)
+		code, h, body := get(tc.path)
+		if bytes.Contains(body, []byte("TOP-SECRET-CONTENT")) || bytes.Contains(body, []byte("root:x:")) || bytes.Contains(body, []byte("alert(")) {
+			t.Errorf("%s served what it must not: %d %q", tc.path, code, body)
 		}
 		if tc.code != 0 && code != tc.code {
 			t.Errorf("%s: status %d, want %d", tc.path, code, tc.code)
 		}
-		if tc.body != "" && body != tc.body {
-			t.Errorf("%s: body %q, want %q", tc.path, body, tc.body)
+		if tc.body != nil && !bytes.Equal(body, tc.body) {
+			t.Errorf("%s: body of %d bytes, want the file's %d", tc.path, len(body), len(tc.body))
+		}
+		if tc.ctype != "" && h.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s: Content-Type %q, want %q", tc.path, h.Get("Content-Type"), tc.ctype)
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Security-Policy") == "" {
+			t.Errorf("%s: no nosniff or CSP header: %v", tc.path, h)
+		}
+	}
+}
+
+// Every response carries nosniff and a Content-Security-Policy that allows exactly the page's
+// own inline script and style (by hash), nothing from elsewhere, and no framing. (TestBrowser
+// shows the page works under it.)
+func TestSecurityHeaders(t *testing.T) {
+	ts := start(t, Options{})
+	res, err := http.Get(ts.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	csp := res.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "connect-src 'self'", "img-src 'self' blob:"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || strings.Contains(csp, "*") {
+		t.Errorf("CSP %q allows arbitrary code", csp)
+	}
+	for _, tag := range []string{"script", "style"} {
+		body := string(page)
+		i := strings.Index(body, "<"+tag+">")
+		j := strings.Index(body, "</"+tag+">")
+		if i < 0 || j < i {
+			continue // the page has no inline block of this kind
+		}
+		sum := sha256.Sum256([]byte(body[i+len(tag)+2 : j]))
+		hash := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+		if !strings.Contains(csp, tag+"-src 'self' "+hash) {
+			t.Errorf("CSP %q does not allow the page's inline %s (%s)", csp, tag, hash)
+		}
+	}
+	for _, req := range []struct{ method, path string }{{"GET", "/"}, {"GET", "/healthz"}, {"POST", "/search"}, {"POST", "/search/vector"}, {"GET", "/objects/x.jpg"}, {"GET", "/nothing"}} {
+		r, _ := http.NewRequest(req.method, ts.url+req.path, strings.NewReader(""))
+		res, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Content-Security-Policy") != csp {
+			t.Errorf("%s %s (%d): headers %v", req.method, req.path, res.StatusCode, res.Header)
+		}
+	}
+}
+
+// An index file overwritten or truncated in place under the server (instead of replaced by
+// rename) fails requests with a JSON 500 naming the problem and makes /healthz 503; the server
+// does not die of SIGBUS, and Reload serves again once a whole index is back.
+func TestIndexChangedInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.simidx")
+	whole, err := os.ReadFile(testIndex(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, whole, 0o644)
+	hourAgo := time.Now().Add(-time.Hour) // file times have a coarse clock: see index.TestChanged
+	os.Chtimes(path, hourAgo, hourAgo)
+	ts := startIndex(t, path, Options{})
+	v, err := embedFile(ts.s.Model(), filepath.Join(images, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(map[string]any{"vector": v})
+	search := func() (int, answer) {
+		return post(t, ts.url+"/search/vector?k=2", "application/json", bytes.NewReader(js))
+	}
+	health := func() int {
+		res, err := http.Get(ts.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code, a := search(); code != 200 || a.Results[0].ID != "coffee.png" {
+		t.Fatalf("before: %d %+v", code, a)
+	}
+	for _, change := range []struct {
+		name string
+		do   func() error
+	}{
+		{"truncated", func() error { return os.Truncate(path, 4096) }},
+		{"overwritten", func() error { return os.WriteFile(path, whole, 0o644) }},
+	} {
+		if err := change.do(); err != nil {
+			t.Fatal(err)
+		}
+		if code, a := search(); code != 500 || !strings.Contains(a.Error, "modified in place") {
+			t.Errorf("%s: search %d %+v, want 500 saying the file was modified in place", change.name, code, a)
+		}
+		if code, _ := postFile(t, ts.url+"/search", filepath.Join(images, "coffee.png")); code != 500 {
+			t.Errorf("%s: image search %d, want 500", change.name, code)
+		}
+		if code := health(); code != 503 {
+			t.Errorf("%s: healthz %d, want 503", change.name, code)
+		}
+	}
+	if n, err := ts.srv.Reload(); err != nil || n != 8 {
+		t.Fatalf("Reload: %d, %v", n, err)
+	}
+	if code, a := search(); code != 200 || a.Results[0].ID != "coffee.png" {
+		t.Fatalf("after Reload: %d %+v", code, a)
+	}
+	if code := health(); code != 200 {
+		t.Errorf("after Reload: healthz %d", code)
+	}
+}
+
+// holdBatcher makes the server's batcher wait: it queues a vector query whose reply channel
+// nobody reads, so the batcher blocks answering it until release is called (the cleanup calls it
+// if the test does not). Queries sent meanwhile stay queued, observably (len of the queue).
+func holdBatcher(t *testing.T, ts *server, vec []float32) (release func() result) {
+	gate := &job{vector: vec, k: 1, queued: time.Now(), reply: make(chan result)}
+	ts.srv.b.jobs <- gate
+	var once sync.Once
+	var r result
+	release = func() result {
+		once.Do(func() { r = <-gate.reply })
+		return r
+	}
+	t.Cleanup(func() { release() }) // a failed test still lets the batcher, and so the server, stop
+	return release
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s: for conditions that are certain
+// to come, at a time that is not.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 30 s", what)
 		}
 	}
 }
 
 // Concurrent image and vector queries (run under -race by make test) all get the answers they
-// would get alone; the batcher groups them.
+// would get alone, and every one of them went through the batcher.
 func TestConcurrent(t *testing.T) {
 	ts := start(t, Options{})
 	names := []string{"ladybird_brighter.jpg", "coffee.png", "elephants.jpg", "storm_cropped.jpg"}
@@ -367,40 +562,91 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := json.Marshal(map[string]any{"vector": vec})
+	imgs := map[string][]byte{}
+	for _, n := range names {
+		if imgs[n], err = os.ReadFile(filepath.Join(images, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const clients, rounds = 8, 4
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	batched := 0.0
-	for c := 0; c < 8; c++ {
+	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 4; i++ {
+			for i := 0; i < rounds; i++ {
 				n := names[(c+i)%len(names)]
-				code, a := postFile(t, ts.url+"/search?k=3", filepath.Join(images, n))
-				if code != 200 || !sameHits(a.Results, want[n]) {
-					t.Errorf("%s: %d %+v, want %+v", n, code, a.Results, want[n])
+				code, a, err := tryPost(ts.url+"/search?k=3", "application/octet-stream", bytes.NewReader(imgs[n]))
+				if err != nil || code != 200 || !sameHits(a.Results, want[n]) {
+					t.Errorf("%s: %d %+v %v, want %+v", n, code, a.Results, err, want[n])
 				}
-				code, a = post(t, ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
-				if code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
-					t.Errorf("vector: %d %+v", code, a)
+				code, a, err = tryPost(ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
+				if err != nil || code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
+					t.Errorf("vector: %d %+v %v", code, a, err)
 				}
-				mu.Lock()
-				batched = max(batched, a.Timings["batch"])
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	t.Logf("largest batch: %v queries", batched)
+	if st := ts.srv.Stats(); st.Queries != 2*clients*rounds || st.Batches < 1 || st.Batches > st.Queries {
+		t.Errorf("stats %+v after %d queries", st, 2*clients*rounds)
+	}
 }
 
-// Stopping the server lets a request in flight finish: its body arrives after the stop.
+// TestBatching holds the batcher on a first query, sends 64 vector queries at once, and checks
+// that they were answered in fewer, fuller batches: with the batcher held, its queue (4 batches'
+// worth) fills before it takes the next batch, so the first 4 batches after it are full.
+func TestBatching(t *testing.T) {
+	const maxBatch, n = 8, 64
+	ts := start(t, Options{MaxBatch: maxBatch})
+	vec, err := embedFile(ts.s.Model(), filepath.Join(images, "rocket.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdBatcher(t, ts, vec)
+	js, _ := json.Marshal(map[string]any{"vector": vec})
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, a, err := tryPost(ts.url+"/search/vector?k=1", "application/json", bytes.NewReader(js))
+			if err != nil || code != 200 || len(a.Results) != 1 || a.Results[0].ID != "rocket.jpg" {
+				t.Errorf("vector: %d %+v %v", code, a, err)
+			}
+		}()
+	}
+	waitFor(t, "the batcher's queue to fill", func() bool { return len(ts.srv.b.jobs) == cap(ts.srv.b.jobs) })
+	if r := release(); r.err != nil || len(r.hits) != 1 || r.hits[0].ID != "rocket.jpg" {
+		t.Errorf("the held query: %+v", r)
+	}
+	wg.Wait()
+	st := ts.srv.Stats()
+	queued := int64(cap(ts.srv.b.jobs) / maxBatch)
+	if st.Queries != n+1 || st.Largest != maxBatch || st.Batches > 1+queued+(n-queued*maxBatch) {
+		t.Errorf("%d concurrent queries (+1 held): stats %+v; want %d queries, batches of up to %d, the first %d after the held one full",
+			n, st, n+1, maxBatch, queued)
+	}
+	if st.Batches >= n {
+		t.Errorf("%d concurrent queries ran in %d batches", n, st.Batches)
+	}
+	t.Logf("%d concurrent queries (+1 held) in %d batches, largest %d", n, st.Batches, st.Largest)
+}
+
+// Stopping the server lets a request in flight finish and refuses new connections meanwhile. The
+// batcher is held so that the request is certainly in flight (queued) when the stop comes, and
+// still is while new connections are tried.
 func TestShutdownDrains(t *testing.T) {
 	ts := start(t, Options{})
-	img, _ := os.ReadFile(filepath.Join(images, "coffee.png"))
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("POST", ts.url+"/search?k=1", pr)
-	req.ContentLength = int64(len(img))
+	img, err := os.ReadFile(filepath.Join(images, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vec, err := embedFile(ts.s.Model(), filepath.Join(images, "rocket.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdBatcher(t, ts, vec)
 	type out struct {
 		code int
 		a    answer
@@ -408,26 +654,26 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	got := make(chan out, 1)
 	go func() {
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			got <- out{err: err}
-			return
-		}
-		defer res.Body.Close()
-		var a answer
-		json.NewDecoder(res.Body).Decode(&a)
-		got <- out{code: res.StatusCode, a: a}
+		code, a, err := tryPost(ts.url+"/search?k=1", "image/png", bytes.NewReader(img))
+		got <- out{code, a, err}
 	}()
-	pw.Write(img[:100]) // the request is now in flight
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the request to reach the batcher", func() bool { return len(ts.srv.b.jobs) == 1 })
 	ts.stop()
-	time.Sleep(100 * time.Millisecond)
-	// New connections are refused while the old one drains.
-	if _, err := http.Get(ts.url + "/healthz"); err == nil {
-		t.Error("a new request was accepted after the stop")
+	// Fresh connections (no idle one to reuse) until one is refused: the listener closes at once.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitFor(t, "new connections to be refused", func() bool {
+		res, err := fresh.Get(ts.url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err != nil
+	})
+	select {
+	case o := <-got:
+		t.Fatalf("the in-flight request ended before the batcher was released: %+v", o)
+	default:
 	}
-	pw.Write(img[100:])
-	pw.Close()
+	release()
 	o := <-got
 	if o.err != nil || o.code != 200 || len(o.a.Results) != 1 || o.a.Results[0].ID != "coffee.png" {
 		t.Errorf("in-flight request: %+v", o)

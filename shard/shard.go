@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -264,7 +265,7 @@ func decodeFloats(f *os.File, h *Header, path string) ([]float32, error) {
 	case []float16.Num:
 		out = make([]float32, len(v))
 		for i, x := range v {
-			out[i] = x.Float32()
+			out[i] = halfToFloat32(x.Uint16())
 		}
 	default:
 		return nil, fmt.Errorf("%s: dtype %s decoded as %T", path, h.DType, vals)
@@ -273,6 +274,25 @@ func decodeFloats(f *os.File, h *Header, path string) ([]float32, error) {
 		out = transpose(out, h.Shape[0], h.Shape[1])
 	}
 	return out, nil
+}
+
+// halfToFloat32 widens an IEEE 754 binary16 value exactly. (npyio's float16.Num.Float32 decodes
+// subnormals wrongly: 6e-5 came out as 1.1e-38.)
+func halfToFloat32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // infinities and NaNs keep their payload
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	case exp != 0: // normal: rebias the exponent from 15 to 127
+		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+	case mant == 0: // signed zero
+		return math.Float32frombits(sign)
+	}
+	// Subnormal: mant × 2^-24, which is a normal float32.
+	f := float32(mant) * (1.0 / (1 << 24))
+	return math.Float32frombits(sign | math.Float32bits(f))
 }
 
 // transpose turns column-major rows×cols data into row-major.
@@ -362,6 +382,13 @@ var littleEndianHost = func() bool {
 // ModelFile is the sidecar that simsearch extract writes beside the shards it makes: a JSON
 // description of the model and preprocessing (the "model" object of the index format).
 const ModelFile = "simsearch-model.json"
+
+// PartialFile is the marker simsearch extract writes into its output directory before its first
+// shard and removes after its last: shards beside it are an unfinished set.
+const PartialFile = "simsearch-extract.partial"
+
+// IsName reports whether name (a base name) is a shard file's name, as List recognises them.
+func IsName(name string) bool { return shardName.MatchString(name) }
 
 // ReadModelFile returns the sidecar's bytes, or nil if dir has none.
 func ReadModelFile(dir string) ([]byte, error) {

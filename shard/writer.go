@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"codeberg.org/sbinet/npyio/npy"
+
+	"simsearch/internal/atomicfile"
 )
 
 // Write writes shard num of dir: ids as a numpy unicode array (<U…) and rows (len(ids) rows of
@@ -53,7 +55,7 @@ func writeMatrix(w io.Writer, rows []float32, n, dim int) error {
 }
 
 func atomicWrite(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

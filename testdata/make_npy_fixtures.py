@@ -75,6 +75,19 @@ def main():
     np.save(os.path.join(d, "0002.features.npy"), feats(2, 2))
     # A single query vector (1-D): row 0 of ok_f4's shard 0001, whose id is ...0003.jpg.
     np.save(os.path.join(ROOT, "query_1d.npy"), base[1][1][0])
+    # Half floats as numpy writes them: subnormals (6e-5, the smallest 2**-24), signed zeros, the
+    # largest finite; numpy's own widening to float32 is the expected answer.
+    f2 = np.array([[6e-5, 2.0**-24, -6e-5, 0.0, -0.0, 65504.0, 1.0, -0.333]], dtype="<f2")
+    shard_dir("ok_f2_special", [(ids(0, 1), f2)])
+    np.save(os.path.join(ROOT, "ok_f2_special_as_f4.npy"), f2.astype("<f4"))
+    f2inf = np.array([[1.0, 2.0, 3.0, 4.0], [0.5, np.inf, 0.0, 0.0]], dtype="<f2")
+    shard_dir("bad_f2_inf", [(ids(0, 2), f2inf)])
+    # Finite rows whose squared norm reaches float32's largest / 4: a distance to such a row
+    # could overflow to +Inf, so they are refused.
+    big = feats(4, 3)
+    big[1, :] = 1e19  # squared norm 8e38: finite in float64, not in float32
+    shard_dir("bad_huge_norm", [(ids(0, 3), big)])
+    np.save(os.path.join(ROOT, "query_huge_norm.npy"), big[1])
     shard_dir("bad_duplicate_ids", [(ids(0, 3), feats(1, 3)), (ids(2, 2), feats(2, 2))])
 
 

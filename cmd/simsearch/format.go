@@ -4,7 +4,21 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
+
+// textField is s as the text output prints an id or a file name: as it is, unless it holds a
+// control character (a newline or a tab would break the one-result-per-line format), invalid
+// UTF-8, or starts with a double quote; then it is quoted and escaped as Go's strconv.Quote
+// does ("a\nb.jpg"), which a script can undo with strconv.Unquote or a JSON string parser for
+// the common escapes. --json prints every id exactly.
+func textField(s string) string {
+	if strings.HasPrefix(s, `"`) || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
+}
 
 // pyFloat formats x as Python's repr(float(x)) does, so distances print as the seed printed
 // them: 0.0, 0.39354559779167175, 1e-05, 1e+16.

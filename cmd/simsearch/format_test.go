@@ -23,3 +23,23 @@ func TestPyFloat(t *testing.T) {
 		}
 	}
 }
+
+func TestTextField(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"55/77/5577b0.jpg", "55/77/5577b0.jpg"},
+		{"with space.jpg", "with space.jpg"},
+		{"café/ünï.png", "café/ünï.png"},
+		{"a\nb.jpg", `"a\nb.jpg"`},
+		{"tab\there", `"tab\there"`},
+		{"cr\r", `"cr\r"`},
+		{"esc\x1b[31m", `"esc\x1b[31m"`},
+		{"c1\u0085", `"c1\u0085"`},
+		{`"quoted".jpg`, `"\"quoted\".jpg"`},
+		{`mid"quote`, `mid"quote`},
+		{"bad\xffutf8", `"bad\xffutf8"`},
+	} {
+		if got := textField(tc.in); got != tc.want {
+			t.Errorf("textField(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,7 +22,10 @@ func convertCommand() *cli.Command {
 		Description: `Reads the shards 0000, 0001, ... of SHARD_DIR in order and writes one index file that
 query memory-maps. Features may be <f4, <f8 or <f2, C or Fortran order; ids <U…, |S… or
 integers. NaN/Inf values, mismatched pairs or dims, gaps, pickles and duplicate ids are
-refused with the file and row, and nothing is written. The output appears atomically.
+refused with the file and row, and nothing is written. The output appears atomically: it is
+written to a hidden temporary file beside it (removed on error, SIGINT or SIGTERM, and by the
+next run if the writer was killed) and renamed. The shards of an extract that did not finish
+are refused, and so is an output that would overwrite or join the input.
 --model records the model that made the features (its SHA-256 and the preprocessing flags) so
 that query uses it by default and refuses another; shards from extract carry that record already.
 
@@ -30,12 +35,16 @@ Example:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "index file to write", Required: true},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace an existing index file"},
 			&cli.BoolFlag{Name: "allow-duplicate-ids", Usage: "keep ids that occur more than once"},
+			&cli.BoolFlag{Name: "allow-partial", Usage: "convert the shards of an extract that did not finish"},
 		}, modelFlags(false)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one shard directory, got %d arguments", c.NArg())
 			}
-			opt := convert.Options{AllowDuplicateIDs: c.Bool("allow-duplicate-ids"), Overwrite: c.Bool("force")}
+			// SIGINT and SIGTERM stop the conversion and remove its temporary file.
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			opt := convert.Options{AllowDuplicateIDs: c.Bool("allow-duplicate-ids"), Overwrite: c.Bool("force"), AllowPartial: c.Bool("allow-partial"), Context: ctx}
 			if c.String("model") != "" {
 				cfg, err := modelConfig(c)
 				if err != nil {
@@ -52,6 +61,9 @@ Example:
 			bar := newProgress("convert")
 			opt.Progress = bar.update
 			st, err := convert.Run(c.Args().First(), c.String("output"), opt)
+			for _, p := range st.Stale {
+				fmt.Fprintf(c.App.ErrWriter, "simsearch: removed %s, left by a writer that was killed\n", p)
+			}
 			if err != nil {
 				return err
 			}
@@ -82,15 +94,14 @@ func infoCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageError(c, "want one index file")
 			}
-			ix, err := index.Open(c.Args().First())
+			// query.Open checks the metadata as query and serve do, so that all three accept
+			// and refuse the same files.
+			s, err := query.Open(c.Args().First())
 			if err != nil {
 				return err
 			}
-			defer ix.Close()
-			meta, err := ix.Meta()
-			if err != nil {
-				return err
-			}
+			defer s.Close()
+			ix, meta := s.Index(), s.Meta()
 			in := indexInfo{Path: ix.Path(), Count: ix.Len(), Dim: ix.Dim(), Bytes: ix.Bytes(), Format: index.Version, Meta: meta}
 			if c.Bool("json") {
 				return json.NewEncoder(c.App.Writer).Encode(in)
@@ -146,10 +157,10 @@ func verifyCommand() *cli.Command {
 }
 
 func verify(path string) error {
-	ix, err := index.Open(path)
+	s, err := query.Open(path) // the metadata checks every command makes
 	if err != nil {
 		return err
 	}
-	defer ix.Close()
-	return ix.Verify()
+	defer s.Close()
+	return s.Index().Verify()
 }

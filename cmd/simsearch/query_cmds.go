@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -28,6 +30,9 @@ block is headed by "# IMAGE". The model and preprocessing recorded in the index 
 flags override them; a different model file is refused.
 
 Unreadable images are reported on stderr and the others still answered; the exit status is then 1.
+An id or image name holding a control character (newline, tab, ...), invalid UTF-8, or starting
+with a double quote is printed quoted and escaped as Go's strconv.Quote does ("a\nb.jpg");
+--json prints ids exactly.
 
 Examples:
    simsearch query --index photos.simidx cat.jpg
@@ -42,7 +47,8 @@ Examples:
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per query per line"},
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		}, modelFlags(false)...),
+		}, append(modelFlags(false), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: runQuery,
 	}
 }
@@ -138,10 +144,10 @@ func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]fl
 			continue
 		}
 		if len(answers) > 1 {
-			fmt.Fprintf(w, "# %s\n", a.Query)
+			fmt.Fprintf(w, "# %s\n", textField(a.Query))
 		}
 		for _, h := range a.Results {
-			fmt.Fprintf(w, "%s %s\n", h.ID, pyFloat(h.Distance))
+			fmt.Fprintf(w, "%s %s\n", textField(h.ID), pyFloat(h.Distance))
 		}
 		if timings {
 			printTimings(errw, a.Query, t)
@@ -188,7 +194,8 @@ Example:
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace shards already in the output directory"},
 			&cli.IntFlag{Name: "batch", Usage: "images per inference", Value: 16},
 			&cli.IntFlag{Name: "shard-size", Usage: "images per shard", Value: 10000},
-		}, modelFlags(true)...),
+		}, append(modelFlags(true), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one image directory")
@@ -197,18 +204,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			lib, err := embed.LibraryPath(c.String("ort-lib"))
-			if err != nil {
-				return err
-			}
-			if err := embed.Init(lib); err != nil {
-				return err
-			}
-			src, err := embed.ReadModel(cfg)
-			if err != nil {
-				return err
-			}
-			m, err := src.Open(embed.DefaultCacheDir())
+			m, _, err := embed.OpenModel(cfg, c.String("ort-lib"), embed.DefaultCacheDir())
 			if err != nil {
 				return err
 			}
@@ -217,6 +213,10 @@ Example:
 			if err != nil {
 				return err
 			}
+			// SIGINT and SIGTERM stop after the shard being written, leaving the folder marked
+			// unfinished and no temporary file.
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			bar := newProgress("extract")
 			st, err := extract.Run(m, c.Args().First(), c.String("output"), extract.Options{
 				ShardSize: c.Int("shard-size"),
@@ -225,6 +225,7 @@ Example:
 				Record:    rec,
 				Warn:      func(path string, err error) { fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %v\n", err) },
 				Progress:  bar.update,
+				Context:   ctx,
 			})
 			if err != nil {
 				return err

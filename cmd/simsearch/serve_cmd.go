@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -28,7 +29,10 @@ func serveCommand() *cli.Command {
 
 Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query.
 Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
-accepting, lets requests in flight finish, and exits 0.
+accepting, lets requests in flight finish, and exits 0. SIGHUP reloads the index: update it by
+renaming a new file over INDEX (convert -f does), then send SIGHUP; requests in flight finish on
+the old one. An index modified in place is never read again: requests fail with 500 until a
+reload (or restart).
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
@@ -44,13 +48,30 @@ Example:
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		}, modelFlags(false)...),
+		}, append(modelFlags(false), decodeFlags()...)...),
+		Before: applyDecodeFlags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usageError(c, "serve takes no arguments")
 			}
+			// The server's options take 0 to mean "the default"; a person who writes 0 or -1
+			// means something else, so say so rather than serve with 20 MiB or 30 s.
+			if n := c.Int64("max-body"); n < 1 {
+				return usageError(c, "--max-body must be at least 1 (bytes), not %d", n)
+			}
+			if d := c.Duration("timeout"); d <= 0 {
+				return usageError(c, "--timeout must be positive, not %v", d)
+			}
+			if d := c.Duration("drain"); d < 0 {
+				return usageError(c, "--drain must not be negative, not %v", d)
+			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			// SIGHUP reloads the index (below); caught from the start, so that one sent while
+			// the model loads does not kill the server.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			s, what, err := openServeSearcher(c)
 			if err != nil {
 				return err
@@ -77,6 +98,15 @@ Example:
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", what, s.Len(), ln.Addr())
+			go func() {
+				for range hup {
+					if n, err := srv.Reload(); err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: reloading: %v (still serving the index loaded before)\n", err)
+					} else {
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: reloaded %s (%d vectors)\n", what, n)
+					}
+				}
+			}()
 			if err := srv.Run(ctx, ln, c.Duration("drain")); err != nil {
 				return err
 			}

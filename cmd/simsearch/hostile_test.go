@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	hostile = testdata + "/hostile"
+	// maxRSS bounds each child's peak resident memory (ONNX Runtime and the model included).
+	maxRSS = 500 << 20
+)
+
+func peakRSS(t *testing.T, cmd *exec.Cmd) int64 {
+	t.Helper()
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Fatal("no rusage for the child")
+	}
+	rss := ru.Maxrss << 10 // kilobytes on Linux
+	if rss > maxRSS {
+		t.Errorf("%s: peak RSS %d MB, want under %d MB", strings.Join(cmd.Args[3:], " "), rss>>20, maxRSS>>20)
+	}
+	return rss
+}
+
+func hostileFiles(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(hostile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			files = append(files, filepath.Join(hostile, e.Name()))
+		}
+	}
+	if len(files) < 18 {
+		t.Fatalf("only %d files in %s: run go run ./testdata/hostile/gen", len(files), hostile)
+	}
+	return files
+}
+
+// Every hostile file goes through extract, query and serve, each a child process: each is refused
+// with its name and reason, the good files still work, and no process's peak RSS passes 500 MB
+// (before the header checks, the PNG header bomb aborted the Go runtime with "out of memory").
+func TestHostileImages(t *testing.T) {
+	files := hostileFiles(t)
+	dir := t.TempDir()
+	photos := filepath.Join(dir, "photos")
+	os.Mkdir(photos, 0o755)
+	for _, f := range append(files, filepath.Join(images, "tiny_red.png")) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(photos, filepath.Base(f)), b, 0o644)
+	}
+
+	shards := filepath.Join(dir, "shards")
+	ex := child("extract", photos, "-o", shards, "--model", model)
+	var exErr bytes.Buffer
+	ex.Stderr = &exErr
+	if err := ex.Run(); err != nil {
+		t.Fatalf("extract: %v: %s", err, exErr.String())
+	}
+	for _, f := range files {
+		if !regexp.MustCompile(`skipping \S*` + regexp.QuoteMeta(filepath.Base(f)) + `: `).MatchString(exErr.String()) {
+			t.Errorf("extract did not report %s", filepath.Base(f))
+		}
+	}
+	if want := fmt.Sprintf("of 1 images to %s (%d files skipped)", shards, len(files)); !strings.Contains(exErr.String(), want) {
+		t.Errorf("extract: want %q in\n%s", want, exErr.String())
+	}
+	t.Logf("extract: peak RSS %d MB", peakRSS(t, ex)>>20)
+	idx := filepath.Join(dir, "x.simidx")
+	mustRun(t, "convert", shards, "-o", idx)
+
+	q := child(append([]string{"query", "--index", idx, "--json"}, files...)...)
+	var qOut, qErr bytes.Buffer
+	q.Stdout, q.Stderr = &qOut, &qErr
+	if err := q.Run(); err == nil || q.ProcessState.ExitCode() != 1 {
+		t.Errorf("query of hostile files: %v, want exit status 1", err)
+	}
+	for _, f := range files {
+		if !strings.Contains(qOut.String()+qErr.String(), f+": ") {
+			t.Errorf("query did not report %s", f)
+		}
+	}
+	t.Logf("query: peak RSS %d MB", peakRSS(t, q)>>20)
+
+	serveHostile(t, idx, files)
+}
+
+// serveHostile uploads the bombs 8 at a time to a serve child and checks every answer is a 400
+// with the reason, then that the server still answers a good image and stops cleanly.
+func serveHostile(t *testing.T, idx string, files []string) {
+	srv := child("serve", "--index", idx, "--addr", "127.0.0.1:0", "--quiet")
+	stderr, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill() // on a failure below; after a clean stop, a no-op
+	lines := bufio.NewScanner(stderr)
+	var url string
+	for url == "" && lines.Scan() {
+		if m := regexp.MustCompile(`on (http://\S+)/`).FindStringSubmatch(lines.Text()); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" {
+		t.Fatal("serve never said where it listens")
+	}
+	go func() { // drain the rest of stderr so the child never blocks on it
+		for lines.Scan() {
+		}
+	}()
+	post := func(path string) (int, string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, "", err
+		}
+		res, err := http.Post(url+"/search", "application/octet-stream", bytes.NewReader(b))
+		if err != nil {
+			return 0, "", err
+		}
+		defer res.Body.Close()
+		var a struct {
+			Error   string            `json:"error"`
+			Results []json.RawMessage `json:"results"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
+			return res.StatusCode, "", fmt.Errorf("status %d, body not JSON: %v", res.StatusCode, err)
+		}
+		return res.StatusCode, a.Error, nil
+	}
+	var bombs []string
+	for _, f := range files {
+		if strings.Contains(filepath.Base(f), "bomb") {
+			bombs = append(bombs, f)
+		}
+	}
+	for _, f := range append(bombs, files...) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, msg, err := post(f)
+				if err == nil && (code != 400 || !strings.Contains(msg, "cannot read the image")) {
+					err = fmt.Errorf("%d %q", code, msg)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", filepath.Base(f), err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+	if code, msg, err := post(filepath.Join(images, "tiny_red.png")); err != nil || code != 200 {
+		t.Errorf("a good image after the bombs: %d %q %v", code, msg, err)
+	}
+	srv.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30 s of SIGTERM")
+	}
+	t.Logf("serve: peak RSS %d MB after %d concurrent uploads of each of %d files", peakRSS(t, srv)>>20, 8, len(files))
+}
+
+// A finite query vector whose distances would overflow float32 is refused with the reason, in
+// --json mode too (before: exit 1 with nothing said about why).
+func TestQueryVectorNormTooLarge(t *testing.T) {
+	idx := filepath.Join(t.TempDir(), "x.simidx")
+	mustRun(t, "convert", testdata+"/npy/ok_f4", "-o", idx)
+	out, errs, code := simsearch(t, "query", "--json", "--index", idx, "--vector", testdata+"/npy/query_huge_norm.npy")
+	if code == 0 || !strings.Contains(errs, "squared norm 8e+38 is too large") || out != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal naming the norm", code, out, errs)
+	}
+}
+
+// The limits are flags; a bad value is a usage error.
+func TestDecodeFlags(t *testing.T) {
+	idx := filepath.Join(t.TempDir(), "x.simidx")
+	mustRun(t, "convert", testdata+"/npy/ok_f4", "-o", idx)
+	_, errs, code := simsearch(t, "query", "--index", idx, "--max-pixels", "0", images+"/tiny_red.png")
+	if code == 0 || !strings.Contains(errs, "--max-pixels must be at least 1") {
+		t.Errorf("--max-pixels 0: exit %d, %q", code, errs)
+	}
+	photos := t.TempDir()
+	b, err := os.ReadFile(images + "/tiny_red.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(photos, "tiny_red.png"), b, 0o644)
+	_, errs, _ = simsearch(t, "extract", photos, "-o", filepath.Join(t.TempDir(), "shards"), "--model", model, "--max-pixels", "100")
+	if !strings.Contains(errs, "tiny_red.png: image too large: PNG: 17x9 = 153 pixels exceeds the limit of 100") {
+		t.Errorf("extract --max-pixels 100: %q", errs)
+	}
+}
