@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -97,12 +96,13 @@ func (c *Client) Target() Target { return c.t }
 // ErrNoCollection is returned (wrapped) when the collection does not exist.
 var ErrNoCollection = errors.New("no such collection")
 
-// class fetches the collection's schema, nil and ErrNoCollection if there is none.
+// class fetches the collection's schema, nil and ErrNoCollection if there is none. The schema is
+// read through the cluster's leader, so that a push sees the collection it just created.
 func (c *Client) class(ctx context.Context) (*models.Class, error) {
 	cl, err := c.client.Schema().ClassGetter().WithClassName(c.t.Collection).Do(ctx)
 	var we *fault.WeaviateClientError
 	if errors.As(err, &we) && we.StatusCode == http.StatusNotFound || err == nil && cl == nil {
-		return nil, fmt.Errorf("%s: %w on the cluster: create it with 'simsearch push --index INDEX --to %s'", c.t, ErrNoCollection, c.t)
+		return nil, c.noCollection()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the collection's schema: %w", c.t, err)
@@ -110,10 +110,41 @@ func (c *Client) class(ctx context.Context) (*models.Class, error) {
 	return cl, nil
 }
 
+func (c *Client) noCollection() error {
+	return fmt.Errorf("%s: %w on the cluster: create it with 'simsearch push --index INDEX --to %s'", c.t, ErrNoCollection, c.t)
+}
+
+// localClass reads the collection's schema as the node knows it, without asking the leader: a
+// query must not wait for the cluster to elect a new leader after the old one died.
+func (c *Client) localClass(ctx context.Context) (*models.Class, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.node.REST+"/v1/schema/"+c.t.Collection, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("consistency", "false")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the collection's schema: %w", c.t, unwrapNet(err))
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, c.noCollection()
+	default:
+		return nil, fmt.Errorf("%s: reading the collection's schema: HTTP %d", c.t, resp.StatusCode)
+	}
+	var cl models.Class
+	if err := json.NewDecoder(resp.Body).Decode(&cl); err != nil {
+		return nil, fmt.Errorf("%s: reading the collection's schema: %w", c.t, err)
+	}
+	return &cl, nil
+}
+
 // Info reads what simsearch recorded about the collection; a collection simsearch did not make
 // is refused, since its objects carry no simsearch ids.
 func (c *Client) Info(ctx context.Context) (Info, error) {
-	cl, err := c.class(ctx)
+	cl, err := c.localClass(ctx)
 	if err != nil {
 		return Info{}, err
 	}
@@ -129,52 +160,42 @@ func parseInfo(t Target, cl *models.Class) (Info, error) {
 	return info, nil
 }
 
-// Health reports the nodes that are not healthy and whether every shard of the collection still
-// has a replica on a healthy node. When complete is false, answers miss the shards listed in
-// missing. A cluster whose state cannot be read is reported as an error.
-func (c *Client) Health(ctx context.Context) (down []string, missing []string, err error) {
-	st, err := c.client.Cluster().NodesStatusGetter().Do(ctx)
+// Health reports the nodes that are not healthy and how many of the collection's shards have no
+// replica on a healthy node (answers then miss those shards). A cluster whose state cannot be
+// read is reported as an error.
+func (c *Client) Health(ctx context.Context) (down []string, missing int, err error) {
+	cl, err := c.localClass(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the nodes' status from %s: %w", c.node.REST, err)
+		return nil, 0, err
 	}
-	healthy := map[string]bool{}
+	st, err := c.client.Cluster().NodesStatusGetter().WithClass(c.t.Collection).WithOutput("verbose").Do(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the nodes' status from %s: %w", c.node.REST, err)
+	}
+	live := map[string]bool{}
 	for _, n := range st.Nodes {
-		if n.Status != nil && *n.Status == models.NodeStatusStatusHEALTHY {
-			healthy[n.Name] = true
-		} else {
+		if n.Status == nil || *n.Status != models.NodeStatusStatusHEALTHY {
 			down = append(down, n.Name)
+			continue
 		}
-	}
-	var state struct {
-		ShardingState models.ReplicationShardingState `json:"shardingState"`
-	}
-	resp, err := c.http.Get("http://" + c.node.REST + "/v1/replication/sharding-state?collection=" + c.t.Collection)
-	if err != nil {
-		return down, nil, fmt.Errorf("reading the sharding state: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return down, nil, fmt.Errorf("reading the sharding state: HTTP %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
-		return down, nil, fmt.Errorf("reading the sharding state: %w", err)
-	}
-	for _, s := range state.ShardingState.Shards {
-		live := false
-		for _, r := range s.Replicas {
-			live = live || healthy[r]
-			// A node gone long enough drops out of the nodes' list but not out of the shards'.
-			if !healthy[r] && !slices.Contains(down, r) {
-				down = append(down, r)
+		for _, sh := range n.Shards {
+			if sh.Class == c.t.Collection {
+				live[sh.Name] = true
 			}
-		}
-		if !live {
-			missing = append(missing, s.Shard)
 		}
 	}
 	sort.Strings(down)
-	sort.Strings(missing)
-	return down, missing, nil
+	// A node gone long enough drops out of the list; the shard count still tells.
+	shards := len(live)
+	if sc, ok := cl.ShardingConfig.(map[string]any); ok {
+		if n, ok := sc["actualCount"].(json.Number); ok {
+			v, _ := n.Int64()
+			shards = int(v)
+		} else if n, ok := sc["actualCount"].(float64); ok {
+			shards = int(n)
+		}
+	}
+	return down, max(0, shards-len(live)), nil
 }
 
 // HealthWarning is a sentence for a person about the cluster's state, or "" when every node is
@@ -184,8 +205,8 @@ func (c *Client) HealthWarning(ctx context.Context) string {
 	switch {
 	case err != nil:
 		return fmt.Sprintf("cannot check the cluster's health (%v): results may be partial", err)
-	case len(missing) > 0:
-		return fmt.Sprintf("nodes down: %s; shards %s have no live replica: results are partial", strings.Join(down, ", "), strings.Join(missing, ", "))
+	case missing > 0:
+		return fmt.Sprintf("nodes down: %s; %d shards have no live replica: results are partial", strings.Join(down, ", "), missing)
 	case len(down) > 0:
 		return fmt.Sprintf("nodes down: %s; every shard still has a live replica, so results are complete", strings.Join(down, ", "))
 	}

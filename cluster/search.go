@@ -90,8 +90,8 @@ func (s *Searcher) Changed() error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("%s: %w", s.c.t, err)
-	case len(missing) > 0:
-		return fmt.Errorf("%s: nodes %s down, shards %s have no live replica: answers would be partial", s.c.t, strings.Join(down, ", "), strings.Join(missing, ", "))
+	case missing > 0:
+		return fmt.Errorf("%s: nodes %s down, %d shards have no live replica: answers would be partial", s.c.t, strings.Join(down, ", "), missing)
 	}
 	return nil
 }
