@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -160,9 +162,14 @@ func parseInfo(t Target, cl *models.Class) (Info, error) {
 	return info, nil
 }
 
-// Health reports the nodes that are not healthy and how many of the collection's shards have no
-// replica on a healthy node (answers then miss those shards). A cluster whose state cannot be
-// read is reported as an error.
+// Health reports the nodes that hold the collection but are not healthy, and how many of its
+// shards have no replica on a healthy node (answers then miss those shards). A cluster whose
+// state cannot be read is reported as an error.
+//
+// A killed node drops out of Weaviate's list of nodes rather than being listed as down, so the
+// nodes come from the sharding state (which shard has replicas where; Weaviate serves it with
+// REPLICA_MOVEMENT_ENABLED, as scripts/weaviate-cluster.sh sets). Without it, only the count of
+// shards without a live replica is known.
 func (c *Client) Health(ctx context.Context) (down []string, missing int, err error) {
 	cl, err := c.localClass(ctx)
 	if err != nil {
@@ -172,30 +179,66 @@ func (c *Client) Health(ctx context.Context) (down []string, missing int, err er
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the nodes' status from %s: %w", c.node.REST, err)
 	}
-	live := map[string]bool{}
+	healthy, live := map[string]bool{}, map[string]bool{}
 	for _, n := range st.Nodes {
 		if n.Status == nil || *n.Status != models.NodeStatusStatusHEALTHY {
 			down = append(down, n.Name)
 			continue
 		}
+		healthy[n.Name] = true
 		for _, sh := range n.Shards {
 			if sh.Class == c.t.Collection {
 				live[sh.Name] = true
 			}
 		}
 	}
+	if shards, err := c.shardingState(ctx); err == nil {
+		for _, sh := range shards {
+			ok := false
+			for _, r := range sh.Replicas {
+				ok = ok || healthy[r]
+				if !healthy[r] && !slices.Contains(down, r) {
+					down = append(down, r)
+				}
+			}
+			if !ok {
+				missing++
+			}
+		}
+		sort.Strings(down)
+		return down, missing, nil
+	}
 	sort.Strings(down)
-	// A node gone long enough drops out of the list; the shard count still tells.
 	shards := len(live)
 	if sc, ok := cl.ShardingConfig.(map[string]any); ok {
-		if n, ok := sc["actualCount"].(json.Number); ok {
-			v, _ := n.Int64()
-			shards = int(v)
-		} else if n, ok := sc["actualCount"].(float64); ok {
+		if n, ok := sc["actualCount"].(float64); ok {
 			shards = int(n)
 		}
 	}
 	return down, max(0, shards-len(live)), nil
+}
+
+// shardingState lists the collection's shards and the nodes of their replicas.
+func (c *Client) shardingState(ctx context.Context) ([]*models.ReplicationShardReplicas, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.node.REST+"/v1/replication/sharding-state?collection="+c.t.Collection, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sharding state: HTTP %d", resp.StatusCode)
+	}
+	var state struct {
+		ShardingState models.ReplicationShardingState `json:"shardingState"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+		return nil, err
+	}
+	return state.ShardingState.Shards, nil
 }
 
 // HealthWarning is a sentence for a person about the cluster's state, or "" when every node is
@@ -206,7 +249,7 @@ func (c *Client) HealthWarning(ctx context.Context) string {
 	case err != nil:
 		return fmt.Sprintf("cannot check the cluster's health (%v): results may be partial", err)
 	case missing > 0:
-		return fmt.Sprintf("nodes down: %s; %d shards have no live replica: results are partial", strings.Join(down, ", "), missing)
+		return fmt.Sprintf("nodes down: %s; %d shards have no live replica: results are partial", cmp.Or(strings.Join(down, ", "), "(unnamed)"), missing)
 	case len(down) > 0:
 		return fmt.Sprintf("nodes down: %s; every shard still has a live replica, so results are complete", strings.Join(down, ", "))
 	}

@@ -13,6 +13,9 @@
 # would run alone and answer partial results without an error, so the script refuses to start a
 # node of DIR with another N or BASE than DIR was created with (DIR/cluster.conf).
 #
+# REPLICA_MOVEMENT_ENABLED makes Weaviate serve its sharding state, from which simsearch names the
+# nodes that are down (a killed node drops out of Weaviate's list of nodes).
+#
 # start is also how a killed node comes back: the nodes still running are left alone and the
 # missing ones are started with the same configuration; it returns once every node is ready and
 # sees all N nodes as healthy (or fails, naming the node and its log).
@@ -102,6 +105,7 @@ start() {
 				CLUSTER_DATA_BIND_PORT=$((p + 2)) \
 				CLUSTER_JOIN="$gossip_join" \
 				MEMBERLIST_FAST_FAILURE_DETECTION=true \
+				REPLICA_MOVEMENT_ENABLED=true \
 				RAFT_PORT=$((p + 3)) \
 				RAFT_INTERNAL_RPC_PORT=$((p + 4)) \
 				RAFT_JOIN="$raft_join" \

@@ -17,32 +17,90 @@ import (
 	"simsearch/shard"
 )
 
-// realFixture returns an index of n vectors and a .npy file of q query vectors, all MobileNet v2
-// embeddings of crops of the bundled photos: random windows (35-100% of each side), mirrored half
-// of the time, brightened or darkened by up to 30%. The queries are crops that are not in the
-// index. One inference per vector is minutes for 20,000 on a free core and far more on a shared
-// machine, so only `real` of the index's vectors are embedded; the other n-real are mixes
-// t·a + (1-t)·b of two real embeddings a, b of the same photo (what a crop between those two
-// crops would roughly give). The files are kept in bin/ and reused while the recipe
-// (fixtureVersion) and the counts are unchanged.
+// realFixture returns an index of n vectors and a .npy file of q query vectors, all made from
+// MobileNet v2 embeddings of crops of the bundled photos: random windows (35-100% of each side),
+// mirrored half of the time, brightened or darkened by up to 30%. The queries are crops that are
+// not in the index. One inference per vector is minutes for 20,000 on a free core and far more
+// on a shared machine, so only `real` of the index's vectors are embedded crops; the other
+// n-real are mixes t·a + (1-t)·b of two different embedded crops a, b of the same photo (what a
+// crop between those two would roughly give). The embeddings are kept in bin/fixtures and reused
+// while the recipe (fixtureVersion) and the count are unchanged; the index is written each time.
 func realFixture(t *testing.T, n, real, q int) (indexPath, queriesPath string) {
 	t.Helper()
-	const fixtureVersion = 1
 	real = min(real, n)
-	dir, err := filepath.Abs(filepath.Join(testdata, "..", "bin", "fixtures"))
+	ids, vecs, dim := embeddedCrops(t, real+q)
+	out := t.TempDir()
+	queriesDir := filepath.Join(out, "queries")
+	if err := os.Mkdir(queriesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := shard.Write(queriesDir, 0, ids[real:], vecs[real*dim:], dim); err != nil {
+		t.Fatal(err)
+	}
+	ids, vecs = ids[:real:real], vecs[:real*dim:real*dim]
+
+	// Rows of the same photo, for the mixes.
+	byPhoto := map[string][]int{}
+	for r, id := range ids {
+		photo, _, _ := strings.Cut(id, "/")
+		byPhoto[photo] = append(byPhoto[photo], r)
+	}
+	rng := rand.New(rand.NewPCG(14, 2))
+	for i := real; i < n; i++ {
+		a := rng.IntN(real)
+		photo, _, _ := strings.Cut(ids[a], "/")
+		same := byPhoto[photo]
+		if len(same) < 2 {
+			i-- // a photo with one crop cannot be mixed: draw again
+			continue
+		}
+		b := same[rng.IntN(len(same))]
+		for b == a {
+			b = same[rng.IntN(len(same))]
+		}
+		tt := float32(rng.Float64())
+		ids = append(ids, fmt.Sprintf("%s/mix%05d", photo, i))
+		for c := range dim {
+			vecs = append(vecs, tt*vecs[a*dim+c]+(1-tt)*vecs[b*dim+c])
+		}
+	}
+	sha, err := embed.FileSHA256(model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	indexPath = filepath.Join(dir, fmt.Sprintf("crops-v%d-%d-real%d.simidx", fixtureVersion, n, real))
-	qdir := filepath.Join(dir, fmt.Sprintf("crops-v%d-%d-real%d-queries-%d", fixtureVersion, n, real, q))
-	queriesPath = filepath.Join(qdir, "0000.features.npy")
-	if _, err := os.Stat(queriesPath); err == nil {
-		if _, err := os.Stat(indexPath); err == nil {
-			return indexPath, queriesPath
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	rec, err := query.Record(embed.Default(model), sha)
+	if err != nil {
 		t.Fatal(err)
+	}
+	indexPath = filepath.Join(out, "crops.simidx")
+	w, err := index.Create(indexPath, dim, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMeta(index.Meta{Tool: "simsearch test fixture", Model: rec})
+	if err := w.Append(ids, vecs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return indexPath, filepath.Join(queriesDir, "0000"+shard.FeaturesSuffix)
+}
+
+// embeddedCrops returns the ids and embeddings of the first count crops (see realFixture),
+// from bin/fixtures or, the first time, made with the model and kept there.
+func embeddedCrops(t *testing.T, count int) ([]string, []float32, int) {
+	t.Helper()
+	const fixtureVersion = 1
+	dir, err := filepath.Abs(filepath.Join(testdata, "..", "bin", "fixtures", fmt.Sprintf("crops-v%d-%d", fixtureVersion, count)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idsPath, featPath := filepath.Join(dir, "0000"+shard.IDsSuffix), filepath.Join(dir, "0000"+shard.FeaturesSuffix)
+	if ids, _, err := shard.ReadIDs(idsPath); err == nil {
+		if vecs, dim, err := shard.ReadVectors(featPath); err == nil && len(ids) == count {
+			return ids, vecs, dim
+		}
 	}
 
 	m, _, err := query.OpenModel(query.ModelRequest{Path: model, CacheDir: embed.DefaultCacheDir()}, nil, "the fixture", 1280)
@@ -65,19 +123,19 @@ func realFixture(t *testing.T, n, real, q int) (indexPath, queriesPath string) {
 	if len(sources) < 10 {
 		t.Fatalf("only %d readable photos in %s", len(sources), images)
 	}
-	t.Logf("embedding %d crops of %d photos, mixing %d more (once; kept in %s)", real+q, len(sources), n-real, dir)
+	t.Logf("embedding %d crops of %d photos (once; kept in %s)", count, len(sources), dir)
 	rng := rand.New(rand.NewPCG(14, uint64(fixtureVersion)))
 	const batch = 16
-	ids := make([]string, 0, n+q)
-	vecs := make([]float32, 0, (n+q)*m.Dim())
+	ids := make([]string, 0, count)
+	vecs := make([]float32, 0, count*m.Dim())
 	input := make([]float32, 0, batch*m.InputLen())
 	start := time.Now()
-	for i := range real + q {
+	for i := range count {
 		s := i % len(sources)
 		ids = append(ids, fmt.Sprintf("%s/crop%05d", names[s], i))
 		input = input[:len(input)+m.InputLen()]
 		m.Prepare(variant(sources[s], rng), input[len(input)-m.InputLen():])
-		if len(input) == cap(input) || i == real+q-1 {
+		if len(input) == cap(input) || i == count-1 {
 			v, err := m.Run(input)
 			if err != nil {
 				t.Fatal(err)
@@ -86,45 +144,17 @@ func realFixture(t *testing.T, n, real, q int) (indexPath, queriesPath string) {
 			input = input[:0]
 		}
 		if (i+1)%500 == 0 {
-			t.Logf("  %d/%d embeddings, %.0f s", i+1, real+q, time.Since(start).Seconds())
+			t.Logf("  %d/%d embeddings, %.0f s", i+1, count, time.Since(start).Seconds())
 		}
 	}
-	dim := m.Dim()
-	// The queries are the last q embedded; the mixes go between the real rows and them.
-	qids, qvecs := slices.Clone(ids[real:]), slices.Clone(vecs[real*dim:])
-	ids, vecs = ids[:real], vecs[:real*dim]
-	for i := real; i < n; i++ {
-		a := rng.IntN(real)
-		b := a%len(sources) + len(sources)*rng.IntN((real-a%len(sources)+len(sources)-1)/len(sources)) // same photo
-		tt := float32(rng.Float64())
-		ids = append(ids, fmt.Sprintf("%s/mix%05d", names[a%len(sources)], i))
-		for c := range dim {
-			vecs = append(vecs, tt*vecs[a*dim+c]+(1-tt)*vecs[b*dim+c])
-		}
-	}
-	rec, err := query.Record(embed.Default(model), m.SHA256())
-	if err != nil {
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w, err := index.Create(indexPath, dim, false)
-	if err != nil {
+	if err := shard.Write(dir, 0, ids, vecs, m.Dim()); err != nil {
 		t.Fatal(err)
 	}
-	w.SetMeta(index.Meta{Tool: "simsearch test fixture", Model: rec})
-	if err := w.Append(ids, vecs); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(qdir)
-	if err := os.MkdirAll(qdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := shard.Write(qdir, 0, qids, qvecs, dim); err != nil {
-		t.Fatal(err)
-	}
-	return indexPath, queriesPath
+	return ids, vecs, m.Dim()
 }
 
 // variant is a random crop of img, maybe mirrored, with its brightness scaled.
