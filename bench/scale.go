@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +51,7 @@ func runScale(c config, sc scaleConfig, logf func(string, ...any)) error {
 		return fmt.Errorf("convert: %v: %s", err, out)
 	}
 
-	base, err := freePorts(sc.nodes)
+	base, err := cluster.FreeBase(sc.nodes, 18080)
 	if err != nil {
 		return err
 	}
@@ -210,28 +209,6 @@ func runScale(c config, sc scaleConfig, logf func(string, ...any)) error {
 	logf("wrote %s", sc.out)
 	fmt.Print(b.String())
 	return nil
-}
-
-// freePorts finds a BASE for scripts/weaviate-cluster.sh whose ports for n nodes are free.
-func freePorts(n int) (int, error) {
-	for base := 18080; base < 23000; base += 53 {
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			p := base + 100 + 10*i
-			for _, port := range []int{base + i, base + i + 41971, p + 1, p + 2, p + 3, p + 4} {
-				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-				if err != nil {
-					ok = false
-					break
-				}
-				ln.Close()
-			}
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("no free ports for a %d-node cluster", n)
 }
 
 // weaviateVersion is the module version recorded in the server binary.

@@ -54,7 +54,10 @@ func TestWeaviateCluster(t *testing.T) {
 	local := localExact(t, ixPath, queries, 10)
 
 	dir := t.TempDir()
-	base := freeBase(t, 3)
+	base, err := cluster.FreeBase(3, 20000+os.Getpid()%1000*3)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cl := &testCluster{t: t, bin: bin, dir: dir, base: base, n: 3}
 	cl.run("start", "3", dir, strconv.Itoa(base))
 	t.Cleanup(func() { cl.run("stop", dir) })
@@ -196,30 +199,6 @@ func (c *testCluster) kill(i int) {
 	for syscall.Kill(pid, 0) == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// freeBase finds a BASE whose REST, gRPC and cluster ports for n nodes are all free.
-func freeBase(t *testing.T, n int) int {
-	t.Helper()
-	for base := 20000 + os.Getpid()%2000*3; base < 23500; base += 37 {
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			p := base + 100 + 10*i
-			for _, port := range []int{base + i, base + i + 41971, p + 1, p + 2, p + 3, p + 4} {
-				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-				if err != nil {
-					ok = false
-					break
-				}
-				ln.Close()
-			}
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports for the cluster")
-	return 0
 }
 
 func pushJSON(t *testing.T, args ...string) map[string]float64 {
