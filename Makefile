@@ -8,7 +8,7 @@ MODEL   := testdata/model/mobilenet_v2_feature_vector.onnx
 STAMP   := bin/.setup-done
 TSTAMP  := bin/.setup-tests-done
 
-.PHONY: all setup build test check demo bench bench-smoke generate fuzz fuzz-short clean weaviate test-weaviate bench-scale
+.PHONY: all setup build test check demo page bench bench-smoke generate fuzz fuzz-short clean weaviate test-weaviate bench-scale
 
 all: build
 
@@ -24,12 +24,12 @@ $(TSTAMP): scripts/setup.sh
 setup: $(STAMP)
 
 build: $(STAMP)
-	$(GO) build -o $(BIN) ./cmd/simsearch
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/simsearch
 
 # Everything, then the concurrent parts again under the race detector.
 test: $(TSTAMP)
 	$(GO) test ./...
-	$(GO) test -race ./serve ./knn ./index ./convert ./query
+	$(GO) test -race ./serve ./knn ./index ./convert ./query ./collection
 
 # Fails on unformatted code, vet findings (both modules), a go.mod/go.sum that go mod tidy would
 # change, and generated assembly that differs from its generator's output. Writes nothing.
@@ -55,6 +55,16 @@ demo: build
 	@echo "== query: a photo that is in the collection, then one that is not: a brightened copy of ladybird.jpg"
 	$(BIN) query --index $(DEMO)/demo.simidx --timings testdata/images/elephants.jpg
 	$(BIN) query --index $(DEMO)/demo.simidx --timings -k 5 testdata/images/ladybird_brighter.jpg
+	@echo "== query --id: more like a photo already in the collection (its stored vector, no model)"
+	$(BIN) query --index $(DEMO)/demo.simidx -k 3 --id elephants.jpg
+	@echo "== dupes: the groups of near-duplicates (edited copies of one photo), exactly, all pairs"
+	$(BIN) dupes --index $(DEMO)/demo.simidx
+	@echo "== the page: 'make page' (or the line below), then open http://127.0.0.1:8080/ in a browser"
+	@echo "   $(BIN) serve --index $(DEMO)/demo.simidx --objects $(DEMO)/photos"
+
+# The page over the demo collection, until Ctrl-C: search, more like this, duplicates, the map.
+page: demo
+	$(BIN) serve --index $(DEMO)/demo.simidx --objects $(DEMO)/photos --thumbs $(DEMO)/thumbs
 
 # The side-by-side benchmark: writes bench/RESULTS.md (generates 512 MB of shards once).
 bench: build $(TSTAMP)

@@ -54,6 +54,7 @@ func main() {
 	flag.StringVar(&c.model, "model", "testdata/model/mobilenet_v2_feature_vector.onnx", "ONNX model for image queries")
 	flag.StringVar(&c.image, "image", "testdata/images/elephants.jpg", "query image")
 	flag.StringVar(&c.python, "python", "/usr/bin/python3", "python3 with numpy for the seed's own loop ('' to skip)")
+	living := flag.Bool("collection", false, "measure the living collection instead (update, add, remove): writes bench/COLLECTION.md")
 	var sc scaleConfig
 	scale := flag.Bool("scale", false, "the Weaviate cluster benchmark instead (make bench-scale; writes -scale-out)")
 	flag.IntVar(&sc.rows, "scale-rows", 20_000, "vectors pushed to the cluster")
@@ -64,6 +65,18 @@ func main() {
 	flag.Parse()
 	if *smoke {
 		c.rows, c.shardRows, c.rounds, c.loadRequests = 2000, 1000, 2, 24
+	}
+	if *living {
+		logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }
+		files, rss, out := 100_000, []int{250, 1000}, "bench/COLLECTION.md"
+		if *smoke {
+			files, rss, out = 2000, []int{20}, filepath.Join(c.data, "collection-smoke.md")
+		}
+		if err := collectionBench(c, files, rss, out, logf); err != nil {
+			logf("%v", err)
+			os.Exit(1)
+		}
+		return
 	}
 	bench := run
 	if *scale {
@@ -253,6 +266,9 @@ func run(c config, logf func(string, ...any)) error {
 		return fmt.Errorf("server load: %w", err)
 	}
 	report := render(c, d, samples, loads, python != "", defaultKernel, defaultReason)
+	if report, err = withDupes(c, idx, d.shards(), python, report, logf); err != nil {
+		return err
+	}
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return err
 	}

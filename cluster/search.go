@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -13,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"simsearch/embed"
-	"simsearch/index"
 	"simsearch/query"
 )
 
@@ -94,12 +92,6 @@ func (s *Searcher) Changed() error {
 		return fmt.Errorf("%s: nodes %s down, %d shards have no live replica: answers would be partial", s.c.t, strings.Join(down, ", "), missing)
 	}
 	return nil
-}
-
-// Reopen is for index files; a collection is updated in place by push, so there is nothing to
-// reopen.
-func (s *Searcher) Reopen() (*index.Index, error) {
-	return nil, errors.New(s.c.t.String() + " is a cluster's collection: push updates it in place, there is nothing to reload")
 }
 
 // Close releases the model.

@@ -24,6 +24,9 @@ type Options struct {
 	// Model records the embedding model and preprocessing in the index. When nil, the sidecar
 	// that simsearch extract leaves beside its shards (shard.ModelFile) is used if present.
 	Model *index.Model
+	// Root, when set, is recorded as the photo folder the ids are relative to (an absolute path),
+	// so that simsearch update can keep the index current (package folder gives the ids).
+	Root string
 	// Progress, when set, is called after each shard with the rows written so far and in all.
 	Progress func(rows, total int)
 	// AllowPartial converts the shards of an extract that did not finish (see shard.PartialFile).
@@ -87,7 +90,7 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 	}
 	defer w.Abort() // no-op after a successful Commit
 
-	meta := index.Meta{Tool: "simsearch convert", Model: opt.Model}
+	meta := index.Meta{Tool: "simsearch convert", Model: opt.Model, Root: opt.Root}
 	// One shard is read ahead (ids decoded, features mapped) while the current one is written.
 	next := make(chan loaded, 1)
 	stop := make(chan struct{})

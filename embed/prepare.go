@@ -10,20 +10,12 @@ import (
 // Python pipeline's Image.open(p).convert("RGB").resize((size, size)) does. It needs no model,
 // so callers can decode while the model loads; Model.Tensor finishes the preparation.
 func (c Config) ReadImage(path string) (*pil.RGB, error) {
-	img, err := pil.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	return img.Resize(c.Size, c.Size), nil
+	return pil.OpenResized(path, c.Size, c.Size)
 }
 
 // DecodeImage is ReadImage for an image already in memory (an upload).
 func (c Config) DecodeImage(data []byte) (*pil.RGB, error) {
-	img, err := pil.Decode(data)
-	if err != nil {
-		return nil, err
-	}
-	return img.Resize(c.Size, c.Size), nil
+	return pil.DecodeResized(data, c.Size, c.Size)
 }
 
 // PrepareFile decodes and resizes the image file at path and writes its model input to dst,

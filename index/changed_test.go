@@ -69,3 +69,55 @@ func TestChanged(t *testing.T) {
 		})
 	}
 }
+
+// Prefault over a file truncated under the mapping returns instead of killing the process.
+func TestPrefaultTruncated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.simidx")
+	w, err := Create(path, 1024, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 256)
+	for i := range ids {
+		ids[i] = string(rune('a'+i%26)) + string(rune('0'+i/26))
+	}
+	if err := w.Append(ids, make([]float32, 256*1024)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	os.Truncate(path, HeaderSize)
+	ix.Prefault(4) // MADV_POPULATE_READ fails on the missing pages, and the fallback reads fault
+	if !errors.Is(ix.Changed(), ErrChanged) {
+		t.Error("the truncation went unnoticed")
+	}
+}
+
+// BenchmarkChanged is the cost every search pays to notice a file changed in place.
+func BenchmarkChanged(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "a.simidx")
+	w, err := Create(path, 4, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Append([]string{"a"}, []float32{1, 2, 3, 4})
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	ix, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	for b.Loop() {
+		if err := ix.Changed(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

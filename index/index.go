@@ -161,6 +161,10 @@ func (ix *Index) Meta() (Meta, error) {
 	return m, nil
 }
 
+// Header returns the file's 4096-byte header, which holds every section's checksum: a digest of
+// it identifies the file's contents (package collection ties its change log to it this way).
+func (ix *Index) Header() []byte { return ix.m[:HeaderSize:HeaderSize] }
+
 // FormatVersion returns the file's format version (1 or 2).
 func (ix *Index) FormatVersion() int { return int(ix.h.version) }
 

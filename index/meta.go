@@ -9,6 +9,12 @@ type Meta struct {
 	Sources      []Source `json:"sources,omitempty"`
 	DuplicateIDs bool     `json:"duplicate_ids,omitempty"`
 	Model        *Model   `json:"model,omitempty"`
+	// Root is the photo folder the ids are relative to (see package folder), when known.
+	Root string `json:"root,omitempty"`
+	// ExifTranspose says the images were turned upright by their EXIF orientation before embedding.
+	ExifTranspose bool `json:"exif_transpose,omitempty"`
+	// SortedIDs says the rows are stored in increasing byte order of their ids.
+	SortedIDs bool `json:"sorted_ids,omitempty"`
 }
 
 // Source describes one input shard of an index.

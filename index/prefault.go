@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"simsearch/internal/fault"
 )
 
 // Prefault maps every page of the vectors section into the process ahead of a scan, split across
@@ -36,11 +38,15 @@ func (ix *Index) Prefault(workers int) {
 			if unix.Madvise(part, unix.MADV_POPULATE_READ) == nil {
 				return
 			}
-			var sum uint32
-			for i := 0; i < len(part); i += page {
-				sum += uint32(part[i])
-			}
-			prefaultSink.Add(sum) // keeps the reads from being optimised away
+			// A file truncated under the mapping makes these reads fault: the prefault then
+			// stops early, and the next search reports the change (Changed).
+			fault.Guard(func() {
+				var sum uint32
+				for i := 0; i < len(part); i += page {
+					sum += uint32(part[i])
+				}
+				prefaultSink.Add(sum) // keeps the reads from being optimised away
+			})
 		}(b[lo:hi])
 	}
 	wg.Wait()

@@ -49,14 +49,7 @@ func Decode(data []byte) (*RGB, error) { return Defaults().Decode(data) }
 
 // Open reads the image file at path and converts it to RGB.
 func (o Options) Open(path string) (*RGB, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if st.IsDir() {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: errors.New("is a directory, not an image")}
-	}
-	data, err := os.ReadFile(path)
+	data, err := o.read(path)
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +60,49 @@ func (o Options) Open(path string) (*RGB, error) {
 	return img, nil
 }
 
+func (o Options) read(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: errors.New("is a directory, not an image")}
+	}
+	return os.ReadFile(path)
+}
+
+// OpenResized is Open followed by Resize(w, h), with the default options.
+func OpenResized(path string, w, h int) (*RGB, error) { return Defaults().OpenResized(path, w, h) }
+
+// DecodeResized is Decode followed by Resize(w, h), with the default options.
+func DecodeResized(data []byte, w, h int) (*RGB, error) { return Defaults().DecodeResized(data, w, h) }
+
+// OpenResized reads the image file at path, converts it to RGB and resizes it to w×h, holding
+// its share of the decode budget until only the resized image is left: callers that need the
+// image at one size should use it rather than Open and Resize, so that full-size images held
+// between the two count against the budget too.
+func (o Options) OpenResized(path string, w, h int) (*RGB, error) {
+	data, err := o.read(path)
+	if err != nil {
+		return nil, err
+	}
+	img, err := o.decode(data, w, h)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// DecodeResized is OpenResized for an image in memory.
+func (o Options) DecodeResized(data []byte, w, h int) (*RGB, error) { return o.decode(data, w, h) }
+
 // Decode converts an encoded image to RGB, recognising its format by content. The image's size
 // is read from its header and checked against MaxPixels, and the memory its decoding will hold
 // is taken from the process's decode budget, before any pixel is decoded.
-func (o Options) Decode(data []byte) (*RGB, error) {
+func (o Options) Decode(data []byte) (*RGB, error) { return o.decode(data, 0, 0) }
+
+// decode decodes data and, unless w is 0, resizes it to w×h before giving back its budget.
+func (o Options) decode(data []byte, w, h int) (*RGB, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: empty file", ErrFormat)
 	}
@@ -96,6 +128,9 @@ func (o Options) Decode(data []byte) (*RGB, error) {
 	}
 	if o.ExifTranspose {
 		img = img.transpose(orientation(f.name, data))
+	}
+	if w != 0 {
+		img = img.Resize(w, h)
 	}
 	return img, nil
 }
@@ -138,23 +173,26 @@ func prefix(p ...string) func([]byte) bool {
 
 var formats = []format{
 	{"JPEG", prefix("\xFF\xD8\xFF"), jpegHeader, decodeJPEG},
-	{"PNG", prefix("\x89PNG\r\n\x1a\n"), goHeader(png.DecodeConfig, 2), goDecode("PNG", png.Decode)},
+	{"PNG", prefix("\x89PNG\r\n\x1a\n"), goHeader(png.DecodeConfig, 2, 0), goDecode("PNG", png.Decode)},
 	// The first frame, as Image.open shows it.
-	{"GIF", prefix("GIF87a", "GIF89a"), goHeader(gif.DecodeConfig, 1), goDecode("GIF", gif.Decode)},
+	{"GIF", prefix("GIF87a", "GIF89a"), goHeader(gif.DecodeConfig, 1, 0), goDecode("GIF", gif.Decode)},
 	{"WebP", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, webpHeader, decodeWebP},
-	{"TIFF", prefix("II*\x00", "MM\x00*"), goHeader(tiff.DecodeConfig, 1), goDecode("TIFF", tiff.Decode)},
-	{"BMP", prefix("BM"), goHeader(bmp.DecodeConfig, 1), goDecode("BMP", bmp.Decode)},
+	// x/image/tiff inflates a strip or tile into a buffer of up to 8 bytes per pixel whatever the
+	// pixel layout: a deflate bomb in a greyscale strip costs that much.
+	{"TIFF", prefix("II*\x00", "MM\x00*"), goHeader(tiff.DecodeConfig, 1, 8), goDecode("TIFF", tiff.Decode)},
+	{"BMP", prefix("BM"), goHeader(bmp.DecodeConfig, 1, 0), goDecode("BMP", bmp.Decode)},
 }
 
 // goHeader reads the header of a format decoded by Go; the decoder holds the image in the
-// layout of its colour model, times copies (PNG's interlaced passes hold a second one).
-func goHeader(config func(io.Reader) (image.Config, error), copies int64) func([]byte) (header, error) {
+// layout of its colour model, times copies (PNG's interlaced passes hold a second one), and
+// extra bytes per pixel of buffers.
+func goHeader(config func(io.Reader) (image.Config, error), copies, extra int64) func([]byte) (header, error) {
 	return func(data []byte) (header, error) {
 		c, err := config(bytes.NewReader(data))
 		if err != nil {
 			return header{}, err
 		}
-		return header{w: c.Width, h: c.Height, bytesPerPixel: copies * bytesPerPixel(c.ColorModel)}, nil
+		return header{w: c.Width, h: c.Height, bytesPerPixel: copies*bytesPerPixel(c.ColorModel) + extra}, nil
 	}
 }
 

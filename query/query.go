@@ -6,15 +6,16 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sync"
 	"time"
 
+	"simsearch/collection"
 	"simsearch/embed"
 	"simsearch/index"
 	"simsearch/internal/fault"
-	"simsearch/knn"
 	"simsearch/pil"
 )
 
@@ -32,12 +33,11 @@ type Answer struct {
 	Err     error              `json:"-"`
 }
 
-// Searcher holds an open index and, for image queries, a model.
+// Searcher holds an open collection (an index file and its change log, package collection) and,
+// for image queries, a model.
 type Searcher struct {
-	mu            sync.RWMutex // held for reading by each search, for writing by Reopen's swap
-	reopen        sync.Mutex   // one Reopen at a time
-	ix            *index.Index
-	meta          index.Meta
+	reopen        sync.Mutex // one Reopen or Refresh at a time
+	c             *collection.Collection
 	model         *embed.Model
 	allowMismatch bool          // the model was loaded with AllowMismatch: Reopen allows it too
 	ready         chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
@@ -45,49 +45,45 @@ type Searcher struct {
 	openTime      time.Duration
 }
 
-// Open maps the index and checks its metadata, which every command reads the same way (see
-// openIndex). Its pages are mapped by the first scan, which for a one-shot query is cheaper than
+// Open maps the index, applies its change log and checks its metadata, which every command reads
+// the same way (see checkMeta). Its pages are mapped by the first scan, which for a one-shot query is cheaper than
 // mapping them ahead (measured: a cold --vector query took 57 ms with a prefault overlapping
 // start-up, 50 ms without); a server calls Warm.
 func Open(path string) (*Searcher, error) {
 	start := time.Now()
-	ix, meta, err := openIndex(path)
+	c, err := collection.OpenCollection(path)
 	if err != nil {
 		return nil, err
 	}
-	s := &Searcher{ix: ix, meta: meta, ready: make(chan struct{}), openTime: time.Since(start)}
+	if err := checkMeta(c.Current()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	s := &Searcher{c: c, ready: make(chan struct{}), openTime: time.Since(start)}
 	return s, nil
 }
 
-// openIndex opens an index and decodes and checks its metadata: a document that is not JSON, or
-// a model record that no model configuration could have (a size of 0, an unknown layout, ...), is
-// refused here, for every command alike, rather than by some commands and not others.
-func openIndex(path string) (*index.Index, index.Meta, error) {
-	ix, err := index.Open(path)
-	if err != nil {
-		return nil, index.Meta{}, err
-	}
-	meta, err := ix.Meta()
-	if err == nil && meta.Model != nil {
-		if err = recordConfig(embed.Default("(the recorded model)"), meta.Model).Validate(); err != nil {
-			err = fmt.Errorf("%s: %w: metadata: the model record is invalid: %v", path, index.ErrFormat, err)
+// checkMeta checks a collection's metadata (decoded when it was opened): a model record that no
+// model configuration could have (a size of 0, an unknown layout, ...) is refused here, for every
+// command alike, rather than by some commands and not others.
+func checkMeta(v *collection.View) error {
+	if rec := v.Meta().Model; rec != nil {
+		if err := recordConfig(embed.Default("(the recorded model)"), rec).Validate(); err != nil {
+			return fmt.Errorf("%s: %w: metadata: the model record is invalid: %v", v.Path(), index.ErrFormat, err)
 		}
 	}
-	if err != nil {
-		ix.Close()
-		return nil, index.Meta{}, err
-	}
-	return ix, meta, nil
+	return nil
 }
 
 // Warm maps all of the index's pages in the background, so that a long-running server's first
 // scan runs at full speed; scans wait for it (reported as index_wait).
 func (s *Searcher) Warm() {
 	s.warm.Do(func() {
-		ix := s.Index()
+		v := s.c.Acquire()
 		go func() {
 			defer close(s.ready)
-			ix.Prefault(runtime.GOMAXPROCS(0))
+			defer v.Release()
+			v.Prefault(runtime.GOMAXPROCS(0))
 		}()
 	})
 }
@@ -98,27 +94,24 @@ func (s *Searcher) waitWarm() {
 	<-s.ready
 }
 
-// Index returns the open index. After a Reopen it returns the new one; the old one's header
-// fields (Len, Dim, Path) stay readable, its data does not.
-func (s *Searcher) Index() *index.Index {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.ix
-}
+// Index returns the collection's current view, for its size and metadata: after a Reopen or a
+// Refresh it returns the new one, and the old one's Len, Dim, Path and Meta stay readable. Searches
+// go through Search, which holds a view for as long as it reads it.
+func (s *Searcher) Index() *collection.View { return s.c.Current() }
+
+// Acquire returns the collection's current view and holds it until the caller's Release: for
+// whole-collection passes (duplicates, the map) that must read one consistent state.
+func (s *Searcher) Acquire() *collection.View { return s.c.Acquire() }
 
 // Meta returns the index's metadata, decoded and checked when it was opened.
-func (s *Searcher) Meta() index.Meta {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.meta
-}
+func (s *Searcher) Meta() index.Meta { return s.Index().Meta() }
 
 // Changed reports whether the index file was modified in place since it was opened (see
 // index.Index.Changed), for a health check.
 func (s *Searcher) Changed() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.ix.Changed()
+	v := s.c.Acquire()
+	defer v.Release()
+	return v.Changed()
 }
 
 // Dim is the index's vector dimension.
@@ -139,87 +132,101 @@ func (s *Searcher) Close() error {
 	if s.model != nil {
 		s.model.Close()
 	}
-	return s.Index().Close()
+	s.c.Close()
+	return nil
 }
 
-// Reopen opens the index file at the searcher's path again (an updated index renamed over the
-// old one), maps its pages, and swaps it in: searches in flight finish on the old index, later
-// ones use the new, none fails. The new index must have the same dim and, when a model is
-// loaded, record the same model (or none) unless the model was loaded with AllowMismatch. On
-// error the searcher keeps the old index.
-func (s *Searcher) Reopen() (*index.Index, error) {
+// Reopen opens the index file at the searcher's path again, with its change log (an updated index
+// renamed over the old one, or a committed update), maps its pages, and swaps it in: searches in
+// flight finish on the old view, later ones use the new, none fails. The new index must have the
+// same dim and, when a model is loaded, record the same model (or none) unless the model was
+// loaded with AllowMismatch. On error the searcher keeps the old view.
+func (s *Searcher) Reopen() (*collection.View, error) {
+	if _, err := s.refresh(true); err != nil {
+		return nil, err
+	}
+	return s.Index(), nil
+}
+
+// Refresh is Reopen when the index or its change log changed on disk and the change is committed;
+// otherwise it costs two stats. It reports whether it moved to a new view.
+func (s *Searcher) Refresh() (bool, error) { return s.refresh(false) }
+
+func (s *Searcher) refresh(force bool) (bool, error) {
 	s.reopen.Lock()
 	defer s.reopen.Unlock()
 	old := s.Index()
-	ix, meta, err := openIndex(old.Path())
-	if err != nil {
-		return nil, err
+	moved, err := s.c.Refresh(force, func(v *collection.View) error {
+		if err := checkMeta(v); err != nil {
+			return err
+		}
+		switch rec := v.Meta().Model; {
+		case v.Dim() != old.Dim():
+			return fmt.Errorf("%s now holds %d-dim vectors, not %d: restart to serve it", v.Path(), v.Dim(), old.Dim())
+		case s.model != nil && rec != nil && rec.SHA256 != "" && rec.SHA256 != s.model.SHA256() && !s.allowMismatch:
+			return fmt.Errorf("%s is now built with another model (sha256 %.12s…, loaded: %.12s…): restart with that model", v.Path(), rec.SHA256, s.model.SHA256())
+		}
+		v.Prefault(runtime.GOMAXPROCS(0))
+		return nil
+	})
+	return moved, err
+}
+
+// Follow calls Refresh every interval until ctx ends, so that a server moves to each committed
+// update; report (if not nil) is told of each move, with the number of vectors now served, and of
+// each error.
+func (s *Searcher) Follow(ctx context.Context, every time.Duration, report func(vectors int, err error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		moved, err := s.Refresh()
+		if report != nil && (moved || err != nil) {
+			report(s.Index().Len(), err)
+		}
 	}
-	switch rec := meta.Model; {
-	case ix.Dim() != old.Dim():
-		err = fmt.Errorf("%s now holds %d-dim vectors, not %d: restart to serve it", ix.Path(), ix.Dim(), old.Dim())
-	case s.model != nil && rec != nil && rec.SHA256 != "" && rec.SHA256 != s.model.SHA256() && !s.allowMismatch:
-		err = fmt.Errorf("%s is now built with another model (sha256 %.12s…, loaded: %.12s…): restart with that model", ix.Path(), rec.SHA256, s.model.SHA256())
-	}
-	if err != nil {
-		ix.Close()
-		return nil, err
-	}
-	ix.Prefault(runtime.GOMAXPROCS(0))
-	s.mu.Lock()
-	s.ix, s.meta = ix, meta
-	s.mu.Unlock()
-	s.waitWarm() // the old index's prefault, if still running, reads its mapping
-	old.Close()
-	return ix, nil
 }
 
 // Search finds the k nearest rows to each of the queries (row-major, Dim floats each) in one pass
-// over the index. It returns the answers, how long it waited for the index's pages and how long
-// the scan took. An index file modified in place fails the search with index.ErrChanged (or,
+// over the collection. It returns the answers, how long it waited for the index's pages and how
+// long the scan took. An index file modified in place fails the search with index.ErrChanged (or,
 // when the change races with the scan, fault.ErrFault) instead of crashing the process.
 func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, time.Duration, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	ix := s.ix
-	if len(queries)%ix.Dim() != 0 || len(queries) == 0 {
-		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), ix.Dim())
+	v := s.c.Acquire()
+	defer v.Release()
+	if len(queries)%v.Dim() != 0 || len(queries) == 0 {
+		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), v.Dim())
 	}
-	if err := index.CheckVectors(queries, s.ix.Dim()); err != nil {
+	if err := index.CheckVectors(queries, v.Dim()); err != nil {
 		return nil, 0, 0, fmt.Errorf("query %w", err)
 	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
-	if err := ix.Changed(); err != nil {
+	if err := v.Changed(); err != nil {
 		return nil, wait, 0, err
 	}
 	start = time.Now()
-	res, err := knn.SearchBatch(ix.Vectors(), ix.Dim(), queries, k, knn.Options{})
+	var res [][]collection.Result
+	var err error
+	ferr := fault.Guard(func() { res, err = v.Search(queries, k) })
 	scan := time.Since(start)
+	if ferr != nil {
+		err = ferr
+	}
 	if err != nil {
-		return nil, wait, scan, fmt.Errorf("%s: %w", ix.Path(), err)
+		return nil, wait, scan, fmt.Errorf("%s: %w", v.Path(), err)
 	}
 	out := make([][]Hit, len(res))
-	var idErr error
-	ferr := fault.Guard(func() {
-		for j, r := range res {
-			out[j] = make([]Hit, len(r))
-			for i, n := range r {
-				id, err := ix.ID(n.Row)
-				if err != nil {
-					idErr = err
-					return
-				}
-				out[j][i] = Hit{ID: id, Distance: float64(n.Distance)}
-			}
+	for j, r := range res {
+		out[j] = make([]Hit, len(r))
+		for i, n := range r {
+			out[j][i] = Hit{ID: n.ID, Distance: float64(n.Distance)}
 		}
-	})
-	if ferr != nil {
-		return nil, wait, scan, fmt.Errorf("%s: reading ids: %w", ix.Path(), ferr)
-	}
-	if idErr != nil {
-		return nil, wait, scan, idErr
 	}
 	return out, wait, scan, nil
 }

@@ -47,16 +47,18 @@ func (wd *webDriver) script(js string) any {
 	return wd.call("POST", "/execute/sync", map[string]any{"script": js, "args": []any{}})["value"]
 }
 
-// TestBrowser opens the page in headless Chromium (Debian's chromium and chromium-driver, which
-// make setup installs), picks a photo with the page's file input as a person would, and waits
-// for the result thumbnails to load from /objects/.
+// TestBrowser clicks through the page in headless Chromium (Debian's chromium and
+// chromium-driver, which make setup installs) as a person would: picks a photo with the file
+// input, clicks a result to see its neighbours, narrows them with the distance cutoff, goes
+// back and forward, opens the duplicates view and the map, and clicks a photo on the map. It
+// saves a screenshot of each step in bin/browser-test (or $SIMSEARCH_SCREENSHOT_DIR).
 func TestBrowser(t *testing.T) {
 	driver, err := exec.LookPath("chromedriver")
 	if err != nil {
 		t.Fatal("chromedriver not found: make setup installs Debian's chromium and chromium-driver")
 	}
 	idx := testIndex(t)
-	ts := start(t, Options{Objects: filepath.Join(filepath.Dir(idx), "photos")})
+	ts := start(t, Options{Objects: filepath.Join(filepath.Dir(idx), "photos"), ThumbDir: t.TempDir()})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,12 +83,12 @@ func TestBrowser(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	browser := "/usr/bin/chromium"
+	chromiumBin := "/usr/bin/chromium"
 	wd := &webDriver{t: t, base: root + "/session"}
 	caps := map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
 		"browserName": "chrome",
 		"goog:chromeOptions": map[string]any{
-			"binary": browser,
+			"binary": chromiumBin,
 			// Flags for a closed network and a root user, as this workplace's machines need.
 			"args": []string{"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 				"--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -101,55 +103,164 @@ func TestBrowser(t *testing.T) {
 	wd.base += "/" + id
 	defer wd.call("DELETE", "", nil)
 
+	shots := os.Getenv("SIMSEARCH_SCREENSHOT_DIR")
+	if shots == "" {
+		shots = filepath.Join("..", "bin", "browser-test")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{wd: wd, t: t, shots: shots}
+
 	wd.call("POST", "/url", map[string]any{"url": ts.url + "/"})
 	if title := wd.call("GET", "/title", nil)["value"]; title != "simsearch" {
 		t.Fatalf("page title %q", title)
 	}
-	// The page's inline style (element and attribute) applies under the server's CSP.
+	// The page's style sheet applies under the server's CSP.
 	if border, _ := wd.script(`return getComputedStyle(document.getElementById("drop")).borderTopStyle`).(string); border != "dashed" {
-		t.Errorf("the drop zone's border is %q, want dashed: the page's <style> is blocked", border)
+		t.Errorf("the drop zone's border is %q, want dashed: the page's style sheet is blocked", border)
 	}
-	if w, _ := wd.script(`return document.getElementById("k").style.width`).(string); w != "4em" {
-		t.Errorf("the k input's style width is %q, want 4em: its style attribute is blocked", w)
-	}
-	k := wd.call("POST", "/element", map[string]any{"using": "css selector", "value": "#k"})["value"].(map[string]any)
-	for key, v := range k {
-		wd.elemKey = key
-		wd.call("POST", "/element/"+v.(string)+"/clear", map[string]any{})
-		wd.call("POST", "/element/"+v.(string)+"/value", map[string]any{"text": "4"})
-	}
-	file := wd.call("POST", "/element", map[string]any{"using": "css selector", "value": "#file"})["value"].(map[string]any)
+	b.typeInto("#k", "4")
 	photo, _ := filepath.Abs(filepath.Join(images, "ladybird_brighter.jpg"))
-	wd.call("POST", "/element/"+file[wd.elemKey].(string)+"/value", map[string]any{"text": photo})
+	b.typeInto("#file", photo)
 
-	// Wait for four thumbnails that actually loaded (a broken image has naturalWidth 0).
-	var loaded float64
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		loaded, _ = wd.script(`return [...document.querySelectorAll("#results img")].filter(i => i.complete && i.naturalWidth > 0).length`).(float64)
-		if loaded == 4 {
-			break
-		}
-	}
-	status, _ := wd.script(`return document.getElementById("status").textContent`).(string)
-	if loaded != 4 {
-		t.Fatalf("%v thumbnails loaded, want 4; status %q", loaded, status)
-	}
-	first, _ := wd.script(`return document.querySelector("#results li").textContent`).(string)
+	// 1. The dropped photo's neighbours: four thumbnails that actually loaded (a broken image
+	// has naturalWidth 0), its original first.
+	b.waitLoaded(4)
+	first := b.text("#results li")
 	if !strings.Contains(first, "ladybird.jpg") || !strings.Contains(first, "1.0945") {
 		t.Errorf("first result %q, want ladybird.jpg at 1.0945", first)
 	}
-	if !strings.HasPrefix(status, "4 results in") {
+	if status := b.text("#status"); !strings.HasPrefix(status, "4 results in") {
 		t.Errorf("status line %q", status)
 	}
-	shot, _ := wd.call("GET", "/screenshot", nil)["value"].(string)
+	b.shot("1-dropped")
+
+	// 2. More like the first result: its own photo comes first, at 0, and the URL says so.
+	b.click("#results li a.more")
+	b.waitFor(`return location.search.includes("id=ladybird.jpg") && document.querySelector("#results li") !== null && document.querySelector("#results li").textContent.includes("0.0000")`)
+	b.waitLoaded(4)
+	if q := b.text("#query-text"); !strings.Contains(q, "More like ladybird.jpg") {
+		t.Errorf("query line %q", q)
+	}
+	b.shot("2-more-like-this")
+
+	// 3. A distance cutoff of 1 leaves only the photo itself (ladybird_brighter.jpg is not in
+	// this collection; the next nearest is further than 1).
+	b.typeInto("#cutoff", "1")
+	b.waitFor(`return location.search.includes("d=1") && document.querySelectorAll("#results li").length === 1`)
+	if status := b.text("#status"); !strings.Contains(status, "within 1 (of 4)") {
+		t.Errorf("status with a cutoff: %q", status)
+	}
+
+	// 4. Back: the dropped photo's results again; forward: the neighbours again.
+	wd.call("POST", "/back", map[string]any{})
+	b.waitFor(`return !location.search.includes("id=") && document.querySelectorAll("#results li").length === 4 && document.querySelector("#results li").textContent.includes("1.0945")`)
+	wd.call("POST", "/forward", map[string]any{})
+	b.waitFor(`return location.search.includes("id=ladybird.jpg") && document.querySelectorAll("#results li").length === 1`)
+
+	// 5. The duplicates view: the two groups of this collection, with sizes and resolutions.
+	b.click("#nav-dupes")
+	b.waitFor(`return document.querySelectorAll("#groups .group").length === 2`)
+	b.waitFor(`return [...document.querySelectorAll("#groups img")].filter(i => i.complete && i.naturalWidth > 0).length === 4`)
+	for _, want := range []string{"coffee.png", "coffee_cmyk.jpg", "elephants_toned.jpg", "1024×576", "KB"} {
+		if !strings.Contains(b.text("#groups"), want) {
+			t.Errorf("duplicates view lacks %q", want)
+		}
+	}
+	b.shot("3-duplicates")
+
+	// 6. The map: every photo as a thumbnail; zoom with the keyboard; click one for its
+	// neighbours.
+	b.click("#nav-map")
+	b.waitFor(`return document.querySelectorAll("#map a image").length === 8`)
+	before := b.text("#map-status")
+	if !strings.Contains(before, "8 of the collection's 8 photos") {
+		t.Errorf("map status %q", before)
+	}
+	vb := wd.script(`return document.getElementById("map").getAttribute("viewBox")`)
+	b.click("#zoom-in")
+	if after := wd.script(`return document.getElementById("map").getAttribute("viewBox")`); after == vb {
+		t.Errorf("zooming in left the viewBox at %v", vb)
+	}
+	b.shot("4-map")
+	target, _ := wd.script(`const a = document.querySelector("#map a"); a.dispatchEvent(new MouseEvent("click", {bubbles: true, cancelable: true})); return a.querySelector("title").textContent`).(string)
+	// Its neighbours: the photo itself first, at 0.
+	b.waitFor(fmt.Sprintf(`return location.search.includes("id=") && !document.getElementById("search-view").hidden && document.querySelector("#results li") !== null && document.querySelector("#results li").textContent.startsWith("0.0000 " + %s)`, strconvQuote(target)))
+	b.shot("5-from-the-map")
+	t.Logf("screenshots in %s", shots)
+}
+
+// browser drives the page through a WebDriver session.
+type browser struct {
+	wd    *webDriver
+	t     *testing.T
+	shots string
+}
+
+func (b *browser) find(css string) string {
+	b.t.Helper()
+	v := b.wd.call("POST", "/element", map[string]any{"using": "css selector", "value": css})["value"].(map[string]any)
+	for key, id := range v {
+		b.wd.elemKey = key
+		return id.(string)
+	}
+	b.t.Fatalf("no element %s", css)
+	return ""
+}
+
+func (b *browser) click(css string) {
+	b.t.Helper()
+	b.wd.call("POST", "/element/"+b.find(css)+"/click", map[string]any{})
+}
+
+// typeInto replaces an input's value as typing would (a file input takes a path).
+func (b *browser) typeInto(css, text string) {
+	b.t.Helper()
+	id := b.find(css)
+	if css != "#file" {
+		b.wd.call("POST", "/element/"+id+"/clear", map[string]any{})
+	}
+	b.wd.call("POST", "/element/"+id+"/value", map[string]any{"text": text})
+}
+
+func (b *browser) text(css string) string {
+	b.t.Helper()
+	s, _ := b.wd.script(`const e = document.querySelector(` + strconvQuote(css) + `); return e ? e.textContent : ""`).(string)
+	return s
+}
+
+// waitFor polls a condition (a script returning a boolean) until it holds, for up to 20 s.
+func (b *browser) waitFor(js string) {
+	b.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ok, _ := b.wd.script(js).(bool); ok {
+			return
+		}
+	}
+	b.shot("failed")
+	b.t.Fatalf("timed out waiting for: %s (url %v, status %q)", js, b.wd.script(`return location.href`), b.text("#status"))
+}
+
+// waitLoaded waits until n result thumbnails have loaded.
+func (b *browser) waitLoaded(n int) {
+	b.t.Helper()
+	b.waitFor(fmt.Sprintf(`return [...document.querySelectorAll("#results img")].filter(i => i.complete && i.naturalWidth > 0).length === %d`, n))
+}
+
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	shot, _ := b.wd.call("GET", "/screenshot", nil)["value"].(string)
 	png, err := base64.StdEncoding.DecodeString(shot)
 	if err != nil || len(png) < 1000 {
-		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
+		b.t.Fatalf("screenshot: %d bytes, %v", len(png), err)
 	}
-	out := filepath.Join(t.TempDir(), "page.png")
-	if dir := os.Getenv("SIMSEARCH_SCREENSHOT_DIR"); dir != "" {
-		out = filepath.Join(dir, "serve-page.png")
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
 	}
-	os.WriteFile(out, png, 0o644)
-	t.Logf("screenshot: %s", out)
+}
+
+func strconvQuote(s string) string {
+	q, _ := json.Marshal(s)
+	return string(q)
 }

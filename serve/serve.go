@@ -41,6 +41,8 @@ type Options struct {
 	Timeout  time.Duration // per request; 0 means 30 s
 	MaxBatch int           // queries per batch; 0 means 8
 	Log      *log.Logger   // nil: no request log
+	// ThumbDir holds the page's thumbnails, made once each; "" means thumb.DefaultDir.
+	ThumbDir string
 }
 
 // Searcher is what the server searches: a query.Searcher over a local index, or a cluster's
@@ -55,8 +57,6 @@ type Searcher interface {
 	// Changed says why answers would be wrong or incomplete now (an index file modified in
 	// place, a cluster missing shards), or nil.
 	Changed() error
-	// Reopen reads an updated index file again (see Reload); a cluster refuses.
-	Reopen() (*index.Index, error)
 }
 
 // Server answers queries over HTTP with a Searcher whose model is loaded.
@@ -68,7 +68,11 @@ type Server struct {
 	ready   atomic.Bool
 	decode  chan struct{} // bounds concurrent decodes to the cores
 	mux     *http.ServeMux
-	csp     string // the Content-Security-Policy of every response
+	csp     string    // the Content-Security-Policy of every response
+	ex      *explorer // the page's views: thumbnails, duplicates, the map
+	// local is s when it searches an index file: the views that read its vectors (search by
+	// id, duplicates, the map) need it; nil for a cluster's collection.
+	local *query.Searcher
 }
 
 // New makes a server; Run serves it.
@@ -89,6 +93,7 @@ func New(s Searcher, opt Options) (*Server, error) {
 		opt.MaxBatch = 8
 	}
 	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
+	srv.local, _ = s.(*query.Searcher)
 	if opt.Objects != "" {
 		root, err := os.OpenRoot(opt.Objects)
 		if err != nil {
@@ -107,6 +112,9 @@ func New(s Searcher, opt Options) (*Server, error) {
 	srv.mux.HandleFunc("POST /search", srv.searchImage)
 	srv.mux.HandleFunc("POST /search/vector", srv.searchVector)
 	srv.mux.HandleFunc("GET /objects/{id...}", srv.object)
+	if err := srv.routeExplore(sub); err != nil {
+		return nil, err
+	}
 	return srv, nil
 }
 
@@ -193,7 +201,10 @@ func (srv *Server) Run(ctx context.Context, ln net.Listener, drain time.Duration
 // the reason) until a reload or a restart.
 // It returns the number of vectors now served.
 func (srv *Server) Reload() (int, error) {
-	ix, err := srv.s.Reopen()
+	if srv.local == nil {
+		return 0, errors.New("a cluster's collection is updated in place by push: there is nothing to reload")
+	}
+	ix, err := srv.local.Reopen()
 	if err != nil {
 		return 0, err
 	}
@@ -385,6 +396,26 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid id")
 		return
 	}
+	f, st, typ, err := srv.openObject(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		writeError(w, http.StatusNotFound, "no such object")
+		return
+	case err != nil:
+		writeError(w, http.StatusForbidden, id+": "+err.Error())
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", typ)
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	http.ServeContent(w, r, path.Base(st.Name()), st.ModTime(), f)
+}
+
+// openObject opens the image id from the objects folder, looked up in the seed's object-store
+// layout (55/77/5577b0….jpg, fanned out by the first four characters) and then flat, and returns
+// its content type. A file that is not an image is refused; none found is os.ErrNotExist. id
+// must have passed validObjectID.
+func (srv *Server) openObject(id string) (*os.File, os.FileInfo, string, error) {
 	var names []string
 	if base := path.Base(id); len(base) > 4 && base == id {
 		names = append(names, path.Join(base[:2], base[2:4], base))
@@ -406,16 +437,11 @@ func (srv *Server) object(w http.ResponseWriter, r *http.Request) {
 			if err == nil {
 				err = errors.New("only images are served")
 			}
-			writeError(w, http.StatusForbidden, id+": "+err.Error())
-			return
+			return nil, nil, "", err
 		}
-		w.Header().Set("Content-Type", typ)
-		w.Header().Set("Cache-Control", "public, max-age=86400")
-		http.ServeContent(w, r, path.Base(name), st.ModTime(), f)
-		f.Close()
-		return
+		return f, st, typ, nil
 	}
-	writeError(w, http.StatusNotFound, "no such object")
+	return nil, nil, "", os.ErrNotExist
 }
 
 func validObjectID(id string) bool {

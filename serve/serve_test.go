@@ -705,17 +705,37 @@ func TestPanicBecomes500(t *testing.T) {
 
 func TestPage(t *testing.T) {
 	ts := start(t, Options{})
-	res, err := http.Get(ts.url + "/")
-	if err != nil {
-		t.Fatal(err)
+	get := func(path string) (string, *http.Response) {
+		t.Helper()
+		res, err := http.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, res.StatusCode)
+		}
+		return string(b), res
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	page := string(b)
-	if res.StatusCode != 200 || !strings.Contains(page, `<input id="file" type="file"`) || !strings.Contains(page, `fetch("/search?k="`) {
-		t.Errorf("page: %d\n%s", res.StatusCode, page[:min(300, len(page))])
+	page, _ := get("/")
+	if !strings.Contains(page, `<input id="file" type="file"`) || !strings.Contains(page, `<script src="/app.js" defer></script>`) {
+		t.Errorf("page:\n%s", page[:min(300, len(page))])
 	}
-	if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
-		t.Error("the page loads something from another site")
+	// Scripts and styles live in served files, never inline, so that a Content-Security-Policy
+	// of default-src 'self' allows them.
+	if strings.Count(page, "<script") != 1 || strings.Contains(page, "<style") || strings.Contains(page, " style=") {
+		t.Error("the page has inline scripts or styles")
+	}
+	js, res := get("/app.js")
+	if ct := res.Header.Get("Content-Type"); !strings.Contains(ct, "javascript") || !strings.Contains(js, `"/search?k="`) {
+		t.Errorf("app.js: %s", ct)
+	}
+	css, _ := get("/app.css")
+	for name, text := range map[string]string{"/": page, "/app.js": js, "/app.css": css} {
+		text = strings.ReplaceAll(text, `"http://www.w3.org/2000/svg"`, "") // SVG's namespace, a name, not fetched
+		if strings.Contains(text, "http://") || strings.Contains(text, "https://") || strings.Contains(text, "@import") {
+			t.Errorf("%s loads something from another site", name)
+		}
 	}
 }

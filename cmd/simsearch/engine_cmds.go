@@ -48,6 +48,9 @@ func openEngine(c *cli.Context, engine string) (*cluster.Searcher, error) {
 
 // runEngineQuery is query with --engine: the same output, answered by the cluster.
 func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
+	if c.Bool("id") {
+		return usageError(c, "--id works with --index only, not --engine")
+	}
 	s, err := openEngine(c, engine)
 	if err != nil {
 		return err
@@ -89,7 +92,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 			return err
 		}
 	}
-	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, c.Bool("json"), c.Bool("timings"))
+	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, answerFormat(c), c.Bool("timings"))
 }
 
 // serveSearcher is what serve needs of a local index or of a cluster's collection.
@@ -99,21 +102,20 @@ type serveSearcher interface {
 	Close() error
 }
 
-// openServeSearcher opens --index (mapping its pages in the background while the model loads)
-// or connects to --engine, and says what it serves.
-func openServeSearcher(c *cli.Context) (serveSearcher, string, error) {
+// openServeSearcher opens --index, returned twice (as the local searcher for what only an index
+// file has: its recorded decoding, warming, following updates), or connects to --engine (local
+// is then nil), and says what it serves.
+func openServeSearcher(c *cli.Context) (s serveSearcher, local *query.Searcher, what string, err error) {
 	engine, err := indexOrEngine(c)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if engine != "" {
 		s, err := openEngine(c, engine)
-		return s, engine, err
+		return s, nil, engine, err
 	}
-	s, err := query.Open(c.String("index"))
-	if err != nil {
-		return nil, "", err
+	if local, err = query.Open(c.String("index")); err != nil {
+		return nil, nil, "", err
 	}
-	s.Warm()
-	return s, c.String("index"), nil
+	return local, local, c.String("index"), nil
 }

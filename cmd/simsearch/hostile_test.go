@@ -105,10 +105,10 @@ func TestHostileImages(t *testing.T) {
 	serveHostile(t, idx, files)
 }
 
-// serveHostile uploads the bombs 8 at a time to a serve child and checks every answer is a 400
-// with the reason, then that the server still answers a good image and stops cleanly.
-func serveHostile(t *testing.T, idx string, files []string) {
-	srv := child("serve", "--index", idx, "--addr", "127.0.0.1:0", "--quiet")
+// startServe starts a serve child on a free loopback port and returns its URL.
+func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	srv := child(append([]string{"serve", "--addr", "127.0.0.1:0", "--quiet"}, args...)...)
 	stderr, err := srv.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -116,11 +116,11 @@ func serveHostile(t *testing.T, idx string, files []string) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Process.Kill() // on a failure below; after a clean stop, a no-op
-	lines := bufio.NewScanner(stderr)
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() }) // on a failure; after a clean stop, a no-op
+	sc := bufio.NewScanner(stderr)
 	var url string
-	for url == "" && lines.Scan() {
-		if m := regexp.MustCompile(`on (http://\S+)/`).FindStringSubmatch(lines.Text()); m != nil {
+	for url == "" && sc.Scan() {
+		if m := regexp.MustCompile(`on (http://\S+)/`).FindStringSubmatch(sc.Text()); m != nil {
 			url = m[1]
 		}
 	}
@@ -128,59 +128,15 @@ func serveHostile(t *testing.T, idx string, files []string) {
 		t.Fatal("serve never said where it listens")
 	}
 	go func() { // drain the rest of stderr so the child never blocks on it
-		for lines.Scan() {
+		for sc.Scan() {
 		}
 	}()
-	post := func(path string) (int, string, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return 0, "", err
-		}
-		res, err := http.Post(url+"/search", "application/octet-stream", bytes.NewReader(b))
-		if err != nil {
-			return 0, "", err
-		}
-		defer res.Body.Close()
-		var a struct {
-			Error   string            `json:"error"`
-			Results []json.RawMessage `json:"results"`
-		}
-		if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
-			return res.StatusCode, "", fmt.Errorf("status %d, body not JSON: %v", res.StatusCode, err)
-		}
-		return res.StatusCode, a.Error, nil
-	}
-	var bombs []string
-	for _, f := range files {
-		if strings.Contains(filepath.Base(f), "bomb") {
-			bombs = append(bombs, f)
-		}
-	}
-	for _, f := range append(bombs, files...) {
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				code, msg, err := post(f)
-				if err == nil && (code != 400 || !strings.Contains(msg, "cannot read the image")) {
-					err = fmt.Errorf("%d %q", code, msg)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("%s: %v", filepath.Base(f), err)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-	}
-	if code, msg, err := post(filepath.Join(images, "tiny_red.png")); err != nil || code != 200 {
-		t.Errorf("a good image after the bombs: %d %q %v", code, msg, err)
-	}
+	return srv, url
+}
+
+// stopServe sends SIGTERM and waits for a clean exit.
+func stopServe(t *testing.T, srv *exec.Cmd) {
+	t.Helper()
 	srv.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- srv.Wait() }()
@@ -192,7 +148,101 @@ func serveHostile(t *testing.T, idx string, files []string) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop within 30 s of SIGTERM")
 	}
+}
+
+// uploadAll posts the file at path n times at once and checks each answer with ok.
+func uploadAll(t *testing.T, url, path string, n int, ok func(code int, msg string) bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, msg, err := postImage(url, b)
+			if err == nil && !ok(code, msg) {
+				err = fmt.Errorf("%d %q", code, msg)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("%s: %v", filepath.Base(path), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// postImage posts an image to /search and returns the status and the JSON answer's error.
+func postImage(url string, b []byte) (int, string, error) {
+	res, err := http.Post(url+"/search", "application/octet-stream", bytes.NewReader(b))
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	var a struct {
+		Error   string            `json:"error"`
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
+		return res.StatusCode, "", fmt.Errorf("status %d, body not JSON: %v", res.StatusCode, err)
+	}
+	return res.StatusCode, a.Error, nil
+}
+
+func refused(code int, msg string) bool {
+	return code == 400 && strings.Contains(msg, "cannot read the image")
+}
+
+// serveHostile uploads the bombs, then every hostile file, 8 at a time to a serve child and
+// checks every answer is a 400 with the reason, then that the server still answers a good image
+// and stops cleanly.
+func serveHostile(t *testing.T, idx string, files []string) {
+	srv, url := startServe(t, "--index", idx)
+	var bombs []string
+	for _, f := range files {
+		if strings.Contains(filepath.Base(f), "bomb") {
+			bombs = append(bombs, f)
+		}
+	}
+	for _, f := range append(bombs, files...) {
+		uploadAll(t, url, f, 8, refused)
+	}
+	uploadAll(t, url, filepath.Join(images, "tiny_red.png"), 1, func(code int, _ string) bool { return code == 200 })
+	stopServe(t, srv)
 	t.Logf("serve: peak RSS %d MB after %d concurrent uploads of each of %d files", peakRSS(t, srv)>>20, 8, len(files))
+}
+
+// Eight concurrent uploads of an image Pillow opens but that costs 64 MB to decode (16 million
+// pixels in 2 KB) are all answered, and the decode budget (100 MB here) lets one decode at a
+// time: the server's peak RSS stays under 500 MB. (SIMSEARCH_TEST_DECODE_MEMORY=8000000000
+// shows what the budget saves; serve also decodes at most GOMAXPROCS images at once.)
+func TestServeDecodeBudget(t *testing.T) {
+	dir := t.TempDir()
+	photos := filepath.Join(dir, "photos")
+	os.Mkdir(photos, 0o755)
+	b, err := os.ReadFile(filepath.Join(images, "tiny_red.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(photos, "tiny_red.png"), b, 0o644)
+	mustRun(t, "extract", photos, "-o", filepath.Join(dir, "shards"), "--model", model)
+	idx := filepath.Join(dir, "x.simidx")
+	mustRun(t, "convert", filepath.Join(dir, "shards"), "-o", idx)
+	budget := "100000000"
+	if b := os.Getenv("SIMSEARCH_TEST_DECODE_MEMORY"); b != "" {
+		budget = b // to see what the budget saves: SIMSEARCH_TEST_DECODE_MEMORY=8000000000
+	}
+	srv, url := startServe(t, "--index", idx, "--decode-memory", budget, "--timeout", "5m")
+	uploadAll(t, url, hostile+"/loadable/bomb_4000x4000_1bit.png", 8, func(code int, _ string) bool { return code == 200 })
+	stopServe(t, srv)
+	t.Logf("serve: peak RSS %d MB after 8 concurrent 4000x4000 decodes (--decode-memory %s)", peakRSS(t, srv)>>20, budget)
 }
 
 // A finite query vector whose distances would overflow float32 is refused with the reason, in

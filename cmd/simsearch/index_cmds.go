@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"simsearch/collection"
 	"simsearch/convert"
 	"simsearch/embed"
 	"simsearch/index"
@@ -29,12 +32,17 @@ are refused, and so is an output that would overwrite or join the input.
 --model records the model that made the features (its SHA-256 and the preprocessing flags) so
 that query uses it by default and refuses another; shards from extract carry that record already.
 
+--root records the photo folder the shards were made from: 'simsearch update' then keeps the
+index current, embedding only photos that are not in it yet (ids in the seed's object-store
+layout ab/cd/<sha1>.<ext> are the file names, as in the seed's shards).
+
 Example:
-   simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx`,
+   simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx --root /mnt/media/object`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "index file to write", Required: true},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace an existing index file"},
 			&cli.BoolFlag{Name: "allow-duplicate-ids", Usage: "keep ids that occur more than once"},
+			&cli.StringFlag{Name: "root", Usage: "the photo folder the shards were made from (e.g. the object store), so that 'simsearch update' can keep the index current"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "convert the shards of an extract that did not finish"},
 		}, modelFlags(false)...),
 		Action: func(c *cli.Context) error {
@@ -45,6 +53,16 @@ Example:
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			opt := convert.Options{AllowDuplicateIDs: c.Bool("allow-duplicate-ids"), Overwrite: c.Bool("force"), AllowPartial: c.Bool("allow-partial"), Context: ctx}
+			if root := c.String("root"); root != "" {
+				abs, err := filepath.Abs(root)
+				if err != nil {
+					return err
+				}
+				if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+					return fmt.Errorf("--root %s: not a folder", root)
+				}
+				opt.Root = abs
+			}
 			if c.String("model") != "" {
 				cfg, err := modelConfig(c)
 				if err != nil {
@@ -88,7 +106,7 @@ func infoCommand() *cli.Command {
 		Name:        "info",
 		Usage:       "describe an index file",
 		ArgsUsage:   "INDEX",
-		Description: "Prints the count, dim, size and metadata of INDEX (checking only its header).\n\nExample:\n   simsearch info --json photos.simidx | jq .count",
+		Description: "Prints the count (the change log's rows included), dim, size and metadata of INDEX (checking only its header).\n\nExample:\n   simsearch info --json photos.simidx | jq .count",
 		Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -133,20 +151,42 @@ func verifyCommand() *cli.Command {
 		Name:        "verify",
 		Usage:       "check an index file's checksums and contents",
 		ArgsUsage:   "INDEX...",
-		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata. Exits non-zero if any file is damaged.\n\nExample:\n   simsearch verify photos.simidx",
+		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, and its change log INDEX.log (every record's checksum, ids unique across\nthe index and the log). Exits non-zero if any file is damaged. --json prints one\n{\"path\", \"ok\", \"error\"} object per file.\n\nExample:\n   simsearch verify photos.simidx",
+		Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print one JSON object per file"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(c, "want at least one index file")
 			}
 			failed := 0
+			enc := json.NewEncoder(c.App.Writer)
 			for _, path := range c.Args().Slice() {
-				err := verify(path)
+				rep, err := verify(path)
+				if c.Bool("json") {
+					res := map[string]any{"path": path, "ok": err == nil}
+					if err != nil {
+						res["error"] = err.Error()
+						failed++
+					}
+					if err := enc.Encode(res); err != nil {
+						return err
+					}
+					continue
+				}
 				if err != nil {
 					fmt.Fprintf(c.App.ErrWriter, "simsearch: %v\n", err)
 					failed++
 					continue
 				}
 				fmt.Fprintf(c.App.Writer, "%s: ok\n", path)
+				if rep.Exists && rep.Commits > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: %d rows; its change log adds %d and deletes %d in %d commits (%d bytes)\n", path, rep.Rows, rep.AddedRows, rep.DeletedRows, rep.Commits, rep.Committed)
+				}
+				if rep.Tail > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: an interrupted call left %d uncommitted bytes (%d rows) in the change log: ignored, and reused by the next update\n", path, rep.Tail, rep.TailRows)
+				}
+				if rep.Stale {
+					fmt.Fprintf(c.App.ErrWriter, "%s: the change log belongs to an older version of the index: ignored, and replaced by the next update\n", path)
+				}
 			}
 			if failed > 0 {
 				return exitError{1}
@@ -156,11 +196,11 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-func verify(path string) error {
+func verify(path string) (collection.LogReport, error) {
 	s, err := query.Open(path) // the metadata checks every command makes
 	if err != nil {
-		return err
+		return collection.LogReport{}, err
 	}
-	defer s.Close()
-	return s.Index().Verify()
+	s.Close()
+	return collection.Verify(path)
 }

@@ -27,6 +27,7 @@ func main() {
 // run runs the command line args with the given outputs and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
+	cli.VersionPrinter = func(c *cli.Context) { printBuildInfo(c.App.Writer, false) }
 	app.Writer, app.ErrWriter = stdout, stderr
 	args, err := flagsFirst(app, args)
 	if err == nil {
@@ -52,10 +53,12 @@ func newApp() *cli.App {
    simsearch extract photos/ -o shards/ --model model.onnx   # images -> feature shards (or use your own)
    simsearch convert shards/ -o photos.simidx                # shards -> one index file, once
    simsearch query --index photos.simidx cat.jpg             # the 10 nearest images, with distances
+   simsearch dupes --index photos.simidx                     # the groups of near-duplicate photos
+   simsearch serve --index photos.simidx --objects photos/   # a page: more like this, duplicates, a map
 
 Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cache dir, where
 'make setup' installs it); SIMSEARCH_KERNEL=generic|avx2|avx512 forces a distance kernel.`,
-		HideHelpCommand: true,
+		Version: appVersion(),
 		Before: func(*cli.Context) error {
 			return kernel.Check()
 		},
@@ -66,6 +69,12 @@ Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cach
 			queryCommand(),
 			extractCommand(),
 			serveCommand(),
+			updateCommand(),
+			addCommand(),
+			removeCommand(),
+			compactCommand(),
+			dupesCommand(),
+			versionCommand(),
 			pushCommand(),
 		},
 	}

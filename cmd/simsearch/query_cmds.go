@@ -22,12 +22,18 @@ func queryCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "query",
 		Usage:     "print the indexed images nearest to each query image",
-		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --vector FILE.npy | --engine weaviate://HOST:PORT/COLLECTION ...",
+		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --id ID... | --index INDEX --vector FILE.npy | --engine weaviate://HOST:PORT/COLLECTION ...",
 		Description: `Embeds each IMAGE with the model (preprocessed exactly as PIL's
 Image.open(p).convert("RGB").resize((224, 224)) / 255 would) and prints its k nearest indexed
 images, nearest first, as "ID DISTANCE" lines (Euclidean distance). With several images each
 block is headed by "# IMAGE". The model and preprocessing recorded in the index are used unless
 flags override them; a different model file is refused.
+
+With --id the arguments are ids of the index: each is answered from its stored vector (no model,
+no image), exactly as a query by that vector, so the photo itself comes first at distance 0
+("more like this"). An IMAGE or FILE.npy of "-" is read from standard input; with --id, "-"
+reads ids from standard input, one per line. --tsv prints "QUERY<TAB>ID<TAB>DISTANCE" lines,
+which survive ids with spaces.
 
 Unreadable images are reported on stderr and the others still answered; the exit status is then 1.
 An id or image name holding a control character (newline, tab, ...), invalid UTF-8, or starting
@@ -38,13 +44,17 @@ Examples:
    simsearch query --index photos.simidx cat.jpg
    simsearch query --index photos.simidx --model mobilenet.onnx -k 5 --json a.jpg b.png
    simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model
+   simsearch query --index photos.simidx --id "2024/beach 3.jpg" --tsv
+   curl -s https://example.invalid/cat.jpg | simsearch query --index photos.simidx -
    simsearch query --engine weaviate://127.0.0.1:8080/Photos cat.jpg   # a collection pushed to a cluster`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)"},
 			engineFlag(),
 			&cli.IntFlag{Name: "k", Aliases: []string{"n"}, Usage: "number of neighbours", Value: 10},
 			&cli.StringFlag{Name: "vector", Usage: "query by the vectors in this .npy file (1-D: one; 2-D: one per row)"},
+			&cli.BoolFlag{Name: "id", Usage: "the arguments are ids in the index: search by their stored vectors"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per query per line"},
+			&cli.BoolFlag{Name: "tsv", Usage: "print QUERY<TAB>ID<TAB>DISTANCE lines"},
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 		}, append(modelFlags(false), decodeFlags()...)...),
@@ -61,7 +71,13 @@ func runQuery(c *cli.Context) error {
 	}
 	vec := c.String("vector")
 	if (vec == "") == (c.NArg() == 0) {
-		return usageError(c, "give either images or --vector")
+		return usageError(c, "give either images, ids with --id, or --vector")
+	}
+	if vec != "" && c.Bool("id") {
+		return usageError(c, "give either --id or --vector")
+	}
+	if c.Bool("json") && c.Bool("tsv") {
+		return usageError(c, "choose --json or --tsv")
 	}
 	if engine, err := indexOrEngine(c); err != nil {
 		return err
@@ -73,24 +89,48 @@ func runQuery(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
+	decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
 	first := map[string]float64{"index_open": ms(s.OpenTime())}
 
 	var answers []query.Answer
-	if vec != "" {
+	switch {
+	case vec != "":
+		var done func()
+		if vec, done, err = stdinFile(vec, c.App.Reader); err != nil {
+			return err
+		}
+		defer done()
 		answers, err = vectorQueries(s, vec, k)
-	} else {
+	case c.Bool("id"):
+		var ids []string
+		if ids, err = idArgs(c.Args().Slice(), c.App.Reader); err != nil {
+			return err
+		}
+		answers, err = s.IDs(ids, k)
+	default:
 		var req query.ModelRequest
 		if req, err = modelRequest(c); err != nil {
 			return err
 		}
+		paths := c.Args().Slice()
+		for i, p := range paths {
+			var done func()
+			if paths[i], done, err = stdinFile(p, c.App.Reader); err != nil {
+				return err
+			}
+			defer done()
+		}
 		var load time.Duration
-		answers, load, err = s.Images(req, c.Args().Slice(), k)
+		answers, load, err = s.Images(req, paths, k)
+		for i := range answers {
+			answers[i].Query = c.Args().Get(i) // "-", not the temporary file
+		}
 		first["model_load"] = ms(load)
 	}
 	if err != nil {
 		return err
 	}
-	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, c.Bool("json"), c.Bool("timings"))
+	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, answerFormat(c), c.Bool("timings"))
 }
 
 func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error) {
@@ -116,7 +156,27 @@ func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error
 	return answers, nil
 }
 
-func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]float64, start time.Time, asJSON, timings bool) error {
+// outputFormat is how query prints its answers.
+type outputFormat int
+
+const (
+	formatText outputFormat = iota // the seed's "ID DISTANCE" lines
+	formatJSON                     // one object per query per line
+	formatTSV                      // QUERY<TAB>ID<TAB>DISTANCE lines
+)
+
+// answerFormat is the output format query's flags ask for.
+func answerFormat(c *cli.Context) outputFormat {
+	switch {
+	case c.Bool("json"):
+		return formatJSON
+	case c.Bool("tsv"):
+		return formatTSV
+	}
+	return formatText
+}
+
+func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]float64, start time.Time, format outputFormat, timings bool) error {
 	failed := 0
 	enc := json.NewEncoder(w)
 	for i, a := range answers {
@@ -137,9 +197,18 @@ func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]fl
 		if !timings {
 			a.Timings = nil
 		}
-		if asJSON {
+		switch format {
+		case formatJSON:
 			if err := enc.Encode(a); err != nil {
 				return err
+			}
+			continue
+		case formatTSV:
+			for _, h := range a.Results {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", a.Query, h.ID, pyFloat(h.Distance))
+			}
+			if timings {
+				printTimings(errw, a.Query, t)
 			}
 			continue
 		}

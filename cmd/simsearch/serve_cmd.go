@@ -24,15 +24,20 @@ func serveCommand() *cli.Command {
    POST /search?k=10          the body is an image (or a multipart form with a field "image")
    POST /search/vector?k=10   the body is {"vector": [...]}
    GET  /healthz              200 once ready
+   GET  /search/id/ID?k=10    more like the indexed photo ID (its stored vector; no model)
    GET  /objects/ID           the image ID from --objects (55/77/5577….jpg fan-out, or flat)
-   GET  /                     a page to drop an image on and see its nearest images
+   GET  /thumbs/ID            its thumbnail, made once and kept in --thumbs
+   GET  /dupes?max_distance=4 the groups of near-duplicates, with file sizes and resolutions
+   GET  /map?id=ID&k=60       2-D positions of a photo's neighbours (or of the collection)
+   GET  /                     the page: drop an image, more like this, duplicates, the map
 
 Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query.
 Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
 accepting, lets requests in flight finish, and exits 0. SIGHUP reloads the index: update it by
 renaming a new file over INDEX (convert -f does), then send SIGHUP; requests in flight finish on
 the old one. An index modified in place is never read again: requests fail with 500 until a
-reload (or restart).
+reload (or restart). Updates made by update, add, remove and compact are picked up by
+themselves within --poll, with the same care for requests in flight.
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
@@ -43,10 +48,12 @@ Example:
 			engineFlag(),
 			&cli.StringFlag{Name: "addr", Usage: "address to listen on", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "objects", Usage: "folder of the indexed images, for /objects/ and the page's thumbnails"},
+			&cli.StringFlag{Name: "thumbs", Usage: "folder for the page's thumbnails, made once each (default: the user cache dir)"},
 			&cli.Int64Flag{Name: "max-body", Usage: "largest request body in bytes", Value: 20 << 20},
 			&cli.DurationFlag{Name: "timeout", Usage: "per-request time limit", Value: 30 * time.Second},
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
+			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never", Value: 2 * time.Second},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 		}, append(modelFlags(false), decodeFlags()...)...),
 		Before: applyDecodeFlags,
@@ -72,11 +79,15 @@ Example:
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			s, what, err := openServeSearcher(c)
+			s, local, what, err := openServeSearcher(c)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			if local != nil {
+				decodeAsRecorded(local.Meta()) // query images are decoded as the indexed ones were
+				local.Warm()                   // maps the index while the model loads
+			}
 			req, err := modelRequest(c)
 			if err != nil {
 				return err
@@ -85,7 +96,7 @@ Example:
 				return err
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			opt := serve.Options{Objects: c.String("objects"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger}
+			opt := serve.Options{Objects: c.String("objects"), ThumbDir: c.String("thumbs"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger}
 			if c.Bool("quiet") {
 				opt.Log = nil
 			}
@@ -96,6 +107,15 @@ Example:
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {
 				return err
+			}
+			if every := c.Duration("poll"); every > 0 && local != nil {
+				go local.Follow(ctx, every, func(n int, err error) {
+					if err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: following updates: %v (still serving the index loaded before)\n", err)
+						return
+					}
+					fmt.Fprintf(c.App.ErrWriter, "simsearch: updated %s (%d vectors)\n", c.String("index"), n)
+				})
 			}
 			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", what, s.Len(), ln.Addr())
 			go func() {

@@ -59,7 +59,10 @@ func main() {
 		"lying_frame.gif":       gifLyingFrame(),
 		"lying_png_is_text.png": []byte("\x89PNG\r\n\x1a\nthis is not a PNG chunk stream"),
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	// Loadable bombs: under Pillow's limit, so Pillow opens them and simsearch must too, but each
+	// costs 64 MB or more to decode; the decode budget keeps concurrent ones from stacking.
+	files["loadable/bomb_4000x4000_1bit.png"] = pngFile(4000, 4000, 1, 0, zlibBytes(zeroRows(4000, (4000+7)/8, true)))
+	if err := os.MkdirAll(filepath.Join(out, "loadable"), 0o755); err != nil {
 		log.Fatal(err)
 	}
 	for name, b := range files {

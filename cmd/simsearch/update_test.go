@@ -1,0 +1,442 @@
+package main
+
+import (
+	"crypto/sha1"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"simsearch/collection"
+	"simsearch/index"
+	"simsearch/ingest"
+)
+
+// pool lists the readable bundled photos.
+func pool(t *testing.T) []string {
+	t.Helper()
+	all, err := filepath.Glob(images + "/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range all {
+		base := filepath.Base(p)
+		if strings.HasPrefix(base, "broken") || strings.HasPrefix(base, "reference") {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// photoFolder is a folder of copies of bundled photos whose state a test tracks: which photo
+// each file is a copy of.
+type photoFolder struct {
+	t     *testing.T
+	root  string
+	pool  []string
+	files map[string]string // id -> source photo
+	r     *rand.Rand
+	n     int
+	clock time.Time
+}
+
+func newPhotoFolder(t *testing.T, seed uint64) *photoFolder {
+	return &photoFolder{t: t, root: t.TempDir(), pool: pool(t), files: map[string]string{}, r: rand.New(rand.NewPCG(seed, 7)), clock: time.Unix(1_700_000_000, 0)}
+}
+
+// names are the shapes of ids a collection meets: nested, with spaces, non-ASCII, object store.
+func (f *photoFolder) name(src string) string {
+	f.n++
+	ext := filepath.Ext(src)
+	switch f.n % 4 {
+	case 0:
+		return fmt.Sprintf("2024/trip %d%s", f.n, ext)
+	case 1:
+		return fmt.Sprintf("été_%d%s", f.n, ext)
+	case 2:
+		h := fmt.Sprintf("%08x%d", f.r.Uint32(), f.n)
+		return h[:2] + "/" + h[2:4] + "/" + h + ext
+	}
+	return fmt.Sprintf("p%03d%s", f.n, ext)
+}
+
+func (f *photoFolder) write(rel, src string) {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p := filepath.Join(f.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	f.clock = f.clock.Add(time.Second)
+	if err := os.Chtimes(p, f.clock, f.clock); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// id is the collection id of the file at rel.
+func id(rel string) string {
+	parts := strings.Split(rel, "/")
+	if len(parts) == 3 && strings.HasPrefix(parts[2], parts[0]+parts[1]) {
+		return parts[2]
+	}
+	return rel
+}
+
+func (f *photoFolder) rels() []string {
+	var out []string
+	filepath.WalkDir(f.root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(f.root, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+func (f *photoFolder) add(n int) []string {
+	var added []string
+	for range n {
+		src := f.pool[f.r.IntN(len(f.pool))]
+		rel := f.name(src)
+		f.write(rel, src)
+		f.files[id(rel)] = src
+		added = append(added, rel)
+	}
+	return added
+}
+
+func (f *photoFolder) remove(n int) []string {
+	var ids []string
+	rels := f.rels()
+	for range min(n, len(rels)) {
+		i := f.r.IntN(len(rels))
+		if err := os.Remove(filepath.Join(f.root, rels[i])); err != nil {
+			f.t.Fatal(err)
+		}
+		delete(f.files, id(rels[i]))
+		ids = append(ids, id(rels[i]))
+		rels = slices.Delete(rels, i, i+1)
+	}
+	return ids
+}
+
+// modify gives a file another photo's content (changed) or the same content again with a new
+// modification time (touched).
+func (f *photoFolder) modify(n int, touch bool) {
+	rels := f.rels()
+	for range min(n, len(rels)) {
+		rel := rels[f.r.IntN(len(rels))]
+		src := f.files[id(rel)]
+		if !touch {
+			src = f.pool[f.r.IntN(len(f.pool))]
+		}
+		f.write(rel, src)
+		f.files[id(rel)] = src
+	}
+}
+
+func (f *photoFolder) snapshot() map[string]string {
+	out := make(map[string]string, len(f.files))
+	for k, v := range f.files {
+		out[k] = v
+	}
+	return out
+}
+
+func updateJSON(t *testing.T, args ...string) ingest.Summary {
+	t.Helper()
+	out := mustRun(t, append([]string{"update", "--json"}, args...)...)
+	var s ingest.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("update --json printed %q: %v", out, err)
+	}
+	return s
+}
+
+// TestUpdateEqualsFreshBuild changes a folder at random (photos added, removed, given other
+// content, touched), brings an index in step after each round without compacting, and checks
+// the summaries, then that every query answers exactly (ids and distances) as an index built
+// fresh over the final folder, before and after compaction.
+func TestUpdateEqualsFreshBuild(t *testing.T) {
+	f := newPhotoFolder(t, 1)
+	f.add(6)
+	inc := filepath.Join(t.TempDir(), "inc.simidx")
+	s := updateJSON(t, "--index", inc, "--model", model, "--batch", "4", f.root)
+	if s.Added != 6 || s.Embedded != 6 || len(s.Failed) != 0 {
+		t.Fatalf("first update: %+v", s)
+	}
+	for round := range 3 {
+		f.add(2)
+		removed := len(f.remove(1))
+		f.modify(1, false)
+		f.modify(1, true)
+		s := updateJSON(t, "--index", inc, "--no-compact", "--batch", "3")
+		if s.Added != 2 || s.Removed != removed || s.Embedded != s.Added+s.Changed || s.Added+s.Changed+s.Unchanged != len(f.files) {
+			t.Fatalf("round %d: %+v for a folder of %d files", round, s, len(f.files))
+		}
+	}
+	if s := updateJSON(t, "--index", inc); s.Embedded != 0 || s.Unchanged != len(f.files) {
+		t.Fatalf("update of an unchanged folder: %+v", s)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh.simidx")
+	updateJSON(t, "--index", fresh, "--model", model, f.root)
+	queries := f.pool[:5]
+	want := mustRun(t, append([]string{"query", "--index", fresh, "-k", "100"}, queries...)...)
+	if got := mustRun(t, append([]string{"query", "--index", inc, "-k", "100"}, queries...)...); got != want {
+		t.Fatalf("updated index answers\n%s\nfresh build answers\n%s", got, want)
+	}
+	if n := strings.Count(want, "\n"); n != len(queries)*(len(f.files)+1) {
+		t.Fatalf("%d result lines for %d queries over %d files", n, len(queries), len(f.files))
+	}
+	mustRun(t, "compact", inc)
+	if _, err := os.Stat(inc + ".log"); err == nil {
+		t.Fatal("compact left the change log")
+	}
+	if got := mustRun(t, append([]string{"query", "--index", inc, "-k", "100"}, queries...)...); got != want {
+		t.Fatalf("compacted index answers\n%s\nfresh build answers\n%s", got, want)
+	}
+	mustRun(t, "verify", inc)
+}
+
+// collectionState is what a collection holds: id -> vector.
+func collectionState(t *testing.T, path string) map[string][]float32 {
+	t.Helper()
+	v, err := collection.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Release()
+	out := map[string][]float32{}
+	if err := v.Each(func(id string, _ collection.FileState, vec []float32) error {
+		out[id] = slices.Clone(vec)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// equalState reports whether a collection holds exactly the files of a folder snapshot, each
+// with the vector of its photo.
+func equalState(got map[string][]float32, files map[string]string, ref map[string][]float32) bool {
+	if len(got) != len(files) {
+		return false
+	}
+	for id, src := range files {
+		if !slices.Equal(got[id], ref[filepath.Base(src)]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCrashAtAnyInstant kills update, add and remove processes (kill -9) at random instants, at
+// least 20 times, and checks each time that the index opens, verifies, and holds either the state
+// before the call or the state after it; then that the next update completes, taking every row
+// the killed call had made durable from the log instead of embedding it again.
+func TestCrashAtAnyInstant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs simsearch processes for about a minute")
+	}
+	// Reference vectors: every photo of the pool, embedded once.
+	refIndex := filepath.Join(t.TempDir(), "ref.simidx")
+	refDir := t.TempDir()
+	for _, p := range pool(t) {
+		data, _ := os.ReadFile(p)
+		os.WriteFile(filepath.Join(refDir, filepath.Base(p)), data, 0o644)
+	}
+	updateJSON(t, "--index", refIndex, "--model", model, refDir)
+	ref := collectionState(t, refIndex)
+
+	f := newPhotoFolder(t, 2)
+	f.add(4)
+	path := filepath.Join(t.TempDir(), "c.simidx")
+	start := time.Now()
+	if err := startChild(t, "update", "--index", path, "--model", model, "--batch", "2", f.root).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The kills fall anywhere in a call like this one: model load, batches, commit, compaction.
+	span := time.Since(start) * 5 / 4
+	before := f.snapshot()
+
+	const trials = 22
+	states := map[string]int{}
+	for trial := range trials {
+		var args []string
+		switch trial % 4 {
+		case 0, 1:
+			f.add(1 + f.r.IntN(4))
+			f.remove(f.r.IntN(2))
+			f.modify(f.r.IntN(2), false)
+			f.modify(f.r.IntN(2), true)
+			args = []string{"update", "--index", path, "--batch", "2"}
+		case 2:
+			args = []string{"add", "--index", path, "--batch", "2"}
+			for _, rel := range f.add(1 + f.r.IntN(4)) {
+				args = append(args, filepath.Join(f.root, rel))
+			}
+		case 3:
+			args = append([]string{"remove", "--index", path}, f.remove(1+f.r.IntN(2))...)
+		}
+		after := f.snapshot()
+		cmd := startChild(t, args...)
+		time.Sleep(time.Duration(f.r.Int64N(int64(span))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		rep, err := collection.Verify(path)
+		if err != nil {
+			t.Fatalf("trial %d (%s): after kill -9: %v", trial, args[0], err)
+		}
+		got := collectionState(t, path)
+		switch {
+		case equalState(got, after, ref):
+			states["new"]++
+		case equalState(got, before, ref):
+			states["old"]++
+		default:
+			t.Fatalf("trial %d (%s): after kill -9 the index holds %d rows, neither the %d before nor the %d after", trial, args[0], len(got), len(before), len(after))
+		}
+		if rep.Tail > 0 {
+			states["with uncommitted tail"]++
+		}
+		s := updateJSON(t, "--index", path, "--batch", "2")
+		if s.Reused != rep.TailRows {
+			t.Fatalf("trial %d: the killed call left %d rows in the log, the next update reused %d (%+v)", trial, rep.TailRows, s.Reused, s)
+		}
+		if got := collectionState(t, path); !equalState(got, after, ref) {
+			t.Fatalf("trial %d: the update after the kill does not reach the folder's state", trial)
+		}
+		before = after
+	}
+	t.Logf("states found after kill -9 in %d trials: %v (a call takes about %v)", trials, states, span)
+	if states["old"] == 0 || states["new"] == 0 {
+		t.Errorf("the kills never caught a call before (%d) or after (%d) its commit: the trial timing is off", states["old"], states["new"])
+	}
+}
+
+// start runs args in a child simsearch process (see TestHelperProcess).
+func startChild(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := child(args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// TestConvertedIndex follows the path of a user of the Python pipeline: shards whose ids are the
+// object store's file names, converted with --root, then kept current by update, which embeds
+// only what the shards do not hold; and add and remove on an index without a root.
+func TestConvertedIndex(t *testing.T) {
+	store, flat := t.TempDir(), t.TempDir()
+	var names []string
+	for _, p := range pool(t)[:5] {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%x%s", sha1.Sum(data), filepath.Ext(p))
+		names = append(names, name)
+		if len(names) == 5 {
+			break // the fifth joins the store later
+		}
+		for _, dst := range []string{filepath.Join(flat, name), filepath.Join(store, name[:2], name[2:4], name)} {
+			os.MkdirAll(filepath.Dir(dst), 0o755)
+			if err := os.WriteFile(dst, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmp := t.TempDir()
+	shards, idx := filepath.Join(tmp, "shards"), filepath.Join(tmp, "c.simidx")
+	mustRun(t, "extract", flat, "-o", shards, "--model", model)
+	mustRun(t, "convert", shards, "-o", idx, "--root", store)
+	if s := updateJSON(t, "--index", idx); s.Embedded != 0 || s.Unchanged != 4 || s.Added != 0 || s.Removed != 0 {
+		t.Fatalf("update of a converted index re-embedded or lost rows: %+v", s)
+	}
+	fifth, _ := os.ReadFile(pool(t)[4])
+	name := names[4]
+	os.MkdirAll(filepath.Join(store, name[:2], name[2:4]), 0o755)
+	if err := os.WriteFile(filepath.Join(store, name[:2], name[2:4], name), fifth, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := updateJSON(t, "--index", idx); s.Embedded != 1 || s.Added != 1 || s.Unchanged != 4 {
+		t.Fatalf("update after a new photo: %+v", s)
+	}
+	fresh := filepath.Join(tmp, "fresh.simidx")
+	updateJSON(t, "--index", fresh, "--model", model, store)
+	q := pool(t)[2]
+	if got, want := mustRun(t, "query", "--index", idx, q), mustRun(t, "query", "--index", fresh, q); got != want || !strings.Contains(got, names[4]) {
+		t.Fatalf("converted and updated:\n%s\nfresh:\n%s", got, want)
+	}
+
+	// Without a root, add names rows by their file names.
+	bare := filepath.Join(tmp, "bare.simidx")
+	mustRun(t, "convert", shards, "-o", bare)
+	if _, errs, code := simsearch(t, "update", "--index", bare); code == 0 || !strings.Contains(errs, "--root") {
+		t.Fatalf("update of an index without a root: exit %d, %s", code, errs)
+	}
+	photo := filepath.Join(flat, names[0])
+	if _, errs, code := simsearch(t, "add", "--index", bare, photo); code == 0 || !strings.Contains(errs, names[0]) {
+		t.Fatalf("add of a present id: exit %d, %s", code, errs)
+	}
+	out := mustRun(t, "add", "--index", bare, "--replace", "--json", photo, pool(t)[4])
+	var s ingest.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Changed != 1 || s.Added != 1 || s.Embedded != 2 {
+		t.Fatalf("add --replace: %s (%v)", out, err)
+	}
+	if _, _, code := simsearch(t, "remove", "--index", bare, names[1], "no-such-id"); code == 0 {
+		t.Fatal("remove of an absent id succeeded")
+	}
+	mustRun(t, "remove", "--index", bare, names[1], filepath.Base(pool(t)[4]))
+	var in indexInfo
+	if err := json.Unmarshal([]byte(mustRun(t, "info", "--json", bare)), &in); err != nil || in.Count != 3 {
+		t.Fatalf("after adding 1 and removing 2 of 4: %+v (%v)", in, err)
+	}
+	mustRun(t, "verify", bare)
+}
+
+// TestExifTranspose checks that --exif-transpose, recorded in the index, turns images upright for
+// embedding and for queries alike: dune_exif_rotated.jpg holds dune.jpg's pixels with a tag that
+// says to rotate them.
+func TestExifTranspose(t *testing.T) {
+	t.Cleanup(func() { decodeAsRecorded(index.Meta{}) })
+	dir := t.TempDir()
+	for _, n := range []string{"dune.jpg", "dune_exif_rotated.jpg"} {
+		data, err := os.ReadFile(filepath.Join(images, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, n), data, 0o644)
+	}
+	dist := func(idx string, flags ...string) float64 {
+		updateJSON(t, append(append([]string{"--index", idx, "--model", model}, flags...), dir)...)
+		bs := parseBlocks(t, mustRun(t, "query", "--index", idx, filepath.Join(images, "dune_exif_rotated.jpg")))
+		if len(bs) != 1 || bs[0].ids[0] != "dune_exif_rotated.jpg" || bs[0].dists[0] != 0 {
+			t.Fatalf("the query image is not its own nearest at 0: %+v", bs)
+		}
+		return bs[0].dists[1]
+	}
+	plain := dist(filepath.Join(t.TempDir(), "plain.simidx"))
+	upright := dist(filepath.Join(t.TempDir(), "upright.simidx"), "--exif-transpose")
+	if plain > 1 || upright < 2 {
+		t.Fatalf("distance from dune.jpg: %g as Pillow opens the files, %g turned upright: the orientation was not applied", plain, upright)
+	}
+}

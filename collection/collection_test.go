@@ -1,0 +1,286 @@
+package collection
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"simsearch/index"
+	"simsearch/kernel"
+)
+
+const testDim = 8
+
+// randomVector has small integer components, so that distances tie often and the tie order
+// (by id) is exercised.
+func randomVector(r *rand.Rand) []float32 {
+	v := make([]float32, testDim)
+	for i := range v {
+		v[i] = float32(r.IntN(3))
+	}
+	return v
+}
+
+// bruteForce is the answer of a fresh build whose rows are sorted by id: all rows ordered by
+// (squared distance, id).
+func bruteForce(rows map[string][]float32, q []float32, k int) []Result {
+	type c struct {
+		id string
+		d  float32
+	}
+	var cs []c
+	for id, v := range rows {
+		cs = append(cs, c{id, kernel.L2Squared(q, v)})
+	}
+	slices.SortFunc(cs, func(a, b c) int { return cmp.Or(cmp.Compare(a.d, b.d), strings.Compare(a.id, b.id)) })
+	var out []Result
+	for _, x := range cs[:min(k, len(cs))] {
+		out = append(out, Result{x.id, float32(math.Sqrt(float64(x.d)))})
+	}
+	return out
+}
+
+func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Rand) {
+	t.Helper()
+	v, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Release()
+	if v.Len() != len(want) {
+		t.Fatalf("view has %d rows, want %d", v.Len(), len(want))
+	}
+	got := map[string][]float32{}
+	if err := v.Each(func(id string, _ FileState, vec []float32) error {
+		got[id] = slices.Clone(vec)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, w := range want {
+		if !slices.Equal(got[id], w) {
+			t.Fatalf("row %q is %v, want %v", id, got[id], w)
+		}
+		if vec, ok, err := v.Vector(id); err != nil || !ok || !slices.Equal(vec, w) {
+			t.Fatalf("Vector(%q) = %v, %v, %v; want %v", id, vec, ok, err, w)
+		}
+	}
+	if _, ok, err := v.Vector("no such id"); ok || err != nil {
+		t.Fatalf("Vector of an unknown id: ok %v, err %v", ok, err)
+	}
+	rows, idOf, err := v.Rows()
+	if err != nil || len(rows) != len(want)*v.Dim() {
+		t.Fatalf("Rows: %d floats, %v; want %d", len(rows), err, len(want)*v.Dim())
+	}
+	for r := range len(want) {
+		id, err := idOf(r)
+		if err != nil || !slices.Equal(rows[r*v.Dim():(r+1)*v.Dim()], want[id]) {
+			t.Fatalf("Rows: row %d (%q, %v) is not that id's vector", r, id, err)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	for range 5 {
+		q := randomVector(r)
+		res, err := v.Search(q, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := bruteForce(want, q, 7); !slices.Equal(res[0], exp) {
+			t.Fatalf("query %v:\n got %v\nwant %v", q, res[0], exp)
+		}
+	}
+	if _, err := Verify(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRandomChanges applies random additions, deletions and replacements, committed or
+// abandoned (a crash), with compactions in between, and checks after each step that the
+// collection holds exactly the committed rows and answers queries as a fresh build would.
+func TestRandomChanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	path := filepath.Join(t.TempDir(), "c.simidx")
+	want := map[string][]float32{}
+	w, err := OpenWriter(path, &NewBase{Dim: testDim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	next := 0
+	for step := range 60 {
+		w, err := OpenWriter(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := maps(want)
+		var appended []Row
+		for range 1 + r.IntN(3) {
+			var b Batch
+			ids := keys(pending)
+			for _, id := range ids {
+				switch r.IntN(6) {
+				case 0:
+					b.Delete = append(b.Delete, id)
+					delete(pending, id)
+				case 1: // replaced: a changed file
+					b.Delete = append(b.Delete, id)
+					v := randomVector(r)
+					next++
+					b.Add = append(b.Add, Row{ID: id, Vector: v, State: FileState{Size: int64(next)}})
+					pending[id] = v
+				}
+			}
+			for range r.IntN(12) {
+				id := fmt.Sprintf("img%03d.jpg", next)
+				next++
+				v := randomVector(r)
+				b.Add = append(b.Add, Row{ID: id, Vector: v, State: FileState{Size: int64(next), MtimeNS: 7}})
+				pending[id] = v
+			}
+			if err := w.Apply(b); err != nil {
+				t.Fatal(err)
+			}
+			appended = append(appended, b.Add...)
+		}
+		switch step % 5 {
+		case 4: // crash: nothing committed; the next writer finds the rows for reuse
+			w.Close()
+			w2, err := OpenWriter(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range appended {
+				row, ok := w2.Reused(a.ID, a.State.Size, a.State.MtimeNS)
+				if !ok || !slices.Equal(row.Vector, a.Vector) || row.State != a.State {
+					t.Fatalf("step %d: the abandoned row %q is not offered for reuse", step, a.ID)
+				}
+			}
+			if w2.ReusableRows() != len(appended) {
+				t.Fatalf("step %d: %d rows offered for reuse, %d were appended", step, w2.ReusableRows(), len(appended))
+			}
+			w2.Close()
+		default:
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			want = pending
+			if step%7 == 6 || w.NeedsCompaction() {
+				if err := w.Compact(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.Close()
+		}
+		checkView(t, path, want, r)
+	}
+}
+
+func maps(m map[string][]float32) map[string][]float32 {
+	out := make(map[string][]float32, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func keys(m map[string][]float32) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func TestWriterRefuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.simidx")
+	w, err := OpenWriter(path, &NewBase{Dim: testDim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := OpenWriter(path, nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second writer: %v, want ErrLocked", err)
+	}
+	v := make([]float32, testDim)
+	if err := w.Apply(Batch{Add: []Row{{ID: "a", Vector: v}}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]Batch{
+		"duplicate":  {Add: []Row{{ID: "a", Vector: v}}},
+		"absent":     {Delete: []string{"b"}},
+		"short":      {Add: []Row{{ID: "c", Vector: v[:3]}}},
+		"nan":        {Add: []Row{{ID: "d", Vector: append(v[:testDim-1:testDim-1], float32(math.NaN()))}}},
+		"empty id":   {Add: []Row{{ID: "", Vector: v}}},
+		"touch gone": {Touch: []Touch{{ID: "zz"}}},
+	} {
+		if err := w.Apply(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestStaleLog checks that a log written against an older base is ignored by readers, reported
+// by Verify, and replaced by the next writer.
+func TestStaleLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.simidx")
+	w, err := OpenWriter(path, &NewBase{Dim: testDim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply(Batch{Add: []Row{{ID: "a", Vector: make([]float32, testDim)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	log, err := os.ReadFile(LogPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another base at the same path: the old log's identity does not match it.
+	iw, err := index.Create(path, testDim, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := iw.Append([]string{"x", "y"}, make([]float32, 2*testDim)); err != nil {
+		t.Fatal(err)
+	}
+	if err := iw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(LogPath(path), log, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Len() != 2 {
+		t.Fatalf("stale log applied: %d rows", v.Len())
+	}
+	v.Release()
+	rep, err := Verify(path)
+	if err != nil || !rep.Stale {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	damaged := slices.Clone(log)
+	damaged[20] ^= 1
+	if err := os.WriteFile(LogPath(path), damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); !errors.Is(err, ErrFormat) {
+		t.Fatalf("damaged header: %v", err)
+	}
+}

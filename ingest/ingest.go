@@ -1,0 +1,335 @@
+// Package ingest brings image files into a living collection (package collection): it works out
+// what changed in a photo folder since the last call, embeds only new and changed files, batch by
+// batch, appending each batch to the collection's log durably, and commits once at the end. A
+// call that dies loses at most the batch it was embedding: the next call finds the rest in the
+// log and does not embed it again.
+package ingest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"simsearch/collection"
+	"simsearch/embed"
+	"simsearch/folder"
+)
+
+// Options control a call.
+type Options struct {
+	Batch    int              // images per inference and per durable log append; 0 means 16
+	Workers  int              // decoding goroutines; 0 means GOMAXPROCS
+	Progress func(p Progress) // called after each batch; nil for none
+}
+
+// ModelFunc returns the model to embed with. It is called only when there is something to
+// embed, so that a call with nothing to do does not pay for loading a model.
+type ModelFunc func() (*embed.Model, error)
+
+// Progress describes a call under way.
+type Progress struct {
+	Done, Total int // files handled (embedded, reused or failed) of those to embed
+	Embedded    int // images run through the model so far
+	Elapsed     time.Duration
+}
+
+// Failure is a file that could not be embedded.
+type Failure struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+// Summary is what a call did.
+type Summary struct {
+	Added     int       `json:"added"`     // new ids
+	Changed   int       `json:"changed"`   // ids whose file changed, embedded again
+	Removed   int       `json:"removed"`   // ids dropped
+	Unchanged int       `json:"unchanged"` // files left as they were
+	Embedded  int       `json:"embedded"`  // images run through the model in this call
+	Reused    int       `json:"reused"`    // vectors found in the log, left by a call that did not finish
+	Failed    []Failure `json:"failed"`    // files that are not readable images (not in the collection)
+}
+
+// job is one file to embed.
+type job struct {
+	file    folder.File
+	replace bool // its id has a row, to be deleted when the new one is added
+	hash    *[32]byte
+}
+
+// Update brings w's collection in step with files, a folder's listing (folder.Walk): rows of
+// files that are gone are deleted, new and changed files are embedded with the model m returns, and touched but
+// identical files (same size and content, other mtime) get their new state only. An empty
+// listing for a collection that has rows is refused (an unmounted disk looks like that). It does
+// not commit.
+func Update(w *collection.Writer, m ModelFunc, files []folder.File, opt Options) (Summary, error) {
+	sum := Summary{Failed: []Failure{}}
+	live, err := w.States()
+	if err != nil {
+		return sum, err
+	}
+	if len(files) == 0 && len(live) > 0 {
+		return sum, fmt.Errorf("the folder has no images but the index holds %d: not removing them all (is the disk mounted?)", len(live))
+	}
+	var jobs []job
+	var first collection.Batch
+	for _, f := range files {
+		st, ok := live[f.ID]
+		delete(live, f.ID)
+		switch {
+		case !ok:
+			sum.Added++
+			jobs = append(jobs, job{file: f})
+		case !st.Known():
+			// Converted from shards: nothing is known of the file it came from. Its vector is
+			// kept (re-embedding a collection that was just converted would defeat the purpose)
+			// and its state recorded, so that later changes are seen.
+			sum.Unchanged++
+			first.Touch = append(first.Touch, collection.Touch{ID: f.ID, State: collection.FileState{Size: f.Size, MtimeNS: f.MtimeNS}})
+		case st.Size == f.Size && st.MtimeNS == f.MtimeNS:
+			sum.Unchanged++
+		case st.Size == f.Size && st.SHA256 != [32]byte{}:
+			// Touched: the content decides, read now (a changed file is read again to embed it).
+			h, err := hashFile(f.Path)
+			if err != nil {
+				sum.Failed = append(sum.Failed, Failure{f.Path, err.Error()})
+				sum.Removed++
+				first.Delete = append(first.Delete, f.ID)
+				continue
+			}
+			if h == st.SHA256 {
+				sum.Unchanged++
+				first.Touch = append(first.Touch, collection.Touch{ID: f.ID, State: collection.FileState{Size: f.Size, MtimeNS: f.MtimeNS, SHA256: h}})
+				continue
+			}
+			sum.Changed++
+			jobs = append(jobs, job{file: f, replace: true, hash: &h})
+		default:
+			sum.Changed++
+			jobs = append(jobs, job{file: f, replace: true})
+		}
+	}
+	for id := range live {
+		first.Delete = append(first.Delete, id)
+		sum.Removed++
+	}
+	if err := w.Apply(first); err != nil {
+		return sum, err
+	}
+	err = embedAll(w, m, jobs, opt, &sum)
+	sortFailures(sum.Failed)
+	return sum, err
+}
+
+// sortFailures orders failures by path: decoders finish in any order.
+func sortFailures(fs []Failure) {
+	slices.SortFunc(fs, func(a, b Failure) int { return strings.Compare(a.Path, b.Path) })
+}
+
+// Add embeds files with m and adds them under their ids. An id that has a row already is an
+// error unless replace, in which case the row is replaced. Nothing is embedded when an id is
+// refused. It does not commit.
+func Add(w *collection.Writer, m ModelFunc, files []folder.File, replace bool, opt Options) (Summary, error) {
+	sum := Summary{Failed: []Failure{}}
+	jobs := make([]job, len(files))
+	seen := map[string]string{}
+	for i, f := range files {
+		if p, dup := seen[f.ID]; dup {
+			return sum, fmt.Errorf("%s and %s would both have the id %q", p, f.Path, f.ID)
+		}
+		seen[f.ID] = f.Path
+		jobs[i] = job{file: f, replace: w.Has(f.ID)}
+		if jobs[i].replace && !replace {
+			return sum, fmt.Errorf("%s: the id %q is in the index already (--replace replaces it)", f.Path, f.ID)
+		}
+		if jobs[i].replace {
+			sum.Changed++
+		} else {
+			sum.Added++
+		}
+	}
+	err := embedAll(w, m, jobs, opt, &sum)
+	sortFailures(sum.Failed)
+	return sum, err
+}
+
+// Remove deletes the rows of ids. An id without a row is an error, and then nothing is removed.
+// It does not commit.
+func Remove(w *collection.Writer, ids []string) (Summary, error) {
+	sum := Summary{Failed: []Failure{}}
+	seen := map[string]bool{}
+	var del []string
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if !w.Has(id) {
+			return sum, fmt.Errorf("no row has the id %q (nothing was removed)", id)
+		}
+		del = append(del, id)
+	}
+	sum.Removed = len(del)
+	return sum, w.Apply(collection.Batch{Delete: del})
+}
+
+func hashFile(path string) ([32]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// prepared is a job's outcome before inference: a model input, a vector from the log, or an error.
+type prepared struct {
+	job
+	state  collection.FileState
+	input  []float32
+	reused []float32
+	err    error
+}
+
+// embedAll embeds the jobs' files in batches; each batch's rows (and the deletions of the rows
+// they replace, and of changed files that are no longer readable) are one durable Apply.
+func embedAll(w *collection.Writer, load ModelFunc, jobs []job, opt Options, sum *Summary) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	m, err := load()
+	if err != nil {
+		return err
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = 16
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	start := time.Now()
+	// Decoders run ahead of inference, bounded to two batches in flight so that memory stays
+	// bounded however many files there are.
+	todo := make(chan job)
+	out := make(chan prepared, 2*opt.Batch)
+	var wg sync.WaitGroup
+	for range opt.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range todo {
+				out <- prepare(w, m, j, opt)
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	go func() {
+		defer close(todo)
+		for _, j := range jobs {
+			select {
+			case todo <- j:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	defer func() {
+		close(stop)
+		for range out {
+		}
+	}()
+
+	var batch []prepared
+	done := 0
+	flush := func() error {
+		var inputs []float32
+		for _, p := range batch {
+			if p.input != nil {
+				inputs = append(inputs, p.input...)
+			}
+		}
+		var vecs []float32
+		if len(inputs) > 0 {
+			var err error
+			if vecs, err = m.Run(inputs); err != nil {
+				return err
+			}
+		}
+		var b collection.Batch
+		dim, next := m.Dim(), 0
+		for _, p := range batch {
+			if p.replace {
+				b.Delete = append(b.Delete, p.file.ID)
+			}
+			switch {
+			case p.err != nil:
+				sum.Failed = append(sum.Failed, Failure{p.file.Path, p.err.Error()})
+				if p.replace {
+					sum.Changed--
+					sum.Removed++
+				} else {
+					sum.Added--
+				}
+				continue
+			case p.reused != nil:
+				b.Add = append(b.Add, collection.Row{ID: p.file.ID, State: p.state, Vector: p.reused})
+				sum.Reused++
+			default:
+				b.Add = append(b.Add, collection.Row{ID: p.file.ID, State: p.state, Vector: vecs[next*dim : (next+1)*dim]})
+				next++
+				sum.Embedded++
+			}
+		}
+		if err := w.Apply(b); err != nil {
+			return err
+		}
+		done += len(batch)
+		batch = batch[:0]
+		if opt.Progress != nil {
+			opt.Progress(Progress{Done: done, Total: len(jobs), Embedded: sum.Embedded, Elapsed: time.Since(start)})
+		}
+		return nil
+	}
+	for p := range out {
+		batch = append(batch, p)
+		if len(batch) == opt.Batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		return flush()
+	}
+	return nil
+}
+
+// prepare reads, hashes and decodes a job's file into a model input, unless the log holds its
+// vector already.
+func prepare(w *collection.Writer, m *embed.Model, j job, opt Options) prepared {
+	p := prepared{job: j}
+	if row, ok := w.Reused(j.file.ID, j.file.Size, j.file.MtimeNS); ok && (j.hash == nil || *j.hash == row.State.SHA256) {
+		p.reused, p.state = row.Vector, row.State
+		return p
+	}
+	data, err := os.ReadFile(j.file.Path)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	p.state = collection.FileState{Size: int64(len(data)), MtimeNS: j.file.MtimeNS, SHA256: sha256.Sum256(data)}
+	if int64(len(data)) != j.file.Size {
+		// Written to since the walk: record what was read, so that the next call sees the change.
+		p.state.MtimeNS = 0
+	}
+	p.input = make([]float32, m.InputLen())
+	if err := m.PrepareBytes(data, p.input); err != nil {
+		p.input, p.err = nil, fmt.Errorf("%s: %w", j.file.Path, err)
+	}
+	return p
+}

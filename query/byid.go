@@ -1,0 +1,40 @@
+package query
+
+import "fmt"
+
+// Vector returns a copy of the vector stored for id in the collection's current view (a copy: a
+// Reopen may unmap the index it came from).
+func (s *Searcher) Vector(id string) ([]float32, error) {
+	v := s.c.Acquire()
+	defer v.Release()
+	vec, ok, err := v.Vector(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s holds no id %q", v.Path(), id)
+	}
+	return vec, nil
+}
+
+// IDs answers queries by the stored vectors of the given ids: no model, no image. Each answer is
+// exactly what a query by that row's vector returns (the row itself first, at distance 0).
+func (s *Searcher) IDs(ids []string, k int) ([]Answer, error) {
+	var queries []float32
+	for _, id := range ids {
+		v, err := s.Vector(id)
+		if err != nil {
+			return nil, err
+		}
+		queries = append(queries, v...)
+	}
+	hits, wait, scan, err := s.Search(queries, k)
+	if err != nil {
+		return nil, err
+	}
+	answers := make([]Answer, len(ids))
+	for i, id := range ids {
+		answers[i] = Answer{Query: id, Results: hits[i], Timings: map[string]float64{"index_wait": ms(wait), "scan": ms(scan)}}
+	}
+	return answers, nil
+}

@@ -1,0 +1,185 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"simsearch/dupes"
+)
+
+func getJSON(t testing.TB, u string, v any) int {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatalf("%s: status %d, body not JSON: %v", u, res.StatusCode, err)
+	}
+	return res.StatusCode
+}
+
+func photosDir(t testing.TB) string { return filepath.Join(filepath.Dir(testIndex(t)), "photos") }
+
+// TestSearchByIDEqualsVector asks, for every photo of the index, for more like it by id and by
+// its stored vector: the answers must be the same.
+func TestSearchByIDEqualsVector(t *testing.T) {
+	ts := start(t, Options{ThumbDir: t.TempDir()})
+	ix := ts.s.Index().Base() // the test index has no change log
+	for r := 0; r < ix.Len(); r++ {
+		id, _ := ix.ID(r)
+		var byID answer
+		if code := getJSON(t, ts.url+"/search/id/"+url.PathEscape(id)+"?k=5", &byID); code != 200 {
+			t.Fatalf("%s: %d %s", id, code, byID.Error)
+		}
+		body, _ := json.Marshal(map[string]any{"vector": ix.Row(r)})
+		code, byVec := post(t, ts.url+"/search/vector?k=5", "application/json", bytes.NewReader(body))
+		if code != 200 || !sameHits(byID.Results, byVec.Results) {
+			t.Errorf("%s: by id %v\nby vector (%d) %v", id, byID.Results, code, byVec.Results)
+		}
+		if byID.Results[0].ID != id || byID.Results[0].Distance != 0 {
+			t.Errorf("%s: first result %v, want itself at 0", id, byID.Results[0])
+		}
+	}
+	var a answer
+	if code := getJSON(t, ts.url+"/search/id/no-such.jpg", &a); code != 404 {
+		t.Errorf("unknown id: %d %v", code, a)
+	}
+	if code := getJSON(t, ts.url+"/search/id/storm.jpg?k=0", &a); code != 400 {
+		t.Errorf("k=0: %d %v", code, a)
+	}
+}
+
+func TestThumbnails(t *testing.T) {
+	ts := start(t, Options{Objects: photosDir(t), ThumbDir: t.TempDir()})
+	orig, err := os.Stat(filepath.Join(photosDir(t), "elephants.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get(ts.url + "/thumbs/elephants.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	etag := res.Header.Get("ETag")
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" || etag == "" || res.Header.Get("Cache-Control") == "" {
+		t.Fatalf("status %d, headers %v", res.StatusCode, res.Header)
+	}
+	if int64(len(body))*4 > orig.Size() {
+		t.Errorf("thumbnail of %d bytes for a photo of %d", len(body), orig.Size())
+	}
+	req, _ := http.NewRequest("GET", ts.url+"/thumbs/elephants.jpg", nil)
+	req.Header.Set("If-None-Match", etag)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotModified {
+		t.Errorf("revalidation with the ETag: %d, want 304", res.StatusCode)
+	}
+	// An id that climbs out is cleaned away by the router (then not found) or refused.
+	for path, want := range map[string]int{"/thumbs/nope.jpg": 404, "/thumbs/a/../../etc/passwd": 404, "/thumbs/a%2F..%2F..%2Fx": 400} {
+		req, _ := http.NewRequest("GET", ts.url+path, nil)
+		req.URL.Opaque = path // keep the dots: the client would clean them
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+}
+
+func TestDupesEndpoint(t *testing.T) {
+	ts := start(t, Options{Objects: photosDir(t), ThumbDir: t.TempDir()})
+	var body struct {
+		MaxDistance float64 `json:"max_distance"`
+		Groups      []struct {
+			dupes.NamedGroup
+			Files []fileInfo `json:"files"`
+		} `json:"groups"`
+		Error string `json:"error"`
+	}
+	if code := getJSON(t, ts.url+"/dupes", &body); code != 200 {
+		t.Fatalf("%d %s", code, body.Error)
+	}
+	if body.MaxDistance != dupes.DefaultMaxDistance {
+		t.Errorf("max_distance %v, want the default %v", body.MaxDistance, dupes.DefaultMaxDistance)
+	}
+	var sets [][]string
+	for _, g := range body.Groups {
+		sets = append(sets, g.IDs)
+		for i, f := range g.Files {
+			st, err := os.Stat(filepath.Join(photosDir(t), f.ID))
+			if err != nil || f.ID != g.IDs[i] || f.Bytes != st.Size() || f.Width == 0 || f.Height == 0 {
+				t.Errorf("file %+v (stat %v)", f, err)
+			}
+		}
+	}
+	want := [][]string{{"coffee.png", "coffee_cmyk.jpg"}, {"elephants.jpg", "elephants_toned.jpg"}}
+	for _, w := range want {
+		if !slices.ContainsFunc(sets, func(s []string) bool { return slices.Equal(sorted(s), w) }) {
+			t.Errorf("groups %v lack %v", sets, w)
+		}
+	}
+	if len(sets) != len(want) {
+		t.Errorf("groups %v, want %v", sets, want)
+	}
+	if f := body.Groups[0].Files; len(f) > 0 && f[0].ID == "elephants.jpg" && (f[0].Width != 1024 || f[0].Height != 576) {
+		t.Errorf("elephants.jpg %d×%d, want 1024×576", f[0].Width, f[0].Height)
+	}
+	var bad map[string]string
+	if code := getJSON(t, ts.url+"/dupes?max_distance=-2", &bad); code != 400 {
+		t.Errorf("negative distance: %d %v", code, bad)
+	}
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+func TestMapEndpoint(t *testing.T) {
+	ts := start(t, Options{ThumbDir: t.TempDir()})
+	var all struct {
+		Points []mapPoint `json:"points"`
+		Count  int        `json:"count"`
+	}
+	if code := getJSON(t, ts.url+"/map", &all); code != 200 || len(all.Points) != all.Count || all.Count != ts.s.Index().Len() {
+		t.Fatalf("%d: %d points of %d", code, len(all.Points), all.Count)
+	}
+	for _, p := range all.Points {
+		if p.X < 0 || p.X > 1 || p.Y < 0 || p.Y > 1 || p.Distance != nil {
+			t.Errorf("point %+v", p)
+		}
+	}
+	var near struct {
+		Points []mapPoint `json:"points"`
+	}
+	if code := getJSON(t, ts.url+"/map?id=coffee.png&k=3", &near); code != 200 || len(near.Points) != 3 {
+		t.Fatalf("%d: %+v", code, near)
+	}
+	var want answer
+	getJSON(t, ts.url+"/search/id/coffee.png?k=3", &want)
+	for i, p := range near.Points {
+		if p.ID != want.Results[i].ID || p.Distance == nil || *p.Distance != want.Results[i].Distance {
+			t.Errorf("point %d: %+v, want %v", i, p, want.Results[i])
+		}
+	}
+	for _, q := range []string{"?id=coffee.png&k=1", "?id=nope", fmt.Sprintf("?id=coffee.png&k=%d", maxMapK+1)} {
+		var e map[string]string
+		if code := getJSON(t, ts.url+"/map"+q, &e); code < 400 {
+			t.Errorf("%s: %d", q, code)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+// Package thumb keeps small JPEG copies of photos on disk, so that a page of results loads a
+// few hundred kilobytes instead of the originals. A thumbnail is made once, the first time it is
+// asked for, and found again by a key of the photo's id, size and modification time: a photo
+// that changes gets a new thumbnail, and the key doubles as an HTTP ETag.
+package thumb
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"simsearch/pil"
+)
+
+// Cache is a folder of thumbnails whose longest side is Size pixels.
+type Cache struct {
+	dir  string
+	size int
+}
+
+// Thumb is one thumbnail on disk and what was learnt about its original while making it.
+type Thumb struct {
+	Path   string `json:"-"`
+	ETag   string `json:"-"`
+	Width  int    `json:"width"`  // the original's, in pixels
+	Height int    `json:"height"` // the original's, in pixels
+}
+
+// DefaultDir is where thumbnails go unless told otherwise: the user's cache folder.
+func DefaultDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no folder for thumbnails (%v): give one", err)
+	}
+	return filepath.Join(d, "simsearch", "thumbs"), nil
+}
+
+// New returns a cache of thumbnails of the given longest side in dir, which is created when the
+// first thumbnail is made (a server that never shows one writes nothing).
+func New(dir string, size int) (*Cache, error) {
+	if size < 16 || size > 4096 {
+		return nil, fmt.Errorf("thumbnail size %d: want 16 to 4096 pixels", size)
+	}
+	return &Cache{dir: dir, size: size}, nil
+}
+
+// Get returns the thumbnail of the photo id whose file is described by st, making it from the
+// bytes read returns when there is none yet. Concurrent calls for one photo may both make it;
+// each writes a temporary file and renames it into place, so readers never see half a file.
+func (c *Cache) Get(id string, st fs.FileInfo, read func() ([]byte, error)) (Thumb, error) {
+	h := sha256.Sum256([]byte(id + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" +
+		strconv.FormatInt(st.ModTime().UnixNano(), 10) + "\x00" + strconv.Itoa(c.size)))
+	key := hex.EncodeToString(h[:16])
+	base := filepath.Join(c.dir, key[:2], key)
+	t := Thumb{Path: base + ".jpg", ETag: `"` + key + `"`}
+	if b, err := os.ReadFile(base + ".json"); err == nil && json.Unmarshal(b, &t) == nil {
+		if _, err := os.Stat(t.Path); err == nil {
+			return t, nil
+		}
+	}
+	data, err := read()
+	if err != nil {
+		return t, err
+	}
+	img, err := pil.Decode(data)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", id, err)
+	}
+	t.Width, t.Height = img.W, img.H
+	w, h2 := img.W, img.H
+	if longest := max(w, h2); longest > c.size {
+		w, h2 = max(1, w*c.size/longest), max(1, h2*c.size/longest)
+		img = img.Resize(w, h2)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, toImage(img), &jpeg.Options{Quality: 80}); err != nil {
+		return t, err
+	}
+	meta, _ := json.Marshal(t)
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		return t, fmt.Errorf("thumbnail folder: %w", err)
+	}
+	// The JPEG first, then the record that says it exists.
+	if err := writeAtomic(t.Path, buf.Bytes()); err != nil {
+		return t, err
+	}
+	if err := writeAtomic(base+".json", meta); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// toImage wraps the RGB pixels as an image.Image for the JPEG encoder.
+func toImage(m *pil.RGB) image.Image {
+	out := image.NewRGBA(image.Rect(0, 0, m.W, m.H))
+	for i, j := 0, 0; i < len(m.Pix); i, j = i+3, j+4 {
+		out.Pix[j], out.Pix[j+1], out.Pix[j+2], out.Pix[j+3] = m.Pix[i], m.Pix[i+1], m.Pix[i+2], 255
+	}
+	return out
+}
+
+// writeAtomic writes data to a temporary file beside path and renames it over path. A cache
+// loses nothing by a crash, so it skips the fsync.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
