@@ -106,6 +106,7 @@ start() {
 				CLUSTER_JOIN="$gossip_join" \
 				MEMBERLIST_FAST_FAILURE_DETECTION=true \
 				REPLICA_MOVEMENT_ENABLED=true \
+				HNSW_STARTUP_WAIT_FOR_VECTOR_CACHE=true \
 				RAFT_PORT=$((p + 3)) \
 				RAFT_INTERNAL_RPC_PORT=$((p + 4)) \
 				RAFT_JOIN="$raft_join" \

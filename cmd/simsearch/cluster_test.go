@@ -164,6 +164,8 @@ func TestWeaviateCluster(t *testing.T) {
 		t.Errorf("after the restart: %s", w)
 	}
 	check("node0 restarted")
+	node1 := openSearcher(t, fmt.Sprintf("weaviate://127.0.0.1:%d/Hnsw", base+1))
+	t.Logf("node0 restarted, asking node1: HNSW recall@10 %.4f", recall(local, search(t, node1, queries, 10)))
 }
 
 // testCluster drives scripts/weaviate-cluster.sh.
