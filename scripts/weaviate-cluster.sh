@@ -26,6 +26,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${WEAVIATE_BIN:-$repo/bin/weaviate-server}"
+[[ "$bin" = /* ]] || bin="$PWD/$bin" # the nodes start in DIR
 timeout="${WEAVIATE_START_TIMEOUT:-180}"
 
 die() { printf 'weaviate-cluster: %s\n' "$*" >&2; exit 1; }
@@ -125,6 +126,7 @@ start() {
 		pending=""
 		for ((i = 0; i < n; i++)); do
 			if ! alive "$dir/node$i.pid"; then
+				abort_started "$dir" "${started[@]}"
 				die "node$i exited while starting; the end of $dir/node$i.log:
 $(tail -n 15 "$dir/node$i.log")"
 			fi
@@ -138,11 +140,21 @@ $(tail -n 15 "$dir/node$i.log")"
 		done
 		[ -z "$pending" ] && break
 		if [ $SECONDS -ge $deadline ]; then
+			abort_started "$dir" "${started[@]}"
 			die "after ${timeout}s still waiting for:$pending (logs: $dir/node*.log)"
 		fi
 		sleep 1
 	done
 	say "$n nodes ready: REST http://127.0.0.1:$base/ … http://127.0.0.1:$((base + n - 1))/"
+}
+
+abort_started() { # dir node-numbers...: kill the nodes this start started, leave the others
+	local dir="$1" i
+	shift
+	for i in "$@"; do
+		alive "$dir/node$i.pid" && kill -KILL "$(cat "$dir/node$i.pid")" 2>/dev/null
+		rm -f "$dir/node$i.pid"
+	done
 }
 
 stop() {
