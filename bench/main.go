@@ -54,6 +54,13 @@ func main() {
 	flag.StringVar(&c.image, "image", "testdata/images/elephants.jpg", "query image")
 	flag.StringVar(&c.python, "python", "/usr/bin/python3", "python3 with numpy for the seed's own loop ('' to skip)")
 	living := flag.Bool("collection", false, "measure the living collection instead (update, add, remove): writes bench/COLLECTION.md")
+	var sc scaleConfig
+	scale := flag.Bool("scale", false, "the Weaviate cluster benchmark instead (make bench-scale; writes -scale-out)")
+	flag.IntVar(&sc.rows, "scale-rows", 20_000, "vectors pushed to the cluster")
+	flag.IntVar(&sc.nodes, "scale-nodes", 3, "Weaviate nodes")
+	flag.IntVar(&sc.queries, "scale-queries", 20, "single queries per in-process measurement")
+	flag.StringVar(&sc.weaviate, "weaviate", "bin/weaviate-server", "Weaviate server binary (make weaviate)")
+	flag.StringVar(&sc.out, "scale-out", "bench/SCALE.md", "markdown file the cluster benchmark writes")
 	flag.Parse()
 	if *smoke {
 		c.rows, c.shardRows, c.rounds, c.loadRequests = 2000, 1000, 2, 24
@@ -70,7 +77,11 @@ func main() {
 		}
 		return
 	}
-	if err := run(c, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }); err != nil {
+	bench := run
+	if *scale {
+		bench = func(c config, logf func(string, ...any)) error { return runScale(c, sc, logf) }
+	}
+	if err := bench(c, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}

@@ -38,20 +38,42 @@ func (s *Searcher) LoadModel(req ModelRequest) (time.Duration, error) {
 
 // loadModel loads the model cfg describes, checking it against rec, the index's record.
 func (s *Searcher) loadModel(req ModelRequest, cfg embed.Config, rec *index.Model) (time.Duration, error) {
-	m, took, err := embed.OpenModel(cfg, req.ORTLib, req.CacheDir)
+	ix := s.Index()
+	m, took, err := openModel(req, cfg, rec, ix.Path(), ix.Dim())
 	if err != nil {
 		return 0, err
 	}
-	if rec != nil && rec.SHA256 != "" && rec.SHA256 != m.SHA256() && !req.AllowMismatch {
-		m.Close()
-		return 0, fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, m.SHA256(), s.Index().Path(), rec.File, rec.SHA256)
-	}
-	if ix := s.Index(); m.Dim() != ix.Dim() {
-		m.Close()
-		return 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), ix.Path(), ix.Dim())
-	}
 	s.model, s.allowMismatch = m, req.AllowMismatch
 	return took, nil
+}
+
+// OpenModel loads the model for queries against dim-dimensional vectors held at where (an index
+// file, or a collection elsewhere: named in messages) and made by the model rec records (nil:
+// unknown), with the same checks as LoadModel. It returns the time it took.
+func OpenModel(req ModelRequest, rec *index.Model, where string, dim int) (*embed.Model, time.Duration, error) {
+	cfg, err := resolve(req, rec, where)
+	if err != nil {
+		return nil, 0, err
+	}
+	return openModel(req, cfg, rec, where, dim)
+}
+
+// openModel loads the model cfg describes for dim-dimensional vectors held at where, checking it
+// against rec.
+func openModel(req ModelRequest, cfg embed.Config, rec *index.Model, where string, dim int) (*embed.Model, time.Duration, error) {
+	m, took, err := embed.OpenModel(cfg, req.ORTLib, req.CacheDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	if rec != nil && rec.SHA256 != "" && rec.SHA256 != m.SHA256() && !req.AllowMismatch {
+		m.Close()
+		return nil, 0, fmt.Errorf("%s (sha256 %.12s…) is not the model %s was built with (%s, sha256 %.12s…): its vectors would not be comparable; pass that model, or --allow-model-mismatch", cfg.Model, m.SHA256(), where, rec.File, rec.SHA256)
+	}
+	if m.Dim() != dim {
+		m.Close()
+		return nil, 0, fmt.Errorf("%s produces %d-dim vectors but %s holds %d-dim vectors", cfg.Model, m.Dim(), where, dim)
+	}
+	return m, took, nil
 }
 
 // modelConfig is the model configuration for req and this index, and the index's record of its

@@ -115,6 +115,12 @@ func (s *Searcher) Changed() error {
 	return v.Changed()
 }
 
+// Dim is the index's vector dimension.
+func (s *Searcher) Dim() int { return s.Index().Dim() }
+
+// Len is the number of vectors in the index.
+func (s *Searcher) Len() int { return s.Index().Len() }
+
 // OpenTime is how long mapping and validating the index took.
 func (s *Searcher) OpenTime() time.Duration { return s.openTime }
 

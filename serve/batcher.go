@@ -30,14 +30,14 @@ type result struct {
 // batched inference for the images and one search for all queries: pruned queries run one per
 // core, and those that need a full scan share a single pass over the index's memory.
 type batcher struct {
-	s        *query.Searcher
+	s        Searcher
 	jobs     chan *job
 	maxBatch int
 	batchCounts
 	scan prune.Scan
 }
 
-func newBatcher(s *query.Searcher, maxBatch int, scan prune.Scan) *batcher {
+func newBatcher(s Searcher, maxBatch int, scan prune.Scan) *batcher {
 	return &batcher{s: s, jobs: make(chan *job, 4*maxBatch), maxBatch: maxBatch, scan: scan}
 }
 
@@ -84,7 +84,7 @@ func (b *batcher) run(ctx context.Context) {
 func (b *batcher) process(batch []*job) {
 	b.count(len(batch))
 	start := time.Now()
-	dim := b.s.Index().Dim()
+	dim := b.s.Dim()
 	queries := make([]float32, 0, len(batch)*dim)
 	var inputs []float32
 	var images []int // positions in batch of the image jobs

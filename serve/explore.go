@@ -55,10 +55,12 @@ func (srv *Server) routeExplore(page fs.FS) error {
 	for _, f := range []string{"/app.js", "/app.css"} {
 		srv.mux.Handle("GET "+f, files)
 	}
-	srv.mux.HandleFunc("GET /search/id/{id...}", srv.searchID)
 	srv.mux.HandleFunc("GET /thumbs/{id...}", srv.thumbnail)
-	srv.mux.HandleFunc("GET /dupes", srv.dupes)
-	srv.mux.HandleFunc("GET /map", srv.mapPoints)
+	if srv.local != nil { // these read the index's vectors, which a cluster's collection keeps to itself
+		srv.mux.HandleFunc("GET /search/id/{id...}", srv.searchID)
+		srv.mux.HandleFunc("GET /dupes", srv.dupes)
+		srv.mux.HandleFunc("GET /map", srv.mapPoints)
+	}
 	return nil
 }
 
@@ -69,7 +71,7 @@ func (srv *Server) searchID(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := srv.s.Vector(r.PathValue("id"))
+	v, err := srv.local.Vector(r.PathValue("id"))
 	if err != nil {
 		writeError(w, http.StatusNotFound, "no such id in the index")
 		return
@@ -183,7 +185,7 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 // done: a Reopen or a followed update swapping the searcher's view is not held up by it, and the
 // old view's pages stay mapped until it lets go.
 func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
-	v := srv.s.Acquire()
+	v := srv.local.Acquire()
 	defer v.Release()
 	rows, idOf, err := v.Rows()
 	if err != nil {
@@ -243,7 +245,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			}
 			k = v
 		}
-		v, err := srv.s.Vector(id)
+		v, err := srv.local.Vector(id)
 		if err != nil {
 			writeError(w, http.StatusNotFound, "no such id in the index")
 			return
@@ -254,14 +256,14 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, h := range hits[0] {
-			hv, err := srv.s.Vector(h.ID)
+			hv, err := srv.local.Vector(h.ID)
 			if err != nil {
 				writeError(w, http.StatusInternalServerError, err.Error())
 				return
 			}
 			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
 		}
-		count = srv.s.Index().Len()
+		count = srv.local.Index().Len()
 	} else if ids, data, count, err = srv.sample(mapSample); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -281,7 +283,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 // id order: their ids, a copy of their vectors, and the collection's size. It holds the current
 // view as findDupes does.
 func (srv *Server) sample(m int) ([]string, []float32, int, error) {
-	v := srv.s.Acquire()
+	v := srv.local.Acquire()
 	defer v.Release()
 	n := v.Len()
 	m = min(n, m)

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	simembed "simsearch/embed"
 	"simsearch/index"
 	"simsearch/prune"
 	"simsearch/query"
@@ -46,9 +47,23 @@ type Options struct {
 	ThumbDir string
 }
 
+// Searcher is what the server searches: a query.Searcher over a local index, or a cluster's
+// collection (cluster.Searcher). Its model must be loaded.
+type Searcher interface {
+	Model() *simembed.Model
+	Dim() int
+	Len() int
+	// Search returns the nearest neighbours of each query (row-major, Dim floats each) that req
+	// asks for and, per query, how they were found.
+	Search(queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error)
+	// Changed says why answers would be wrong or incomplete now (an index file modified in
+	// place, a cluster missing shards), or nil.
+	Changed() error
+}
+
 // Server answers queries over HTTP with a Searcher whose model is loaded.
 type Server struct {
-	s       *query.Searcher
+	s       Searcher
 	opt     Options
 	b       *batcher
 	objects *os.Root
@@ -57,10 +72,13 @@ type Server struct {
 	mux     *http.ServeMux
 	csp     string    // the Content-Security-Policy of every response
 	ex      *explorer // the page's views: thumbnails, duplicates, the map
+	// local is s when it searches an index file: the views that read its vectors (search by
+	// id, duplicates, the map) need it; nil for a cluster's collection.
+	local *query.Searcher
 }
 
 // New makes a server; Run serves it.
-func New(s *query.Searcher, opt Options) (*Server, error) {
+func New(s Searcher, opt Options) (*Server, error) {
 	if s.Model() == nil {
 		return nil, errors.New("serve: the searcher has no model loaded")
 	}
@@ -77,6 +95,7 @@ func New(s *query.Searcher, opt Options) (*Server, error) {
 		opt.MaxBatch = 8
 	}
 	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch, opt.Scan), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
+	srv.local, _ = s.(*query.Searcher)
 	if opt.Objects != "" {
 		root, err := os.OpenRoot(opt.Objects)
 		if err != nil {
@@ -184,7 +203,10 @@ func (srv *Server) Run(ctx context.Context, ln net.Listener, drain time.Duration
 // the reason) until a reload or a restart.
 // It returns the number of vectors now served.
 func (srv *Server) Reload() (int, error) {
-	ix, err := srv.s.Reopen()
+	if srv.local == nil {
+		return 0, errors.New("a cluster's collection is updated in place by push: there is nothing to reload")
+	}
+	ix, err := srv.local.Reopen()
 	if err != nil {
 		return 0, err
 	}
@@ -200,8 +222,7 @@ func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	ix := srv.s.Index()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": ix.Len(), "dim": ix.Dim()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Len(), "dim": srv.s.Dim()})
 }
 
 // response is what /search and /search/vector answer.
@@ -258,7 +279,7 @@ func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `want {"vector": [numbers]}: `+err.Error())
 		return
 	}
-	if dim := srv.s.Index().Dim(); len(req.Vector) != dim {
+	if dim := srv.s.Dim(); len(req.Vector) != dim {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("vector has %d numbers, the index holds %d-dim vectors", len(req.Vector), dim))
 		return
 	}

@@ -75,6 +75,7 @@ Environment: ONNXRUNTIME_LIB points at libonnxruntime.so (default: the user cach
 			compactCommand(),
 			dupesCommand(),
 			versionCommand(),
+			pushCommand(),
 		},
 	}
 }

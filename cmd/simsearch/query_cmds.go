@@ -24,7 +24,7 @@ func queryCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "query",
 		Usage:     "print the indexed images nearest to each query image",
-		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --id ID... | --index INDEX --vector FILE.npy",
+		ArgsUsage: "--index INDEX IMAGE... | --index INDEX --id ID... | --index INDEX --vector FILE.npy | --engine weaviate://HOST:PORT/COLLECTION ...",
 		Description: `Embeds each IMAGE with the model (preprocessed exactly as PIL's
 Image.open(p).convert("RGB").resize((224, 224)) / 255 would) and prints its k nearest indexed
 images, nearest first, as "ID DISTANCE" lines (Euclidean distance). With several images each
@@ -53,9 +53,11 @@ Examples:
    simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model
    simsearch query --index photos.simidx --id "2024/beach 3.jpg" --tsv
    simsearch query --index photos.simidx --max-distance 8 cat.jpg    # everything within 8
-   curl -s https://example.invalid/cat.jpg | simsearch query --index photos.simidx -`,
+   curl -s https://example.invalid/cat.jpg | simsearch query --index photos.simidx -
+   simsearch query --engine weaviate://127.0.0.1:8080/Photos cat.jpg   # a collection pushed to a cluster`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
+			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)"},
+			engineFlag(),
 			&cli.IntFlag{Name: "k", Aliases: []string{"n"}, Usage: "number of neighbours", Value: 10},
 			&cli.StringFlag{Name: "vector", Usage: "query by the vectors in this .npy file (1-D: one; 2-D: one per row)"},
 			&cli.BoolFlag{Name: "id", Usage: "the arguments are ids in the index: search by their stored vectors"},
@@ -86,6 +88,11 @@ func runQuery(c *cli.Context) error {
 	}
 	if c.Bool("json") && c.Bool("tsv") {
 		return usageError(c, "choose --json or --tsv")
+	}
+	if engine, err := indexOrEngine(c); err != nil {
+		return err
+	} else if engine != "" {
+		return runEngineQuery(c, engine, start)
 	}
 	s, err := query.Open(c.String("index"))
 	if err != nil {
@@ -133,14 +140,7 @@ func runQuery(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	format := formatText
-	switch {
-	case c.Bool("json"):
-		format = formatJSON
-	case c.Bool("tsv"):
-		format = formatTSV
-	}
-	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, format, c.Bool("timings"))
+	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, answerFormat(c), c.Bool("timings"))
 }
 
 // findRequest reads -k, --max-distance and --scan.
@@ -197,6 +197,17 @@ const (
 	formatJSON                     // one object per query per line
 	formatTSV                      // QUERY<TAB>ID<TAB>DISTANCE lines
 )
+
+// answerFormat is the output format query's flags ask for.
+func answerFormat(c *cli.Context) outputFormat {
+	switch {
+	case c.Bool("json"):
+		return formatJSON
+	case c.Bool("tsv"):
+		return formatTSV
+	}
+	return formatText
+}
 
 func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]float64, start time.Time, format outputFormat, timings bool) error {
 	failed := 0

@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"simsearch/prune"
-	"simsearch/query"
 	"simsearch/serve"
 )
 
@@ -20,7 +19,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "serve searches over HTTP, with a results page at /",
-		ArgsUsage: "--index INDEX [--model MODEL] [--addr HOST:PORT] [--objects DIR]",
+		ArgsUsage: "--index INDEX | --engine weaviate://HOST:PORT/COLLECTION [--model MODEL] [--addr HOST:PORT] [--objects DIR]",
 		Description: `Loads the model and maps the index once, then answers:
 
    POST /search?k=10          the body is an image (or a multipart form with a field "image")
@@ -43,9 +42,11 @@ themselves within --poll, with the same care for requests in flight.
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
-   curl -s --data-binary @cat.jpg 'http://127.0.0.1:8080/search?k=5'`,
+   curl -s --data-binary @cat.jpg 'http://127.0.0.1:8080/search?k=5'
+   simsearch serve --engine weaviate://127.0.0.1:8080/Photos --addr 127.0.0.1:9090   # a cluster's collection`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)", Required: true},
+			&cli.StringFlag{Name: "index", Aliases: []string{"i"}, Usage: "index file (from convert)"},
+			engineFlag(),
 			&cli.StringFlag{Name: "addr", Usage: "address to listen on", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "objects", Usage: "folder of the indexed images, for /objects/ and the page's thumbnails"},
 			&cli.StringFlag{Name: "thumbs", Usage: "folder for the page's thumbnails, made once each (default: the user cache dir)"},
@@ -84,13 +85,15 @@ Example:
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			s, err := query.Open(c.String("index"))
+			s, local, what, err := openServeSearcher(c)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
-			s.Warm()                   // maps the index while the model loads
+			if local != nil {
+				decodeAsRecorded(local.Meta()) // query images are decoded as the indexed ones were
+				local.Warm()                   // maps the index while the model loads
+			}
 			req, err := modelRequest(c)
 			if err != nil {
 				return err
@@ -111,8 +114,8 @@ Example:
 			if err != nil {
 				return err
 			}
-			if every := c.Duration("poll"); every > 0 {
-				go s.Follow(ctx, every, func(n int, err error) {
+			if every := c.Duration("poll"); every > 0 && local != nil {
+				go local.Follow(ctx, every, func(n int, err error) {
 					if err != nil {
 						fmt.Fprintf(c.App.ErrWriter, "simsearch: following updates: %v (still serving the index loaded before)\n", err)
 						return
@@ -120,13 +123,13 @@ Example:
 					fmt.Fprintf(c.App.ErrWriter, "simsearch: updated %s (%d vectors)\n", c.String("index"), n)
 				})
 			}
-			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", c.String("index"), s.Index().Len(), ln.Addr())
+			fmt.Fprintf(c.App.ErrWriter, "simsearch: serving %s (%d vectors) on http://%s/\n", what, s.Len(), ln.Addr())
 			go func() {
 				for range hup {
 					if n, err := srv.Reload(); err != nil {
 						fmt.Fprintf(c.App.ErrWriter, "simsearch: reloading: %v (still serving the index loaded before)\n", err)
 					} else {
-						fmt.Fprintf(c.App.ErrWriter, "simsearch: reloaded %s (%d vectors)\n", c.String("index"), n)
+						fmt.Fprintf(c.App.ErrWriter, "simsearch: reloaded %s (%d vectors)\n", what, n)
 					}
 				}
 			}()
