@@ -18,6 +18,7 @@ import (
 	"simsearch/folder"
 	"simsearch/index"
 	"simsearch/ingest"
+	"simsearch/prune"
 )
 
 // collectionBench measures the living collection (issue 10's goals) and writes a markdown report:
@@ -316,7 +317,7 @@ func timedCall(path string, f func(*collection.Writer) error) (time.Duration, in
 
 func timedSearch(v *collection.View, q []float32) (time.Duration, []collection.Result, error) {
 	start := time.Now()
-	res, err := v.Search(q, 10)
+	res, _, err := v.Search(q, prune.Request{K: 10, MaxDistance: prune.NoLimit, Scan: prune.Full}) // the same scan on both sides: the log's cost alone
 	if err != nil {
 		return 0, nil, err
 	}

@@ -9,7 +9,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -166,20 +165,7 @@ func run(c config, logf func(string, ...any)) error {
 			return timeCommand(exec.Command(c.bin, "query", "--index", idx, "--vector", d.query()))
 		}},
 		{"simsearch query IMAGE (whole process: model load, decode, inference, scan)", func() (time.Duration, map[string]float64, error) {
-			cmd := exec.Command(c.bin, "query", "--index", idx, "--model", c.model, "--allow-model-mismatch", "--json", "--timings", c.image)
-			var out bytes.Buffer
-			cmd.Stdout = &out
-			t, _, err := timeCommand(cmd)
-			if err != nil {
-				return 0, nil, err
-			}
-			var a struct {
-				Timings map[string]float64 `json:"timings_ms"`
-			}
-			if err := json.Unmarshal(out.Bytes(), &a); err != nil {
-				return 0, nil, fmt.Errorf("query IMAGE printed %q: %w", out.String(), err)
-			}
-			return t, a.Timings, nil
+			return timeTimings(exec.Command(c.bin, "query", "--index", idx, "--model", c.model, "--allow-model-mismatch", "--json", "--timings", c.image))
 		}},
 	}
 	for _, k := range kernel.Available() {
@@ -233,6 +219,11 @@ func run(c config, logf func(string, ...any)) error {
 			return t1 + t2, nil, err
 		}},
 	)
+	pb, err := newPruneBench(c, work, idx, ix, d, logf)
+	if err != nil {
+		return err
+	}
+	ms = append(ms, pb.measurements()...)
 	defaultKernel, defaultReason := kernel.Name(), kernel.Reason()
 	defer kernel.Use(defaultKernel)
 
@@ -265,7 +256,7 @@ func run(c config, logf func(string, ...any)) error {
 	if err != nil {
 		return fmt.Errorf("server load: %w", err)
 	}
-	report := render(c, d, samples, loads, python != "", defaultKernel, defaultReason)
+	report := render(c, d, samples, loads, python != "", defaultKernel, defaultReason) + pb.report(samples, python, logf)
 	if report, err = withDupes(c, idx, d.shards(), python, report, logf); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"simsearch/cluster"
 	"simsearch/index"
 	"simsearch/kernel"
+	"simsearch/prune"
 	"simsearch/query"
 )
 
@@ -143,12 +144,12 @@ func runScale(c config, sc scaleConfig, logf func(string, ...any)) error {
 		}
 	}
 	type searcher interface {
-		Search([]float32, int) ([][]query.Hit, time.Duration, time.Duration, error)
+		Search([]float32, query.Request) ([][]query.Hit, []query.Scanned, error)
 	}
 	perQuery := func(s searcher) (time.Duration, map[string]float64, error) {
 		start := time.Now()
 		for _, q := range qs {
-			if _, _, _, err := s.Search(q, 10); err != nil {
+			if _, _, err := s.Search(q, query.Request{K: 10, MaxDistance: prune.NoLimit}); err != nil {
 				return 0, nil, err
 			}
 		}

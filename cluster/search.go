@@ -102,29 +102,44 @@ func (s *Searcher) Close() error {
 	return nil
 }
 
-// Search finds the k nearest objects to each query (row-major, Dim floats each), nearest first
-// with ties by id, the distances Euclidean. The second duration is the time the cluster took;
-// there is no local data to wait for.
-func (s *Searcher) Search(queries []float32, k int) ([][]query.Hit, time.Duration, time.Duration, error) {
+// maxRange caps the answer of a range query (Request.K of 0) through a cluster: Weaviate's
+// search takes a limit, and the server's largest k is 1000 too.
+const maxRange = 1000
+
+// Search finds the req.K nearest objects to each query (row-major, Dim floats each), nearest
+// first with ties by id, the distances Euclidean; with req.MaxDistance only those within it (at
+// most maxRange when K is 0). req.Scan does not apply: the cluster's index answers. Each query's
+// Scanned holds the time the cluster took for it; there is no local data to wait for.
+func (s *Searcher) Search(queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error) {
 	dim := s.info.Dim
 	if len(queries)%dim != 0 || len(queries) == 0 {
-		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of %s's dim %d", len(queries), s.c.t, dim)
+		return nil, nil, fmt.Errorf("query vectors have %d floats, not a multiple of %s's dim %d", len(queries), s.c.t, dim)
 	}
-	start := time.Now()
+	k := req.K
+	if k <= 0 {
+		k = maxRange
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	n := len(queries) / dim
 	out := make([][]query.Hit, n)
+	scanned := make([]query.Scanned, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for j := range n {
 		g.Go(func() (err error) {
-			out[j], err = s.c.nearest(gctx, queries[j*dim:(j+1)*dim], k)
+			start := time.Now()
+			hits, err := s.c.nearest(gctx, queries[j*dim:(j+1)*dim], k)
+			for len(hits) > 0 && hits[len(hits)-1].Distance > req.MaxDistance {
+				hits = hits[:len(hits)-1]
+			}
+			out[j] = hits
+			scanned[j].Path, scanned[j].Time = "weaviate", time.Since(start)
 			return err
 		})
 	}
 	err := g.Wait()
-	return out, 0, time.Since(start), err
+	return out, scanned, err
 }
 
 // nearest asks the cluster for the k nearest objects to v. Reads ask one replica per shard, so
@@ -168,7 +183,7 @@ func (c *Client) healthSuffix() string {
 // Images answers image queries as query.Searcher.Images does, with the model loaded first (see
 // LoadModel): each image is decoded, embedded and searched; an unreadable image gets an Answer
 // with Err set and the others are answered.
-func (s *Searcher) Images(paths []string, k int) ([]query.Answer, error) {
+func (s *Searcher) Images(paths []string, find query.Request) ([]query.Answer, error) {
 	if s.model == nil {
 		return nil, fmt.Errorf("%s: no model loaded for image queries", s.c.t)
 	}
@@ -190,12 +205,12 @@ func (s *Searcher) Images(paths []string, k int) ([]query.Answer, error) {
 			continue
 		}
 		a.Timings["inference"] = ms(time.Since(start))
-		hits, _, took, err := s.Search(v, k)
+		hits, scanned, err := s.Search(v, find)
 		if err != nil {
 			return nil, err
 		}
 		a.Results = hits[0]
-		a.Timings["search"] = ms(took)
+		a.Timings["search"] = ms(scanned[0].Time)
 	}
 	return answers, nil
 }

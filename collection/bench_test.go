@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"simsearch/prune"
 )
 
 // BenchmarkUpdatedVsCompacted scans a collection whose log replaces 1% of the base's rows and adds
@@ -77,15 +79,16 @@ func BenchmarkUpdatedVsCompacted(b *testing.B) {
 	q := vec()
 	var ratios []float64
 	b.ResetTimer()
+	top10 := prune.Request{K: 10, MaxDistance: prune.NoLimit}
 	for i := range b.N {
 		a, c := updated, compacted
 		if i%2 == 1 {
 			a, c = c, a
 		}
 		t0 := time.Now()
-		ra, err := a.Search(q, 10)
+		ra, _, err := a.Search(q, top10)
 		t1 := time.Now()
-		rc, err2 := c.Search(q, 10)
+		rc, _, err2 := c.Search(q, top10)
 		t2 := time.Now()
 		if err != nil || err2 != nil || !slices.Equal(ra[0], rc[0]) {
 			b.Fatalf("answers differ: %v %v (%v, %v)", ra, rc, err, err2)

@@ -14,6 +14,7 @@ import (
 
 	"simsearch/index"
 	"simsearch/kernel"
+	"simsearch/prune"
 )
 
 const testDim = 8
@@ -46,6 +47,10 @@ func bruteForce(rows map[string][]float32, q []float32, k int) []Result {
 	}
 	return out
 }
+
+// sawPCA records that some checked view had a PCA section (written by compaction), so that the
+// pruned path was checked too.
+var sawPCA bool
 
 func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Rand) {
 	t.Helper()
@@ -90,12 +95,33 @@ func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Ran
 	}
 	for range 5 {
 		q := randomVector(r)
-		res, err := v.Search(q, 7)
-		if err != nil {
-			t.Fatal(err)
+		exp := bruteForce(want, q, 7)
+		// Every scan: the base's PCA section (written by compaction) is used by the pruned one.
+		for _, scan := range []prune.Scan{prune.Auto, prune.Full, prune.Pruned} {
+			res, st, err := v.Search(q, prune.Request{K: 7, MaxDistance: prune.NoLimit, Scan: scan})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if scan == prune.Pruned && v.pca != nil && v.base.Len() > v.deleted && st[0].Path != "pruned" {
+				t.Fatalf("a forced pruned search of a base with a PCA section took the %q path", st[0].Path)
+			}
+			if v.pca != nil {
+				sawPCA = true
+			}
+			if !slices.Equal(res[0], exp) {
+				t.Fatalf("query %v, scan %v:\n got %v\nwant %v", q, scan, res[0], exp)
+			}
 		}
-		if exp := bruteForce(want, q, 7); !slices.Equal(res[0], exp) {
-			t.Fatalf("query %v:\n got %v\nwant %v", q, res[0], exp)
+		// A range: everything within the 4th distance, the same rows as the top 4 or more.
+		d := float64(exp[min(3, len(exp)-1)].Distance)
+		res, _, err := v.Search(q, prune.Request{MaxDistance: d, Scan: prune.Pruned})
+		if err != nil || len(res[0]) < min(4, len(exp)) || !slices.Equal(res[0][:min(4, len(exp))], exp[:min(4, len(exp))]) {
+			t.Fatalf("range %v of query %v: %v, %v; want it to start with %v", d, q, res, err, exp[:min(4, len(exp))])
+		}
+		for _, h := range res[0] {
+			if float64(h.Distance) > d {
+				t.Fatalf("range %v returned %v", d, h)
+			}
 		}
 	}
 	if _, err := Verify(path); err != nil {
@@ -181,6 +207,9 @@ func TestRandomChanges(t *testing.T) {
 			w.Close()
 		}
 		checkView(t, path, want, r)
+	}
+	if !sawPCA {
+		t.Error("no compacted base had a PCA section: the pruned path was never checked")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"simsearch/index"
+	"simsearch/prune"
 )
 
 // compactChunk is the number of rows handed to the index writer at a time.
@@ -17,8 +18,8 @@ const compactChunk = 4096
 // point leaves either the old base with its log or the new base (with a stale log that readers
 // ignore and the next writer replaces). The writer stays usable.
 //
-// Sections computed from the vectors (the pruned search's PCA) are not carried over: they would
-// describe the old rows. A writer that can compute them adds them here, before Commit.
+// The pruned search's PCA section is fitted anew to the live rows (package prune: deterministic,
+// so the same rows give the same bytes as convert would write for them).
 func (w *Writer) Compact() error {
 	if w.dirty {
 		return errors.New("collection: compacting with uncommitted changes")
@@ -44,7 +45,12 @@ func (w *Writer) Compact() error {
 	ids := make([]string, 0, compactChunk)
 	rows := make([]float32, 0, compactChunk*dim)
 	var state [stateSize]byte
+	var sampler *prune.Sampler
+	if v.Len() > 0 {
+		sampler = prune.NewSampler(v.Len(), dim)
+	}
 	err = v.Each(func(id string, s FileState, vec []float32) error {
+		sampler.Add(vec)
 		putState(state[:], s)
 		files = append(files, state[:]...)
 		ids, rows = append(ids, id), append(rows, vec...)
@@ -62,6 +68,13 @@ func (w *Writer) Compact() error {
 		return err
 	}
 	iw.AddSection(index.SectionFiles, filesVersion, files)
+	if sampler != nil {
+		sec, err := pcaSection(v, sampler)
+		if err != nil {
+			return err
+		}
+		iw.AddSection(index.SectionPCA, prune.Version, sec.Encode())
+	}
 	if err := iw.Commit(); err != nil {
 		return err
 	}
@@ -74,4 +87,22 @@ func (w *Writer) Compact() error {
 	w.st.base.Close()
 	w.log, w.st = nil, nil
 	return w.open(nil)
+}
+
+// pcaSection fits the pruned search's basis to the rows the sampler saw (the view's live rows in
+// id order, as the new base stores them) and projects every row on it.
+func pcaSection(v *View, sampler *prune.Sampler) (*prune.Section, error) {
+	b, err := sampler.Fit(prune.DefaultRank)
+	if err != nil {
+		return nil, err
+	}
+	w := b.Width()
+	sec := &prune.Section{Basis: b, Rows: make([]float32, v.Len()*w)}
+	r := 0
+	err = v.Each(func(_ string, _ FileState, vec []float32) error {
+		sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(vec, sec.Rows[r*w:(r+1)*w]))
+		r++
+		return nil
+	})
+	return sec, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"simsearch/kernel"
 	"simsearch/knn"
+	"simsearch/prune"
 )
 
 // Result is one neighbour.
@@ -17,33 +18,56 @@ type Result struct {
 	Distance float32 // Euclidean
 }
 
-// scanPart finds the k nearest rows of one part of a view (the base, or the added block) to each
-// query, leaving out the rows set in exclude. Every scan goes through here, so a faster exact
-// search (the pruned one) plugs in at this one place.
-func scanPart(vectors []float32, dim int, queries []float32, k int, exclude []uint64) ([][]knn.Neighbor, error) {
-	return knn.SearchBatch(vectors, dim, queries, k, knn.Options{Exclude: exclude})
-}
-
-// Search returns, for each query (row-major, Dim floats each), its k nearest live rows, nearest
-// first. Rows at equal squared distance are ordered by id, so that an updated collection answers
-// exactly as a fresh build whose rows are sorted by id. Without a log the base's own order (by
-// row) breaks ties, as a plain index search does.
-func (v *View) Search(queries []float32, k int) ([][]Result, error) {
+// Search returns, for each query (row-major, Dim floats each), its nearest live rows, nearest
+// first: the req.K nearest, or with req.MaxDistance those within it (the K nearest of them when K
+// is set too). The base is searched with its PCA section when it has one (the pruned exact
+// search; req.Scan chooses), the rows added by the log by a full scan beside it. Rows at equal squared
+// distance are ordered by id, so that an updated collection answers exactly as a fresh build
+// whose rows are sorted by id. Without a log the base's own order (by row) breaks ties, as a
+// plain index search does. Each query's Stats add up its parts.
+func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune.Stats, error) {
 	dim := v.Dim()
 	if len(queries) == 0 || len(queries)%dim != 0 {
-		return nil, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), dim)
+		return nil, nil, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), dim)
+	}
+	if v.pcaErr != nil && req.Scan != prune.Full {
+		return nil, nil, fmt.Errorf("%w (simsearch verify checks the file; --scan full does not use the section)", v.pcaErr)
 	}
 	nq := len(queries) / dim
+	k := req.K
+	stats := make([]prune.Stats, nq)
+	// The added block (small next to the base) is scanned by one goroutine while the base's
+	// workers scan the base: one wait for both, not two in a row. It lives on the heap, not in
+	// the mapping, so it needs no fault guard of its own.
 	var base, added [][]knn.Neighbor
-	var err error
+	var addStats []prune.Stats
+	var err, addErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(v.addIDs) > 0 {
+			r := req
+			r.Exclude, r.Workers = nil, 1
+			added, addStats, addErr = prune.SearchBatch(v.added, dim, nil, queries, r)
+		}
+	}()
 	if v.base.Len() > v.deleted {
-		if base, err = scanPart(v.base.Vectors(), dim, queries, k, v.del); err != nil {
-			return nil, err
+		r := req
+		r.Exclude = v.del
+		var st []prune.Stats
+		if base, st, err = prune.SearchBatch(v.base.Vectors(), dim, v.pca, queries, r); err == nil {
+			copy(stats, st)
 		}
 	}
-	if len(v.addIDs) > 0 {
-		if added, err = scanPart(v.added, dim, queries, k, nil); err != nil {
-			return nil, err
+	<-done
+	if err = cmp.Or(err, addErr); err != nil {
+		return nil, nil, err
+	}
+	for j, s := range addStats {
+		stats[j].Time = max(stats[j].Time, s.Time) // the parts ran side by side
+		stats[j].Visited += s.Visited
+		if stats[j].Path == "" {
+			stats[j].Path = s.Path
 		}
 	}
 	out := make([][]Result, nq)
@@ -60,7 +84,7 @@ func (v *View) Search(queries []float32, k int) ([][]Result, error) {
 			for i, n := range base[j] {
 				id, err := v.base.ID(n.Row)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				out[j][i] = Result{ID: id, Distance: n.Distance}
 			}
@@ -74,7 +98,7 @@ func (v *View) Search(queries []float32, k int) ([][]Result, error) {
 			for _, n := range base[j] {
 				id, err := v.base.ID(n.Row)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				cs = append(cs, cand{id, kernel.L2Squared(q, v.base.Row(n.Row))})
 			}
@@ -87,11 +111,13 @@ func (v *View) Search(queries []float32, k int) ([][]Result, error) {
 		slices.SortFunc(cs, func(a, b cand) int {
 			return cmp.Or(cmp.Compare(a.d, b.d), strings.Compare(a.id, b.id))
 		})
-		cs = cs[:min(k, len(cs))]
+		if k > 0 {
+			cs = cs[:min(k, len(cs))]
+		}
 		out[j] = make([]Result, len(cs))
 		for i, c := range cs {
 			out[j][i] = Result{ID: c.id, Distance: float32(math.Sqrt(float64(c.d)))}
 		}
 	}
-	return out, nil
+	return out, stats, nil
 }

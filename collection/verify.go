@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"simsearch/index"
+	"simsearch/prune"
 )
 
 // LogReport describes a change log found by Verify.
@@ -23,7 +24,7 @@ type LogReport struct {
 }
 
 // Verify checks the whole collection at path: the base (index.Verify: every checksum, id and
-// value) and its change log (its header, every record's checksum up to the last commit, that
+// value; prune.Verify: its PCA section against its rows) and its change log (its header, every record's checksum up to the last commit, that
 // every record applies: ids unique across base and log, deletions of present ids, finite values).
 func Verify(path string) (LogReport, error) {
 	var r LogReport
@@ -33,6 +34,9 @@ func Verify(path string) (LogReport, error) {
 	}
 	defer ix.Close()
 	if err := ix.Verify(); err != nil {
+		return r, err
+	}
+	if err := prune.Verify(ix); err != nil {
 		return r, err
 	}
 	if _, err := filesSection(ix); err != nil {

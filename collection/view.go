@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"simsearch/index"
+	"simsearch/prune"
 )
 
 // LogPath is the change log of the index at path.
@@ -39,6 +40,9 @@ type View struct {
 	addIDs    []string // sorted
 	addStates []FileState
 	added     []float32 // row-major, in addIDs order
+
+	pca    *prune.Section // the base's PCA section, for the pruned search; nil: none
+	pcaErr error          // a damaged PCA section: only a full scan may answer
 
 	logEnd int64  // bytes of the log through its last commit; 0 without a log
 	seq    uint64 // the last commit's number
@@ -268,6 +272,7 @@ func (st *logState) view() (*View, error) {
 		v.addStates[i] = row.State
 		copy(v.added[i*dim:], row.Vector)
 	}
+	v.pca, v.pcaErr = prune.FromIndex(st.base)
 	v.refs.Store(1)
 	return v, nil
 }

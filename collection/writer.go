@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"simsearch/index"
+	"simsearch/internal/atomicfile"
 )
 
 // Writer changes a collection. It holds the collection's lock (one writer at a time; readers
@@ -53,6 +54,9 @@ func OpenWriter(path string, create *NewBase) (*Writer, error) {
 		}
 		return nil, fmt.Errorf("%s: locking: %w", path, err)
 	}
+	// Holding the lock, any temporary file of a writer that died (a compaction killed before its
+	// rename) is garbage.
+	atomicfile.RemoveStale(filepath.Dir(path))
 	w := &Writer{path: path, lock: lock}
 	if err := w.open(create); err != nil {
 		w.Close()
@@ -112,15 +116,12 @@ func (w *Writer) open(create *NewBase) error {
 
 // newLog replaces whatever log is there by an empty one for the current base, atomically.
 func (w *Writer) newLog() error {
-	f, err := os.CreateTemp(filepath.Dir(w.path), "."+filepath.Base(w.path)+".log-*")
+	f, err := atomicfile.Create(LogPath(w.path))
 	if err != nil {
 		return err
 	}
 	if _, err = f.Write(logHeader(w.st.base.Dim(), w.st.ident)); err == nil {
 		err = f.Sync()
-	}
-	if err == nil {
-		err = chmodUmask(f)
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), LogPath(w.path))
@@ -133,14 +134,6 @@ func (w *Writer) newLog() error {
 	syncDir(filepath.Dir(w.path))
 	w.log, w.end = f, logHeaderSize
 	return nil
-}
-
-// chmodUmask gives a file made by os.CreateTemp (0600) the mode os.Create would: 0666 less the
-// umask, like every other file the tool writes.
-func chmodUmask(f *os.File) error {
-	mask := syscall.Umask(0)
-	syscall.Umask(mask)
-	return f.Chmod(0o666 &^ os.FileMode(mask))
 }
 
 func syncDir(dir string) {

@@ -12,6 +12,7 @@ import (
 
 	"simsearch/index"
 	"simsearch/internal/atomicfile"
+	"simsearch/prune"
 	"simsearch/shard"
 )
 
@@ -29,6 +30,9 @@ type Options struct {
 	Root string
 	// Progress, when set, is called after each shard with the rows written so far and in all.
 	Progress func(rows, total int)
+	// PCARank is the number of principal directions stored for the pruned search (the PCA
+	// section): 0 means prune.DefaultRank, a negative number writes no section.
+	PCARank int
 	// AllowPartial converts the shards of an extract that did not finish (see shard.PartialFile).
 	AllowPartial bool
 	// Context, when set, interrupts the conversion when it ends (a signal): nothing is left
@@ -103,6 +107,14 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 		}
 	}()
 	go readAhead(pairs, next, stop)
+	rank := opt.PCARank
+	if rank == 0 {
+		rank = prune.DefaultRank
+	}
+	var sampler *prune.Sampler
+	if rank > 0 && rows > 0 {
+		sampler = prune.NewSampler(rows, dim)
+	}
 	interrupted := func() error { return fmt.Errorf("interrupted, nothing written: %w", context.Cause(ctx)) }
 	for _, p := range pairs {
 		if ctx.Err() != nil {
@@ -118,6 +130,9 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 			return st, l.err
 		}
 		err := w.Append(l.ids, l.feats.Rows)
+		if err == nil && sampler != nil {
+			sampler.Add(l.feats.Rows)
+		}
 		l.feats.Close()
 		if err != nil {
 			return st, explain(err, pairs, counts, p)
@@ -126,6 +141,13 @@ func Run(srcDir, out string, opt Options) (Stats, error) {
 		if opt.Progress != nil {
 			opt.Progress(w.Count(), rows)
 		}
+	}
+	if sampler != nil && ctx.Err() == nil { // an interruption is reported below
+		sec, err := pcaSection(sampler, rank, pairs, rows)
+		if err != nil {
+			return st, fmt.Errorf("%s: the PCA section: %w", out, err)
+		}
+		w.AddSection(index.SectionPCA, prune.Version, sec.Encode())
 	}
 	w.SetMeta(meta)
 	if ctx.Err() != nil {
@@ -167,6 +189,36 @@ func checkFinished(srcDir string, allow bool) error {
 		return nil
 	}
 	return fmt.Errorf("%s holds the shards of an extract that did not finish (%s is there): run the extract again (with --force), or pass --allow-partial to convert what there is", srcDir, marker)
+}
+
+// pcaSection fits the basis to the rows the sampler saw while they were written (and checked),
+// then reads the shards a second time to project every row on it.
+func pcaSection(sampler *prune.Sampler, rank int, pairs []shard.Pair, rows int) (*prune.Section, error) {
+	b, err := sampler.Fit(rank)
+	if err != nil {
+		return nil, err
+	}
+	w := b.Width()
+	sec := &prune.Section{Basis: b, Rows: make([]float32, rows*w)}
+	off := 0
+	for _, p := range pairs {
+		f, err := shard.OpenFeatures(p.Features)
+		if err != nil {
+			return nil, err
+		}
+		n := len(f.Rows) / b.Dim
+		if off+n > rows {
+			f.Close()
+			return nil, fmt.Errorf("%s changed while it was converted", p.Features)
+		}
+		sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(f.Rows, sec.Rows[off*w:(off+n)*w]))
+		off += n
+		f.Close()
+	}
+	if off != rows {
+		return nil, fmt.Errorf("the shards changed while they were converted (%d rows, then %d)", rows, off)
+	}
+	return sec, nil
 }
 
 // loaded is one shard, read.

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"codeberg.org/sbinet/npyio/npy"
 
 	"simsearch/index"
+	"simsearch/prune"
 )
 
 const fixtures = "../testdata/npy" // written by numpy: testdata/make_npy_fixtures.py
@@ -190,4 +192,40 @@ func TestExistingOutput(t *testing.T) {
 		t.Fatalf("Run = %+v, %v", st, err)
 	}
 	open(t, out)
+}
+
+// TestPCASection checks that convert stores the section the pruned search reads, equal to one
+// built from the index's own rows in one piece, and none when asked for none.
+func TestPCASection(t *testing.T) {
+	out, err := convert(t, "ok_f4", Options{PCARank: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := open(t, out)
+	data, version, ok := ix.Section(index.SectionPCA)
+	if !ok || version != prune.Version {
+		t.Fatalf("PCA section: present %v, version %d", ok, version)
+	}
+	sec, err := prune.Decode(data, ix.Len(), ix.Dim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sec.Check(ix.Vectors()); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := prune.Build(ix.Vectors(), ix.Dim(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(whole.Encode(), data) {
+		t.Error("the section convert streamed differs from one built from all rows at once")
+	}
+
+	out, err = convert(t, "ok_f4", Options{PCARank: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := open(t, out).Section(index.SectionPCA); ok {
+		t.Error("PCARank -1 wrote a PCA section")
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/edsrzf/mmap-go"
 	ort "github.com/yalue/onnxruntime_go"
 
 	"simsearch/pil"
@@ -64,6 +65,7 @@ func (c Config) Validate() error {
 type Model struct {
 	cfg    Config
 	sess   *ort.DynamicAdvancedSession
+	mapped mmap.MMap // the cached graph the session uses in place (optcache.go), or nil
 	dim    int
 	sha256 string
 	lut    [3][256]float32 // 8-bit value → input value, per channel
@@ -143,11 +145,11 @@ func Load(cfg Config) (*Model, error) {
 func (src *Source) Open(cacheDir string) (*Model, error) {
 	cfg := src.cfg
 	m := &Model{cfg: cfg, dim: src.dim, sha256: src.sha256}
-	sess, err := openCached(src, cacheDir)
+	sess, mapped, err := openCached(src, cacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Model, err)
 	}
-	m.sess = sess
+	m.sess, m.mapped = sess, mapped
 	for c := range 3 {
 		mean, std := 0.0, 1.0
 		if cfg.Mean != nil {
@@ -297,7 +299,11 @@ func (m *Model) Close() error {
 	if m.sess == nil {
 		return nil
 	}
-	return m.sess.Destroy()
+	err := m.sess.Destroy()
+	if m.mapped != nil {
+		err = errors.Join(err, m.mapped.Unmap()) // after the session: it read the mapping
+	}
+	return err
 }
 
 // FileSHA256 returns the hex SHA-256 of a file, to identify a model.

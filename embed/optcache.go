@@ -3,10 +3,13 @@ package embed
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/edsrzf/mmap-go"
 	ort "github.com/yalue/onnxruntime_go"
 	"golang.org/x/sys/cpu"
 )
@@ -35,8 +38,17 @@ func cpuTag() string {
 	return hex.EncodeToString(h[:4])
 }
 
+// cachePath names the cached graph after the model, the ONNX Runtime library actually loaded
+// (ort.GetVersion: ONNXRUNTIME_LIB may point at another release than the one setup installs) and
+// the CPU.
 func cachePath(dir string, src *Source) string {
-	return filepath.Join(dir, fmt.Sprintf("%.32s-ort%s-cpu%s.onnx", src.sha256, ORTVersion, cpuTag()))
+	v := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '.' {
+			return r
+		}
+		return '_'
+	}, ort.GetVersion())
+	return filepath.Join(dir, fmt.Sprintf("%.32s-ort%s-cpu%s.ort", src.sha256, v, cpuTag()))
 }
 
 func newSession(data []byte, cfg Config, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
@@ -46,40 +58,78 @@ func newSession(data []byte, cfg Config, opts *ort.SessionOptions) (*ort.Dynamic
 
 // openCached makes the session from the cached optimised graph when there is one, and otherwise
 // from the model, saving its optimised graph for next time (atomically: a temporary file renamed
-// once the session that wrote it works).
-func openCached(src *Source, dir string) (*ort.DynamicAdvancedSession, error) {
+// once the session that wrote it works). The cache holds the graph in ONNX Runtime's own ORT
+// format, which loads without parsing protobuf, and the session uses the file's mapped bytes in
+// place instead of copying them: the mapping (returned) must outlive the session.
+func openCached(src *Source, dir string) (*ort.DynamicAdvancedSession, mmap.MMap, error) {
 	full := func(saveTo string) (*ort.DynamicAdvancedSession, error) {
 		opts, err := sessionOptions(src.cfg, ort.GraphOptimizationLevelEnableAll, saveTo)
+		if err == nil && saveTo != "" {
+			if err = opts.AddSessionConfigEntry("session.save_model_format", "ORT"); err != nil {
+				opts.Destroy()
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
 		return newSession(src.data, src.cfg, opts)
 	}
 	if dir == "" {
-		return full("")
+		sess, err := full("")
+		return sess, nil, err
 	}
 	path := cachePath(dir, src)
-	if data, err := os.ReadFile(path); err == nil {
-		opts, err := sessionOptions(src.cfg, ort.GraphOptimizationLevelDisableAll, "")
-		if err != nil {
-			return nil, err
-		}
-		if sess, err := newSession(data, src.cfg, opts); err == nil {
-			return sess, nil
-		}
+	if sess, m, err := openORT(path, src.cfg); err == nil {
+		return sess, m, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
 		os.Remove(path) // damaged or foreign: rebuild it
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return full("") // no cache, no harm
+		sess, err := full("") // no cache, no harm
+		return sess, nil, err
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	tmp := fmt.Sprintf("%s.tmp-%d.ort", strings.TrimSuffix(path, ".ort"), os.Getpid())
 	sess, err := full(tmp)
 	if err != nil {
 		os.Remove(tmp)
-		return nil, err
+		return nil, nil, err
 	}
 	if os.Rename(tmp, path) != nil {
 		os.Remove(tmp)
 	}
-	return sess, nil
+	return sess, nil, nil
+}
+
+// openORT makes a session from a cached ORT-format graph, used in place from its mapping.
+func openORT(path string, cfg Config) (*ort.DynamicAdvancedSession, mmap.MMap, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	m, err := mmap.Map(f, mmap.RDONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := sessionOptions(cfg, ort.GraphOptimizationLevelDisableAll, "")
+	if err == nil {
+		err = errors.Join(
+			opts.AddSessionConfigEntry("session.load_model_format", "ORT"),
+			opts.AddSessionConfigEntry("session.use_ort_model_bytes_directly", "1"),
+			opts.AddSessionConfigEntry("session.use_ort_model_bytes_for_initializers", "1"),
+		)
+		if err != nil {
+			opts.Destroy()
+		}
+	}
+	if err != nil {
+		m.Unmap()
+		return nil, nil, err
+	}
+	sess, err := newSession(m, cfg, opts)
+	if err != nil {
+		m.Unmap()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sess, m, nil
 }

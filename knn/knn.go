@@ -13,10 +13,9 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
-	"sync"
 
 	"simsearch/internal/fault"
+	"simsearch/internal/parallel"
 	"simsearch/kernel"
 )
 
@@ -90,18 +89,11 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 
 	heaps := make([][]heap, workers) // heaps[w][j]: worker w's best for query j
 	faults := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// data is usually a file mapping: a file truncated under it must fail the search,
-			// not kill the process with SIGBUS.
-			faults[w] = fault.Guard(func() { heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude) })
-		}()
-	}
-	wg.Wait()
+	parallel.Ranges(n, workers, func(w, lo, hi int) {
+		// data is usually a file mapping: a file truncated under it must fail the search, not
+		// kill the process with SIGBUS.
+		faults[w] = fault.Guard(func() { heaps[w] = scan(data, dim, queries, lo, hi, k, opt.Exclude) })
+	})
 	if err := errors.Join(faults...); err != nil {
 		return nil, err
 	}
@@ -112,15 +104,7 @@ func SearchBatch(data []float32, dim int, queries []float32, k int, opt Options)
 		for w := range heaps {
 			all = append(all, heaps[w][j]...)
 		}
-		slices.SortFunc(all, func(a, b item) int {
-			if a.worse(b) {
-				return 1
-			}
-			if b.worse(a) {
-				return -1
-			}
-			return 0
-		})
+		sortItems(all)
 		out := make([]Neighbor, min(k, len(all)))
 		for i := range out {
 			out[i] = Neighbor{Row: int(all[i].row), Distance: float32(math.Sqrt(float64(all[i].d)))}

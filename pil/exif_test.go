@@ -1,6 +1,8 @@
 package pil
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,5 +75,29 @@ func TestExifTranspose(t *testing.T) {
 		if o := Orientation(b); o != 1 {
 			t.Errorf("%s: orientation %d, want 1 (none)", name, o)
 		}
+	}
+}
+
+// A PNG's eXIf chunk (before the image data) is read as Pillow reads it.
+func TestOrientationPNG(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(images, "tiny_red.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exif := []byte("MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x08\x00\x00\x00\x00\x00\x00")
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(exif)))
+	chunk = append(append(chunk, "eXIf"...), exif...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	ihdrEnd := 8 + 8 + 13 + 4
+	withExif := append(append(append([]byte{}, data[:ihdrEnd]...), chunk...), data[ihdrEnd:]...)
+	if o := Orientation(withExif); o != 8 {
+		t.Fatalf("orientation %d, want 8", o)
+	}
+	img, err := Options{ExifTranspose: true}.Decode(withExif)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.W != 9 || img.H != 17 {
+		t.Errorf("transposed to %dx%d, want 9x17", img.W, img.H)
 	}
 }

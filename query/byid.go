@@ -19,7 +19,7 @@ func (s *Searcher) Vector(id string) ([]float32, error) {
 
 // IDs answers queries by the stored vectors of the given ids: no model, no image. Each answer is
 // exactly what a query by that row's vector returns (the row itself first, at distance 0).
-func (s *Searcher) IDs(ids []string, k int) ([]Answer, error) {
+func (s *Searcher) IDs(ids []string, find Request) ([]Answer, error) {
 	var queries []float32
 	for _, id := range ids {
 		v, err := s.Vector(id)
@@ -28,13 +28,14 @@ func (s *Searcher) IDs(ids []string, k int) ([]Answer, error) {
 		}
 		queries = append(queries, v...)
 	}
-	hits, wait, scan, err := s.Search(queries, k)
+	hits, scanned, err := s.Search(queries, find)
 	if err != nil {
 		return nil, err
 	}
 	answers := make([]Answer, len(ids))
 	for i, id := range ids {
-		answers[i] = Answer{Query: id, Results: hits[i], Timings: map[string]float64{"index_wait": ms(wait), "scan": ms(scan)}}
+		answers[i] = Answer{Query: id, Results: hits[i], Timings: map[string]float64{}}
+		scanned[i].Record(answers[i].Timings)
 	}
 	return answers, nil
 }

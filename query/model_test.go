@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"simsearch/index"
+	"simsearch/prune"
 )
 
 func TestResolve(t *testing.T) {
@@ -62,7 +63,7 @@ func TestSearchAndIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	hits, _, _, err := s.Search([]float32{0, 0, 3, 4}, 2)
+	hits, _, err := s.Search([]float32{0, 0, 3, 4}, Request{K: 2, MaxDistance: prune.NoLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +75,10 @@ func TestSearchAndIDs(t *testing.T) {
 			}
 		}
 	}
-	if _, _, _, err := s.Search([]float32{1, 2, 3}, 1); err == nil {
+	if _, _, err := s.Search([]float32{1, 2, 3}, Request{K: 1, MaxDistance: prune.NoLimit}); err == nil {
 		t.Error("a 3-float query against dim 2 was accepted")
 	}
-	if _, _, err := s.Images(ModelRequest{}, []string{"x.jpg"}, 1); err == nil || !strings.Contains(err.Error(), "pass --model") {
+	if _, _, err := s.Images(ModelRequest{}, []string{"x.jpg"}, Request{K: 1, MaxDistance: prune.NoLimit}); err == nil || !strings.Contains(err.Error(), "pass --model") {
 		t.Errorf("Images without a model: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"simsearch/index"
 	"simsearch/internal/fault"
 	"simsearch/pil"
+	"simsearch/prune"
 )
 
 // Hit is one neighbour.
@@ -191,52 +192,86 @@ func (s *Searcher) Follow(ctx context.Context, every time.Duration, report func(
 	}
 }
 
-// Search finds the k nearest rows to each of the queries (row-major, Dim floats each) in one pass
-// over the collection. It returns the answers, how long it waited for the index's pages and how
-// long the scan took. An index file modified in place fails the search with index.ErrChanged (or,
-// when the change races with the scan, fault.ErrFault) instead of crashing the process.
-func (s *Searcher) Search(queries []float32, k int) ([][]Hit, time.Duration, time.Duration, error) {
+// Request says what each query asks for.
+type Request struct {
+	K           int        // the number of neighbours; 0 with MaxDistance: all rows in range
+	MaxDistance float64    // the largest distance returned; prune.NoLimit for none
+	Scan        prune.Scan // the pruned or the full scan, or the choice per query (prune.Auto)
+}
+
+// Scanned describes how one query's rows were found, for --timings.
+type Scanned struct {
+	prune.Stats
+	Wait   time.Duration // waiting for the index's pages (Warm)
+	Faults Faults        // page faults of the whole search call (shared by a batch)
+}
+
+// Search finds the nearest live rows of the collection to each of the queries (row-major, Dim
+// floats each): pruned queries run one per core, the others share one pass over the index. It
+// returns the answers and, per query, how they were found. An index file modified in place fails
+// the search with index.ErrChanged (or, when the change races with the scan, fault.ErrFault)
+// instead of crashing the process.
+func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, error) {
 	v := s.c.Acquire()
 	defer v.Release()
 	if len(queries)%v.Dim() != 0 || len(queries) == 0 {
-		return nil, 0, 0, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), v.Dim())
+		return nil, nil, fmt.Errorf("query vectors have %d floats, not a multiple of the index's dim %d", len(queries), v.Dim())
 	}
 	if err := index.CheckVectors(queries, v.Dim()); err != nil {
-		return nil, 0, 0, fmt.Errorf("query %w", err)
+		return nil, nil, fmt.Errorf("query %w", err)
 	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
 	if err := v.Changed(); err != nil {
-		return nil, wait, 0, err
+		return nil, nil, err
 	}
-	start = time.Now()
-	var res [][]collection.Result
-	var err error
-	ferr := fault.Guard(func() { res, err = v.Search(queries, k) })
-	scan := time.Since(start)
+	before := ProcessFaults()
+	var (
+		res   [][]collection.Result
+		stats []prune.Stats
+		err   error
+	)
+	ferr := fault.Guard(func() {
+		res, stats, err = v.Search(queries, prune.Request{K: req.K, MaxDistance: req.MaxDistance, Scan: req.Scan})
+	})
 	if ferr != nil {
 		err = ferr
 	}
 	if err != nil {
-		return nil, wait, scan, fmt.Errorf("%s: %w", v.Path(), err)
+		return nil, nil, fmt.Errorf("%s: %w", v.Path(), err)
 	}
+	f := ProcessFaults().since(before)
 	out := make([][]Hit, len(res))
+	scanned := make([]Scanned, len(res))
 	for j, r := range res {
+		scanned[j] = Scanned{Stats: stats[j], Wait: wait, Faults: f}
 		out[j] = make([]Hit, len(r))
 		for i, n := range r {
 			out[j][i] = Hit{ID: n.ID, Distance: float64(n.Distance)}
 		}
 	}
-	return out, wait, scan, nil
+	return out, scanned, nil
+}
+
+// Record adds a query's scan to its timings: index_wait and scan in ms, the rows whose exact
+// distance was computed (visited; the full scan computes them all) and the page faults.
+func (sc Scanned) Record(t map[string]float64) {
+	t["index_wait"] = ms(sc.Wait)
+	t["scan"] = ms(sc.Time)
+	if sc.Path == "pruned" {
+		t["visited"] = float64(sc.Visited)
+	}
+	t["faults_minor"] = float64(sc.Faults.Minor)
+	t["faults_major"] = float64(sc.Faults.Major)
 }
 
 // Images answers image queries: it decodes and resizes the images on one core while the model
 // loads on another (when it is not loaded yet, see LoadModel), embeds them, and searches for all
 // of them in one pass over the index. A file that cannot be read gets an Answer with Err set;
-// the others are answered. Each Answer's Timings holds decode, inference, index_wait and scan
-// in ms; the returned duration is the model's load time (0 if it was loaded before).
-func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, time.Duration, error) {
+// the others are answered. Each Answer's Timings holds decode, inference and the scan's figures
+// (Scanned.Record); the returned duration is the model's load time (0 if it was loaded before).
+func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Answer, time.Duration, error) {
 	var (
 		cfg embed.Config
 		rec *index.Model
@@ -295,14 +330,13 @@ func (s *Searcher) Images(req ModelRequest, paths []string, k int) ([]Answer, ti
 	if len(ok) == 0 {
 		return answers, load, nil
 	}
-	hits, wait, scan, err := s.Search(queries, k)
+	hits, scanned, err := s.Search(queries, find)
 	if err != nil {
 		return nil, load, err
 	}
 	for j, i := range ok {
 		answers[i].Results = hits[j]
-		answers[i].Timings["index_wait"] = ms(wait)
-		answers[i].Timings["scan"] = ms(scan)
+		scanned[j].Record(answers[i].Timings)
 	}
 	return answers, load, nil
 }

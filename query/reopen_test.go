@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"simsearch/index"
+	"simsearch/prune"
 )
 
 // writeIndex writes (atomically, as every update should) an index of dim-2 rows (i, 0) with ids
@@ -60,7 +61,7 @@ func TestReopen(t *testing.T) {
 					return
 				default:
 				}
-				hits, _, _, err := s.Search([]float32{0, 0}, 3)
+				hits, _, err := s.Search([]float32{0, 0}, Request{K: 3, MaxDistance: prune.NoLimit})
 				if err == nil && (len(hits[0]) != 3 || hits[0][0].ID[:4] != hits[0][2].ID[:4]) {
 					err = errors.New("an answer mixes the two indexes")
 				}
@@ -85,7 +86,7 @@ func TestReopen(t *testing.T) {
 	if ix.Len() != 7 || s.Index().Len() != 7 {
 		t.Fatalf("after Reopen: %d and %d rows, want 7", ix.Len(), s.Index().Len())
 	}
-	hits, _, _, err := s.Search([]float32{0, 0}, 1)
+	hits, _, err := s.Search([]float32{0, 0}, Request{K: 1, MaxDistance: prune.NoLimit})
 	if err != nil || hits[0][0].ID != "new-a" {
 		t.Fatalf("after Reopen: %v, %v; want new-a", hits, err)
 	}
@@ -95,7 +96,7 @@ func TestReopen(t *testing.T) {
 	if _, err := s.Reopen(); err == nil || !strings.Contains(err.Error(), "3-dim") {
 		t.Fatalf("Reopen of a dim-3 index: %v", err)
 	}
-	if hits, _, _, err := s.Search([]float32{0, 0}, 1); err != nil || hits[0][0].ID != "new-a" {
+	if hits, _, err := s.Search([]float32{0, 0}, Request{K: 1, MaxDistance: prune.NoLimit}); err != nil || hits[0][0].ID != "new-a" {
 		t.Fatalf("after a refused Reopen: %v, %v; want new-a", hits, err)
 	}
 }
@@ -120,19 +121,19 @@ func TestSearchIndexChangedInPlace(t *testing.T) {
 	if err := os.Truncate(path, 4096); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := s.Search([]float32{0, 0}, 1); !errors.Is(err, index.ErrChanged) {
+	if _, _, err := s.Search([]float32{0, 0}, Request{K: 1, MaxDistance: prune.NoLimit}); !errors.Is(err, index.ErrChanged) {
 		t.Fatalf("search of a truncated index: %v, want index.ErrChanged", err)
 	}
 	if err := os.WriteFile(path, whole, 0o644); err != nil { // in place again, whole
 		t.Fatal(err)
 	}
-	if _, _, _, err := s.Search([]float32{0, 0}, 1); !errors.Is(err, index.ErrChanged) {
+	if _, _, err := s.Search([]float32{0, 0}, Request{K: 1, MaxDistance: prune.NoLimit}); !errors.Is(err, index.ErrChanged) {
 		t.Fatalf("search of an index rewritten in place: %v, want index.ErrChanged", err)
 	}
 	if _, err := s.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	if hits, _, _, err := s.Search([]float32{0, 0}, 1); err != nil || hits[0][0].ID != "a-a" {
+	if hits, _, err := s.Search([]float32{0, 0}, Request{K: 1, MaxDistance: prune.NoLimit}); err != nil || hits[0][0].ID != "a-a" {
 		t.Fatalf("after Reopen: %v, %v", hits, err)
 	}
 }

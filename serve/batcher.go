@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"simsearch/prune"
 	"simsearch/query"
 )
 
@@ -26,17 +27,18 @@ type result struct {
 
 // batcher owns the model and the scan. Requests decode their images in their own goroutines (on
 // every core) and queue the results; the batcher takes everything queued at once, runs one
-// batched inference for the images and one scan for all queries, so that concurrent requests
-// share a single pass over the index's memory.
+// batched inference for the images and one search for all queries: pruned queries run one per
+// core, and those that need a full scan share a single pass over the index's memory.
 type batcher struct {
 	s        Searcher
 	jobs     chan *job
 	maxBatch int
 	batchCounts
+	scan prune.Scan
 }
 
-func newBatcher(s Searcher, maxBatch int) *batcher {
-	return &batcher{s: s, jobs: make(chan *job, 4*maxBatch), maxBatch: maxBatch}
+func newBatcher(s Searcher, maxBatch int, scan prune.Scan) *batcher {
+	return &batcher{s: s, jobs: make(chan *job, 4*maxBatch), maxBatch: maxBatch, scan: scan}
 }
 
 // submit queues j and waits for its answer or for ctx to end.
@@ -117,17 +119,16 @@ func (b *batcher) process(batch []*job) {
 		}
 		k = max(k, j.k)
 	}
-	hits, wait, scan, err := b.s.Search(queries, k)
+	hits, scanned, err := b.s.Search(queries, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: b.scan})
 	for i, j := range batch {
 		r := result{err: err}
 		if err == nil {
 			r.hits = hits[i][:min(j.k, len(hits[i]))]
 			r.timings = map[string]float64{
-				"queue":      ms(start.Sub(j.queued)),
-				"index_wait": ms(wait),
-				"scan":       ms(scan),
-				"batch":      float64(len(batch)),
+				"queue": ms(start.Sub(j.queued)),
+				"batch": float64(len(batch)),
 			}
+			scanned[i].Record(r.timings)
 			if j.input != nil {
 				r.timings["inference"] = ms(inference)
 			}

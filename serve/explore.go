@@ -15,6 +15,8 @@ import (
 	"simsearch/collection"
 	"simsearch/dupes"
 	"simsearch/layout"
+	"simsearch/prune"
+	"simsearch/query"
 	"simsearch/thumb"
 )
 
@@ -248,7 +250,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no such id in the index")
 			return
 		}
-		hits, _, _, err := srv.s.Search(v, k)
+		hits, _, err := srv.s.Search(v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return

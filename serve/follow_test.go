@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"simsearch/collection"
+	"simsearch/prune"
 	"simsearch/query"
 )
 
@@ -57,7 +58,7 @@ func TestFollowsUpdates(t *testing.T) {
 	q := slices.Clone(v.Base().Row(0))
 	q[1] += 0.5 // the new rows, nearer than that, come first
 	const k, commits = 5, 12
-	base, _, _, err := s.Search(q, k)
+	base, _, err := s.Search(q, query.Request{K: k, MaxDistance: prune.NoLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestFollowsUpdates(t *testing.T) {
 	}
 	// Each client's next answer sees the last commit.
 	for range 3 {
-		res, _, _, err := s.Search(q, k)
+		res, _, err := s.Search(q, query.Request{K: k, MaxDistance: prune.NoLimit})
 		if err != nil || res[0][0].ID != fmt.Sprintf("new-%02d", commits-1) {
 			t.Fatalf("after the last commit: %v, %v", res, err)
 		}

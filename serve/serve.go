@@ -27,6 +27,7 @@ import (
 
 	simembed "simsearch/embed"
 	"simsearch/index"
+	"simsearch/prune"
 	"simsearch/query"
 )
 
@@ -40,6 +41,7 @@ type Options struct {
 	MaxK     int           // largest k a request may ask for; 0 means 1000
 	Timeout  time.Duration // per request; 0 means 30 s
 	MaxBatch int           // queries per batch; 0 means 8
+	Scan     prune.Scan    // pruned or full scan; the zero value chooses per query
 	Log      *log.Logger   // nil: no request log
 	// ThumbDir holds the page's thumbnails, made once each; "" means thumb.DefaultDir.
 	ThumbDir string
@@ -51,9 +53,9 @@ type Searcher interface {
 	Model() *simembed.Model
 	Dim() int
 	Len() int
-	// Search returns the k nearest neighbours of each query (row-major, Dim floats each), the
-	// time spent waiting for the data and the time spent searching.
-	Search(queries []float32, k int) ([][]query.Hit, time.Duration, time.Duration, error)
+	// Search returns the nearest neighbours of each query (row-major, Dim floats each) that req
+	// asks for and, per query, how they were found.
+	Search(queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error)
 	// Changed says why answers would be wrong or incomplete now (an index file modified in
 	// place, a cluster missing shards), or nil.
 	Changed() error
@@ -92,7 +94,7 @@ func New(s Searcher, opt Options) (*Server, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 8
 	}
-	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
+	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch, opt.Scan), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
 	srv.local, _ = s.(*query.Searcher)
 	if opt.Objects != "" {
 		root, err := os.OpenRoot(opt.Objects)

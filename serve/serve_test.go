@@ -23,6 +23,7 @@ import (
 	"simsearch/embed"
 	"simsearch/extract"
 	"simsearch/pil"
+	"simsearch/prune"
 	"simsearch/query"
 )
 
@@ -179,7 +180,7 @@ func get(t testing.TB, url string) int {
 
 // cli answers the same query the way simsearch query does.
 func cli(t testing.TB, s *query.Searcher, image string, k int) []query.Hit {
-	a, _, err := s.Images(query.ModelRequest{}, []string{image}, k)
+	a, _, err := s.Images(query.ModelRequest{}, []string{image}, query.Request{K: k, MaxDistance: prune.NoLimit})
 	if err != nil || a[0].Err != nil {
 		t.Fatal(err, a[0].Err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"simsearch/cluster"
 	"simsearch/index"
+	"simsearch/prune"
 	"simsearch/query"
 	"simsearch/shard"
 )
@@ -273,7 +274,7 @@ func localExact(t *testing.T, path string, queries []float32, k int) [][]query.H
 		t.Fatal(err)
 	}
 	defer s.Close()
-	hits, _, _, err := s.Search(queries, k)
+	hits, _, err := s.Search(queries, query.Request{K: k, MaxDistance: prune.NoLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +283,7 @@ func localExact(t *testing.T, path string, queries []float32, k int) [][]query.H
 
 func search(t *testing.T, s *cluster.Searcher, queries []float32, k int) [][]query.Hit {
 	t.Helper()
-	hits, _, _, err := s.Search(queries, k)
+	hits, _, err := s.Search(queries, query.Request{K: k, MaxDistance: prune.NoLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

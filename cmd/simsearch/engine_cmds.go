@@ -57,7 +57,10 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 	}
 	defer s.Close()
 	first := map[string]float64{"connect": ms(time.Since(start))}
-	k := c.Int("k")
+	find, err := findRequest(c)
+	if err != nil {
+		return err
+	}
 	var answers []query.Answer
 	if path := c.String("vector"); path != "" {
 		v, dim, err := shard.ReadVectors(path)
@@ -67,7 +70,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 		if dim != s.Dim() {
 			return fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", path, dim, engine, s.Dim())
 		}
-		hits, _, took, err := s.Search(v, k)
+		hits, scanned, err := s.Search(v, find)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -76,7 +79,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 			if len(hits) > 1 {
 				name = fmt.Sprintf("%s[%d]", path, i)
 			}
-			answers = append(answers, query.Answer{Query: name, Results: h, Timings: map[string]float64{"search": ms(took)}})
+			answers = append(answers, query.Answer{Query: name, Results: h, Timings: map[string]float64{"search": ms(scanned[i].Time)}})
 		}
 	} else {
 		req, err := modelRequest(c)
@@ -88,7 +91,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 			return err
 		}
 		first["model_load"] = ms(load)
-		if answers, err = s.Images(c.Args().Slice(), k); err != nil {
+		if answers, err = s.Images(c.Args().Slice(), find); err != nil {
 			return err
 		}
 	}

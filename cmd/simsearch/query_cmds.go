@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os/signal"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"simsearch/embed"
 	"simsearch/extract"
+	"simsearch/prune"
 	"simsearch/query"
 	"simsearch/shard"
 )
@@ -35,6 +37,11 @@ no image), exactly as a query by that vector, so the photo itself comes first at
 reads ids from standard input, one per line. --tsv prints "QUERY<TAB>ID<TAB>DISTANCE" lines,
 which survive ids with spaces.
 
+--max-distance D prints every image within distance D instead (nearest first), or with -k
+the k nearest of them. The answer is exact either way: an index with a PCA section (convert
+writes one) is searched by visiting rows in increasing lower bound of their distance, which
+reads a few percent of a collection of real embeddings; --scan full reads every row instead.
+
 Unreadable images are reported on stderr and the others still answered; the exit status is then 1.
 An id or image name holding a control character (newline, tab, ...), invalid UTF-8, or starting
 with a double quote is printed quoted and escaped as Go's strconv.Quote does ("a\nb.jpg");
@@ -45,6 +52,7 @@ Examples:
    simsearch query --index photos.simidx --model mobilenet.onnx -k 5 --json a.jpg b.png
    simsearch query --index photos.simidx --vector q.npy      # precomputed vectors, no model
    simsearch query --index photos.simidx --id "2024/beach 3.jpg" --tsv
+   simsearch query --index photos.simidx --max-distance 8 cat.jpg    # everything within 8
    curl -s https://example.invalid/cat.jpg | simsearch query --index photos.simidx -
    simsearch query --engine weaviate://127.0.0.1:8080/Photos cat.jpg   # a collection pushed to a cluster`,
 		Flags: append([]cli.Flag{
@@ -57,6 +65,8 @@ Examples:
 			&cli.BoolFlag{Name: "tsv", Usage: "print QUERY<TAB>ID<TAB>DISTANCE lines"},
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
+			&cli.Float64Flag{Name: "max-distance", Usage: "only results within this distance (all of them, unless -k is given too)"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
 		}, append(modelFlags(false), decodeFlags()...)...),
 		Before: applyDecodeFlags,
 		Action: runQuery,
@@ -65,9 +75,9 @@ Examples:
 
 func runQuery(c *cli.Context) error {
 	start := time.Now()
-	k := c.Int("k")
-	if k <= 0 {
-		return usageError(c, "-k must be at least 1, not %d", k)
+	find, err := findRequest(c)
+	if err != nil {
+		return err
 	}
 	vec := c.String("vector")
 	if (vec == "") == (c.NArg() == 0) {
@@ -100,13 +110,13 @@ func runQuery(c *cli.Context) error {
 			return err
 		}
 		defer done()
-		answers, err = vectorQueries(s, vec, k)
+		answers, err = vectorQueries(s, vec, find)
 	case c.Bool("id"):
 		var ids []string
 		if ids, err = idArgs(c.Args().Slice(), c.App.Reader); err != nil {
 			return err
 		}
-		answers, err = s.IDs(ids, k)
+		answers, err = s.IDs(ids, find)
 	default:
 		var req query.ModelRequest
 		if req, err = modelRequest(c); err != nil {
@@ -121,7 +131,7 @@ func runQuery(c *cli.Context) error {
 			defer done()
 		}
 		var load time.Duration
-		answers, load, err = s.Images(req, paths, k)
+		answers, load, err = s.Images(req, paths, find)
 		for i := range answers {
 			answers[i].Query = c.Args().Get(i) // "-", not the temporary file
 		}
@@ -133,7 +143,29 @@ func runQuery(c *cli.Context) error {
 	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, answerFormat(c), c.Bool("timings"))
 }
 
-func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error) {
+// findRequest reads -k, --max-distance and --scan.
+func findRequest(c *cli.Context) (query.Request, error) {
+	r := query.Request{K: c.Int("k"), MaxDistance: prune.NoLimit}
+	var err error
+	if r.Scan, err = prune.ParseScan(c.String("scan")); err != nil {
+		return r, usageError(c, "--%v", err)
+	}
+	if c.IsSet("max-distance") {
+		r.MaxDistance = c.Float64("max-distance")
+		if !(r.MaxDistance >= 0) || math.IsInf(r.MaxDistance, 0) {
+			return r, usageError(c, "--max-distance must be a finite number at least 0, not %v", r.MaxDistance)
+		}
+		if !c.IsSet("k") {
+			r.K = 0 // every row in range
+		}
+	}
+	if r.K <= 0 && (c.IsSet("k") || !c.IsSet("max-distance")) {
+		return r, usageError(c, "-k must be at least 1, not %d", r.K)
+	}
+	return r, nil
+}
+
+func vectorQueries(s *query.Searcher, path string, find query.Request) ([]query.Answer, error) {
 	v, dim, err := shard.ReadVectors(path)
 	if err != nil {
 		return nil, err
@@ -141,7 +173,7 @@ func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error
 	if dim != s.Index().Dim() {
 		return nil, fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", path, dim, s.Index().Path(), s.Index().Dim())
 	}
-	hits, wait, scan, err := s.Search(v, k)
+	hits, scanned, err := s.Search(v, find)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -151,7 +183,8 @@ func vectorQueries(s *query.Searcher, path string, k int) ([]query.Answer, error
 		if len(hits) > 1 {
 			name = fmt.Sprintf("%s[%d]", path, i)
 		}
-		answers[i] = query.Answer{Query: name, Results: h, Timings: map[string]float64{"index_wait": ms(wait), "scan": ms(scan)}}
+		answers[i] = query.Answer{Query: name, Results: h, Timings: map[string]float64{}}
+		scanned[i].Record(answers[i].Timings)
 	}
 	return answers, nil
 }
@@ -191,6 +224,8 @@ func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]fl
 				t[k] = v
 			}
 			t["total"] = ms(time.Since(start))
+			f := query.ProcessFaults() // the whole process's, start-up included
+			t["process_faults_minor"], t["process_faults_major"] = float64(f.Minor), float64(f.Major)
 		} else {
 			t["total"] = t["decode"] + t["inference"] + t["index_wait"] + t["scan"]
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"simsearch/prune"
 	"simsearch/serve"
 )
 
@@ -55,6 +56,7 @@ Example:
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
 			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never", Value: 2 * time.Second},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
 		}, append(modelFlags(false), decodeFlags()...)...),
 		Before: applyDecodeFlags,
 		Action: func(c *cli.Context) error {
@@ -71,6 +73,10 @@ Example:
 			}
 			if d := c.Duration("drain"); d < 0 {
 				return usageError(c, "--drain must not be negative, not %v", d)
+			}
+			scan, err := prune.ParseScan(c.String("scan"))
+			if err != nil {
+				return usageError(c, "--%v", err)
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -96,7 +102,7 @@ Example:
 				return err
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
-			opt := serve.Options{Objects: c.String("objects"), ThumbDir: c.String("thumbs"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger}
+			opt := serve.Options{Objects: c.String("objects"), ThumbDir: c.String("thumbs"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger, Scan: scan}
 			if c.Bool("quiet") {
 				opt.Log = nil
 			}

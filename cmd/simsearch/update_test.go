@@ -323,6 +323,9 @@ func TestCrashAtAnyInstant(t *testing.T) {
 		if got := collectionState(t, path); !equalState(got, after, ref) {
 			t.Fatalf("trial %d: the update after the kill does not reach the folder's state", trial)
 		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*tmp-*")); len(left) > 0 {
+			t.Fatalf("trial %d: temporary files of the killed call remain after the next update: %v", trial, left)
+		}
 		before = after
 	}
 	t.Logf("states found after kill -9 in %d trials: %v (a call takes about %v)", trials, states, span)

@@ -1,0 +1,35 @@
+package prune
+
+import (
+	"fmt"
+
+	"simsearch/index"
+)
+
+// FromIndex returns the PCA section of an open index, or nil when it has none or one of a
+// version this build does not read (FORMAT.md: readers ignore those; the full scan answers). The
+// section aliases the index's mapping: it is valid until the index is closed.
+func FromIndex(ix *index.Index) (*Section, error) {
+	data, version, ok := ix.Section(index.SectionPCA)
+	if !ok || version != Version {
+		return nil, nil
+	}
+	s, err := Decode(data, ix.Len(), ix.Dim())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ix.Path(), err)
+	}
+	return s, nil
+}
+
+// Verify checks an index's PCA section, if it has one, against the index's rows (it reads every
+// row: run it with index.Verify, not on the query path).
+func Verify(ix *index.Index) error {
+	s, err := FromIndex(ix)
+	if err != nil || s == nil {
+		return err
+	}
+	if err := s.Check(ix.Vectors()); err != nil {
+		return fmt.Errorf("%s: %w", ix.Path(), err)
+	}
+	return nil
+}

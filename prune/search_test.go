@@ -1,0 +1,374 @@
+package prune
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"simsearch/kernel"
+	"simsearch/knn"
+)
+
+// dataset is a named matrix with queries to ask of it.
+type dataset struct {
+	name    string
+	dim     int
+	data    []float32
+	queries []float32
+}
+
+// datasets returns the shapes the pruned search must answer exactly: data with low-rank
+// structure where it prunes well, and data built to defeat it.
+func datasets() []dataset {
+	rng := rand.New(rand.NewPCG(7, 11))
+	gauss := func(n int, scale float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return v
+	}
+	var sets []dataset
+	add := func(name string, dim int, data []float32, nq int) {
+		n := len(data) / dim
+		var qs []float32
+		for j := range nq {
+			r := (j * 7919) % n
+			switch j % 3 {
+			case 0: // a stored row: distance 0, and ties when rows repeat
+				qs = append(qs, data[r*dim:(r+1)*dim]...)
+			case 1: // a row moved a little
+				for c := range dim {
+					qs = append(qs, data[r*dim+c]+float32(rng.NormFloat64()*0.05))
+				}
+			default: // somewhere else
+				qs = append(qs, gauss(dim, 1)...)
+			}
+		}
+		sets = append(sets, dataset{name, dim, data, qs})
+	}
+
+	// Like the bench: non-negative, independent components (no low-rank structure).
+	relu := gauss(2000*96, 1)
+	for i, v := range relu {
+		relu[i] = max(0, v)
+	}
+	add("bench-like", 96, relu, 9)
+	add("gaussian", 64, gauss(2500*64, 1), 9)
+
+	// Clustered and low-rank, like embeddings: 40 centres in an 8-dimensional subspace, plus
+	// small isotropic noise.
+	const dim = 80
+	basis := gauss(8*dim, 1)
+	centres := make([]float32, 40*dim)
+	for c := range 40 {
+		coef := gauss(8, 3)
+		for i := range 8 {
+			for j := range dim {
+				centres[c*dim+j] += coef[i] * basis[i*dim+j]
+			}
+		}
+	}
+	clustered := make([]float32, 0, 3000*dim)
+	for r := range 3000 {
+		c := centres[(r%40)*dim : (r%40+1)*dim]
+		noise := gauss(dim, 0.3)
+		for j := range dim {
+			clustered = append(clustered, c[j]+noise[j])
+		}
+	}
+	add("clustered", dim, clustered, 12)
+
+	// Adversarial: every row equal (all ties), rows that differ only outside any low-rank
+	// subspace (identical signatures up to the residual), one tight cluster, many duplicates.
+	same := make([]float32, 1500*48)
+	row := gauss(48, 1)
+	for r := range 1500 {
+		copy(same[r*48:], row)
+	}
+	add("all-equal", 48, same, 6)
+	sphere := make([]float32, 0, 1500*32)
+	for range 1500 {
+		v := gauss(32, 1)
+		s := 0.0
+		for _, x := range v {
+			s += float64(x * x)
+		}
+		for _, x := range v {
+			sphere = append(sphere, float32(float64(x)/math.Sqrt(s)))
+		}
+	}
+	add("unit-sphere", 32, sphere, 6)
+	tight := gauss(2000*40, 1e-3)
+	for i := range tight {
+		tight[i] += 5
+	}
+	add("one-cluster", 40, tight, 6)
+	dups := make([]float32, 0, 2000*24)
+	base := gauss(50*24, 1)
+	for r := range 2000 {
+		dups = append(dups, base[(r*13%50)*24:(r*13%50+1)*24]...)
+	}
+	add("duplicates", 24, dups, 9)
+	return sets
+}
+
+func forEachKernel(t *testing.T, f func(t *testing.T)) {
+	defer kernel.Use(kernel.Name())
+	for _, name := range kernel.Available() {
+		if err := kernel.Use(name); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, f)
+	}
+}
+
+func sameResults(t *testing.T, what string, got, want []knn.Neighbor) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d results, the full scan has %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s: position %d: got %+v, the full scan has %+v", what, i, got[i], want[i])
+		}
+	}
+}
+
+func TestSearchEqualsFullScan(t *testing.T) {
+	for _, ds := range datasets() {
+		sec, err := Build(ds.data, ds.dim, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(ds.data) / ds.dim
+		exclude := make([]uint64, (n+63)/64)
+		for r := 0; r < n; r += 5 {
+			exclude[r/64] |= 1 << (r % 64)
+		}
+		t.Run(ds.name, func(t *testing.T) {
+			forEachKernel(t, func(t *testing.T) {
+				nq := len(ds.queries) / ds.dim
+				for _, k := range []int{1, 10, 57} {
+					for _, ex := range [][]uint64{nil, exclude} {
+						for _, scan := range []Scan{Pruned, Auto} {
+							req := Request{K: k, MaxDistance: NoLimit, Exclude: ex, Scan: scan}
+							got, stats, err := SearchBatch(ds.data, ds.dim, sec, ds.queries, req)
+							if err != nil {
+								t.Fatal(err)
+							}
+							for j := range nq {
+								q := ds.queries[j*ds.dim : (j+1)*ds.dim]
+								want, err := knn.Search(ds.data, ds.dim, q, k, knn.Options{Exclude: ex})
+								if err != nil {
+									t.Fatal(err)
+								}
+								what := fmt.Sprintf("query %d, k %d, exclude %v, scan %v (%s path)", j, k, ex != nil, scan, stats[j].Path)
+								sameResults(t, what, got[j], want)
+								if scan == Pruned && stats[j].Path != "pruned" {
+									t.Fatalf("%s: forced pruning answered by the %s path", what, stats[j].Path)
+								}
+							}
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestRangeEqualsFullScan(t *testing.T) {
+	for _, ds := range datasets() {
+		sec, err := Build(ds.data, ds.dim, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(ds.name, func(t *testing.T) {
+			forEachKernel(t, func(t *testing.T) {
+				nq := len(ds.queries) / ds.dim
+				for j := range nq {
+					q := ds.queries[j*ds.dim : (j+1)*ds.dim]
+					all, err := knn.Search(ds.data, ds.dim, q, 40, knn.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Radii exactly at stored distances (the boundary is inclusive) and between.
+					for _, radius := range []float64{0, float64(all[0].Distance), float64(all[9].Distance), float64(all[39].Distance) * 0.999} {
+						want, err := knn.Within(ds.data, ds.dim, q, radius, knn.Options{})
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, k := range []int{0, 5} {
+							for _, scan := range []Scan{Pruned, Auto, Full} {
+								got, _, err := Search(ds.data, ds.dim, sec, q, Request{K: k, MaxDistance: radius, Scan: scan})
+								if err != nil {
+									t.Fatal(err)
+								}
+								w := want
+								if k > 0 {
+									w = want[:min(k, len(want))]
+								}
+								sameResults(t, fmt.Sprintf("query %d, radius %v, k %d, %v", j, radius, k, scan), got, w)
+							}
+						}
+						// Within itself, against the 40 nearest: the same rows up to the radius.
+						in := knn.InRange(all, radius)
+						if len(in) < len(all) {
+							sameResults(t, fmt.Sprintf("Within, query %d, radius %v", j, radius), want, in)
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestPrunes checks that the pruned path visits few rows where the data has structure: the
+// point of the section, which a broken bound (everything visited) would still answer exactly.
+func TestPrunes(t *testing.T) {
+	ds := datasets()[2] // clustered
+	sec, err := Build(ds.data, ds.dim, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(ds.data) / ds.dim
+	q := ds.data[5*ds.dim : 6*ds.dim]
+	_, st, err := Search(ds.data, ds.dim, sec, q, Request{K: 10, MaxDistance: NoLimit, Scan: Pruned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3000 rows in 40 clusters of 75: the query's own cluster, and little else.
+	if st.Visited > 2*n/40 {
+		t.Errorf("visited %d of %d rows for a query in a cluster of %d", st.Visited, n, n/40)
+	}
+}
+
+// TestAutoFallsBack checks that Auto gives up on data where bounds cannot prune and that the
+// answer then comes from the full scan.
+func TestAutoFallsBack(t *testing.T) {
+	ds := datasets()[3] // all-equal
+	sec, err := Build(ds.data, ds.dim, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, st, err := Search(ds.data, ds.dim, sec, ds.queries[:ds.dim], Request{K: 10, MaxDistance: NoLimit, Scan: Auto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Path != "full" {
+		t.Errorf("all-equal rows: path %s after visiting %d rows, want the full scan", st.Path, st.Visited)
+	}
+}
+
+func TestSectionRoundTripAndDeterminism(t *testing.T) {
+	ds := datasets()[2]
+	a, err := Build(ds.data, ds.dim, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Build(slices.Clone(ds.data), ds.dim, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := a.Encode()
+	if !bytes.Equal(enc, b.Encode()) {
+		t.Fatal("two builds from the same data differ")
+	}
+	n := len(ds.data) / ds.dim
+	dec, err := Decode(enc, n, ds.dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dec.Encode(), enc) {
+		t.Fatal("decode then encode changed the bytes")
+	}
+	if err := dec.Check(ds.data); err != nil {
+		t.Fatal(err)
+	}
+	// Stale signatures (a row changed after the fit) must be found.
+	changed := slices.Clone(ds.data)
+	changed[17*ds.dim+3] += 1
+	if err := dec.Check(changed); err == nil {
+		t.Error("Check accepted signatures of a changed row")
+	}
+	_, _, rOff, _ := layout(ds.dim, 9, n)
+	for _, tc := range []struct {
+		name string
+		edit func([]byte) []byte
+		n    int
+	}{
+		{"truncated", func(b []byte) []byte { return b[:len(b)-4] }, n},
+		{"other count", func(b []byte) []byte { return b }, n + 1},
+		{"header padding", func(b []byte) []byte { b[40] = 1; return b }, n},
+		{"rank 0", func(b []byte) []byte { b[4], b[5] = 0, 0; return b }, n},
+		{"not orthonormal", func(b []byte) []byte { b[headerLen+4*ds.dim+2] ^= 0x40; return b }, n},
+		{"NaN norm", func(b []byte) []byte { copy(b[16:], []byte{1, 0, 0, 0, 0, 0, 0xf8, 0x7f}); return b }, n},
+	} {
+		buf := tc.edit(slices.Clone(enc))
+		if _, err := Decode(buf, tc.n, ds.dim); err == nil {
+			t.Errorf("%s: Decode accepted it", tc.name)
+		}
+	}
+	damaged := slices.Clone(enc)
+	damaged[rOff+4*10+3] ^= 0x10
+	if d, err := Decode(damaged, n, ds.dim); err != nil {
+		t.Fatal(err)
+	} else if err := d.Check(ds.data); err == nil {
+		t.Error("Check accepted a damaged signature")
+	}
+}
+
+func TestFitSmallAndDegenerate(t *testing.T) {
+	for _, tc := range []struct {
+		n, dim, rank int
+	}{{1, 4, 2}, {3, 5, 5}, {10, 3, 8}, {200, 16, 15}} {
+		data := make([]float32, tc.n*tc.dim)
+		for i := range data {
+			data[i] = float32(i % 3)
+		}
+		b, err := Fit(data, tc.dim, tc.rank)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		if b.Rank != min(tc.rank, tc.dim) || b.eta > 1e-6 {
+			t.Errorf("%+v: rank %d, |Gram − I| %g", tc, b.Rank, b.eta)
+		}
+	}
+	if _, err := Fit(nil, 4, 2); err == nil {
+		t.Error("Fit accepted no rows")
+	}
+}
+
+// TestSamplerInPieces checks that a basis fitted from rows streamed in uneven pieces (convert
+// feeds it shard by shard) is the basis of the whole matrix, bit for bit, sampling included.
+func TestSamplerInPieces(t *testing.T) {
+	const n, dim = 9000, 12
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := make([]float32, n*dim)
+	for i := range data {
+		data[i] = float32(rng.NormFloat64()) * float32(1+i%dim)
+	}
+	whole, err := Fit(data, dim, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSampler(n, dim)
+	for lo := 0; lo < n; {
+		hi := min(n, lo+1+rng.IntN(1500))
+		s.Add(data[lo*dim : hi*dim])
+		lo = hi
+	}
+	parts, err := s.Fit(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(whole.Mean, parts.Mean) || !slices.Equal(whole.Components, parts.Components) {
+		t.Error("streamed basis differs from the whole matrix's")
+	}
+	if _, err := NewSampler(n+1, dim).Fit(5); err == nil {
+		t.Error("Fit with rows missing succeeded")
+	}
+}
