@@ -196,9 +196,9 @@ func runScale(c config, sc scaleConfig, logf func(string, ...any)) error {
 	for i, s := range samples {
 		vs := "1×"
 		if i > 0 && i < 3 {
-			vs = fmt.Sprintf("%.2f× its time", paired(s, samples[0]))
+			vs = fmt.Sprintf("%.2f× the local scan's time", paired(s, samples[0]))
 		} else if i == 4 {
-			vs = fmt.Sprintf("%.2f× its time (whole process)", paired(s, samples[3]))
+			vs = fmt.Sprintf("%.2f× the local process's time", paired(s, samples[3]))
 		} else if i == 3 {
 			vs = "—"
 		}
