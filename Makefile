@@ -59,6 +59,10 @@ demo: build
 	$(BIN) query --index $(DEMO)/demo.simidx -k 3 --id elephants.jpg
 	@echo "== dupes: the groups of near-duplicates (edited copies of one photo), exactly, all pairs"
 	$(BIN) dupes --index $(DEMO)/demo.simidx
+	@echo "== add: the collection lives: ladybird_brighter.jpg joins it without a rebuild (a change log beside the index)"
+	$(BIN) add --index $(DEMO)/demo.simidx testdata/images/ladybird_brighter.jpg
+	$(BIN) query --index $(DEMO)/demo.simidx -k 3 --id ladybird_brighter.jpg
+	$(BIN) verify $(DEMO)/demo.simidx
 	@echo "== the page: 'make page' (or the line below), then open http://127.0.0.1:8080/ in a browser"
 	@echo "   $(BIN) serve --index $(DEMO)/demo.simidx --objects $(DEMO)/photos"
 
@@ -67,7 +71,7 @@ page: demo
 	$(BIN) serve --index $(DEMO)/demo.simidx --objects $(DEMO)/photos --thumbs $(DEMO)/thumbs
 
 # The side-by-side benchmark: writes bench/RESULTS.md (generates 512 MB of shards once, and real
-# embeddings of edited wallpaper photos: bench/realish). BENCH_DATA=/work/bench-data shares them.
+# embeddings of edited wallpaper photos: bench/realish). BENCH_DATA=DIR keeps them elsewhere.
 BENCH_DATA ?= bench/data
 bench: build $(TSTAMP)
 	test -f $(BENCH_DATA)/realish/queries.npy || $(GO) run ./bench/realish -o $(BENCH_DATA)/realish
