@@ -9,8 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"simsearch/dupes"
@@ -127,8 +127,22 @@ func medianRun(runs []dupesRun, f func(dupesRun) float64) float64 {
 	return v[len(v)/2]
 }
 
-// dupesProcess runs cmd, times it, reads its peak RSS and counts the pairs it printed.
+// gnuTime runs a command and reports its peak RSS. The rusage this process gets for its own
+// children would not do: a child started from this (large) process inherits its peak RSS at exec
+// (Linux keeps the high-water mark of the image exec replaces), so every child would seem to use
+// at least what the bench holds. GNU time's child is forked from time itself, which is small.
+const gnuTime = "/usr/bin/time"
+
+// dupesProcess runs cmd (under GNU time, for its peak RSS), times it and counts the pairs it
+// printed.
 func dupesProcess(cmd *exec.Cmd, count func([]byte) (int, error)) (dupesRun, error) {
+	rss, err := os.CreateTemp("", "simsearch-bench-rss-*")
+	if err != nil {
+		return dupesRun{}, err
+	}
+	rss.Close()
+	defer os.Remove(rss.Name())
+	cmd = exec.Command(gnuTime, append([]string{"-f", "%M", "-o", rss.Name(), "--"}, cmd.Args...)...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	start := time.Now()
@@ -136,9 +150,15 @@ func dupesProcess(cmd *exec.Cmd, count func([]byte) (int, error)) (dupesRun, err
 		return dupesRun{}, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, stderr.String())
 	}
 	run := dupesRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		run.rssMB = float64(ru.Maxrss) / 1024 // KiB on Linux
+	b, err := os.ReadFile(rss.Name())
+	if err != nil {
+		return run, err
 	}
+	kb, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	if err != nil {
+		return run, fmt.Errorf("%s -f %%M wrote %q: %w", gnuTime, b, err)
+	}
+	run.rssMB = kb / 1024
 	n, err := count(out.Bytes())
 	if err != nil {
 		return run, fmt.Errorf("%s printed %q: %w", cmd.Args[0], out.String(), err)

@@ -8,7 +8,8 @@
 # Usage: scripts/setup.sh [--for-tests]
 #   --for-tests also installs numpy (fixture scripts, the numpy baseline, a test that reads extract's
 #   shards with numpy), Debian's chromium + chromium-driver (the page's browser test), and for make
-#   bench hnswlib, FAISS and the mate-backgrounds photos (bench/ann.py, bench/realish).
+#   bench hnswlib, FAISS, the mate-backgrounds photos (bench/ann.py, bench/realish) and GNU time
+#   (the peak RSS of the processes the bench runs).
 set -euo pipefail
 
 ORT_VERSION=1.30.0
@@ -26,7 +27,7 @@ ort_installed() { [ -f "$ort_dest" ] && [ "$(sha "$ort_dest")" = "$ORT_LIB_SHA25
 
 # --- Debian packages -------------------------------------------------------------------------
 pkgs=(gcc libjpeg62-turbo-dev libwebp-dev)
-[ "${1:-}" = "--for-tests" ] && pkgs+=(python3-numpy chromium chromium-driver python3-hnswlib python3-faiss mate-backgrounds)
+[ "${1:-}" = "--for-tests" ] && pkgs+=(python3-numpy chromium chromium-driver python3-hnswlib python3-faiss mate-backgrounds time)
 # The ONNX Runtime fetch below runs `npm pack`.
 ort_installed || command -v npm >/dev/null || pkgs+=(npm)
 missing=()
