@@ -95,7 +95,7 @@ func withDupes(c config, idx, shards, python, report string, logf func(string, .
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## All pairs within a distance (`simsearch dupes`)\n\n")
-	fmt.Fprintf(&b, "Every pair within %s (the default), %d rounds taking turns; whole processes: wall time and CPU time (user + system; on this shared machine CPU time is the steadier figure), peak RSS from getrusage. The numpy baseline runs on the first %d rows only (see numpyRows in bench/dupes.go), beside simsearch on the same rows.\n\n",
+	fmt.Fprintf(&b, "Every pair within %s (the default), %d rounds taking turns; whole processes: wall time and CPU time (user + system; on this shared machine CPU time is the steadier figure), peak RSS from GNU time (`/usr/bin/time -f %%M`). The numpy baseline runs on the first %d rows only (see numpyRows in bench/dupes.go), beside simsearch on the same rows.\n\n",
 		d, *dupesRounds, subRows)
 	fmt.Fprintf(&b, "| contender | rows | pairs found | wall (median) | CPU (median) | peak RSS |\n|---|---:|---:|---:|---:|---:|\n")
 	row := func(name string, rows int, runs []dupesRun) {
