@@ -285,7 +285,13 @@ func (b *Basis) project(x, out []float32, v, p []float64) float64 {
 		p[i] = (s0 + s1) + (s2 + s3)
 		out[i] = float32(p[i])
 	}
-	// |v|² − pᵀG⁻¹p is the squared distance from v to the span of the directions.
+	out[b.Rank] = b.residual(p, norm2)
+	return math.Sqrt(norm2)
+}
+
+// residual is the norm of v's residual, rounded to float32, from its coordinates p and |v|²:
+// |v|² − pᵀG⁻¹p is the squared distance from v to the span of the directions.
+func (b *Basis) residual(p []float64, norm2 float64) float32 {
 	in := 0.0
 	for a := range b.Rank {
 		row := b.ginv[a*b.Rank : (a+1)*b.Rank]
@@ -295,8 +301,7 @@ func (b *Basis) project(x, out []float32, v, p []float64) float64 {
 		}
 		in += p[a] * s
 	}
-	out[b.Rank] = float32(math.Sqrt(max(0, norm2-in)))
-	return math.Sqrt(norm2)
+	return float32(math.Sqrt(max(0, norm2-in)))
 }
 
 // project4 is project for four consecutive rows at once (x and out hold four rows each; v and p
@@ -352,17 +357,7 @@ func (b *Basis) project4(x, out []float32, v, p []float64) float64 {
 	}
 	m := 0.0
 	for r := range 4 {
-		pr := p[r*b.Rank : (r+1)*b.Rank]
-		in := 0.0
-		for a := range b.Rank {
-			row := b.ginv[a*b.Rank : (a+1)*b.Rank]
-			s := 0.0
-			for c, g := range row {
-				s += g * pr[c]
-			}
-			in += pr[a] * s
-		}
-		out[r*w+b.Rank] = float32(math.Sqrt(max(0, norm2[r]-in)))
+		out[r*w+b.Rank] = b.residual(p[r*b.Rank:(r+1)*b.Rank], norm2[r])
 		m = max(m, math.Sqrt(norm2[r]))
 	}
 	return m
