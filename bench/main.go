@@ -113,6 +113,20 @@ type measurement struct {
 	run  func() (time.Duration, map[string]float64, error)
 }
 
+// convertInWork makes a working folder under the data folder (the caller removes it) and converts
+// the dataset's shards into an index there with the simsearch binary.
+func convertInWork(c config, d *dataset, prefix string) (work, idx string, err error) {
+	if work, err = os.MkdirTemp(c.data, prefix); err != nil {
+		return "", "", err
+	}
+	idx = filepath.Join(work, "bench.simidx")
+	if out, err := exec.Command(c.bin, "convert", d.shards(), "-o", idx).CombinedOutput(); err != nil {
+		os.RemoveAll(work)
+		return "", "", fmt.Errorf("convert: %v: %s", err, out)
+	}
+	return work, idx, nil
+}
+
 func run(c config, logf func(string, ...any)) error {
 	if _, err := os.Stat(c.bin); err != nil {
 		return fmt.Errorf("%s: build it first (make build): %w", c.bin, err)
@@ -121,15 +135,11 @@ func run(c config, logf func(string, ...any)) error {
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(c.data, "run-")
+	work, idx, err := convertInWork(c, d, "run-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	idx := filepath.Join(work, "bench.simidx")
-	if out, err := exec.Command(c.bin, "convert", d.shards(), "-o", idx).CombinedOutput(); err != nil {
-		return fmt.Errorf("convert: %v: %s", err, out)
-	}
 	ix, err := index.Open(idx)
 	if err != nil {
 		return err

@@ -42,15 +42,11 @@ func runScale(c config, sc scaleConfig, logf func(string, ...any)) error {
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(c.data, "scale-")
+	work, idx, err := convertInWork(c, d, "scale-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	idx := filepath.Join(work, "bench.simidx")
-	if out, err := exec.Command(c.bin, "convert", d.shards(), "-o", idx).CombinedOutput(); err != nil {
-		return fmt.Errorf("convert: %v: %s", err, out)
-	}
 
 	base, err := cluster.FreeBase(sc.nodes, 18080)
 	if err != nil {
