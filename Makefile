@@ -32,8 +32,9 @@ test: $(TSTAMP)
 	$(GO) test -race ./serve ./knn ./index ./convert ./query ./collection
 
 # Fails on unformatted code, vet findings (both modules), a go.mod/go.sum that go mod tidy would
-# change, and generated assembly that differs from its generator's output. Writes nothing.
-check:
+# change, and generated assembly that differs from its generator's output. Writes nothing in the
+# tree; vet compiles the cgo decoders, so it needs setup's C headers first (CI runs it first).
+check: $(STAMP)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	cd kernel/asm && $(GO) vet ./...
