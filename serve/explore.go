@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"weak"
 
 	"simsearch/collection"
 	"simsearch/dupes"
+	"simsearch/internal/fault"
 	"simsearch/layout"
 	"simsearch/prune"
 	"simsearch/query"
@@ -25,9 +27,12 @@ import (
 type explorer struct {
 	thumbs *thumb.Cache
 	mu     sync.Mutex // one all-pairs pass at a time
-	dupesD float32
-	groups []dupes.NamedGroup
-	done   bool
+	// The groups are those of one view of the collection at one distance: a followed update or
+	// a reload swaps the searcher's view, and the groups are computed again. A weak pointer
+	// keeps no old view alive, and one made from another view never compares equal to it.
+	dupesView weak.Pointer[collection.View]
+	dupesD    float32
+	groups    []dupes.NamedGroup
 }
 
 const (
@@ -64,6 +69,35 @@ func (srv *Server) routeExplore(page fs.FS) error {
 	return nil
 }
 
+// readMapped runs f, which reads the index's mapped pages, as a search does: an index file
+// modified in place (changed returns why) is reported rather than read, and a truncation that
+// races with f is caught (fault.Guard) and reported instead of killing the process with SIGBUS.
+// f reports its own errors through its closure.
+func readMapped(changed func() error, f func()) error {
+	if err := changed(); err != nil {
+		return err
+	}
+	return fault.Guard(f)
+}
+
+// vector returns the stored vector of id, answering the client itself (404, or 500 for an index
+// that cannot be read) when there is none.
+func (srv *Server) vector(w http.ResponseWriter, id string) ([]float32, bool) {
+	var (
+		v   []float32
+		err error
+	)
+	if ferr := readMapped(srv.s.Changed, func() { v, err = srv.local.Vector(id) }); ferr != nil {
+		writeError(w, http.StatusInternalServerError, ferr.Error())
+		return nil, false
+	}
+	if err != nil {
+		writeError(w, http.StatusNotFound, "no such id in the index")
+		return nil, false
+	}
+	return v, true
+}
+
 // searchID answers a search by a stored vector: "more like this" for a photo of the collection.
 func (srv *Server) searchID(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -71,9 +105,8 @@ func (srv *Server) searchID(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := srv.local.Vector(r.PathValue("id"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, "no such id in the index")
+	v, ok := srv.vector(w, r.PathValue("id"))
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
@@ -153,19 +186,15 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 		d = float32(v)
 	}
 	start := time.Now()
-	ex := srv.ex
-	ex.mu.Lock()
-	if !ex.done || ex.dupesD != d {
-		named, err := srv.findDupes(d)
-		if err != nil {
-			ex.mu.Unlock()
-			writeError(w, http.StatusUnprocessableEntity, err.Error())
-			return
+	groups, err := srv.findDupes(d)
+	if err != nil {
+		status := http.StatusInternalServerError // the index cannot be read
+		if errors.Is(err, dupes.ErrTooManyPairs) {
+			status = http.StatusUnprocessableEntity // a distance far too large for the collection
 		}
-		ex.groups, ex.dupesD, ex.done = named, d, true
+		writeError(w, status, err.Error())
+		return
 	}
-	groups := ex.groups
-	ex.mu.Unlock()
 	total := len(groups)
 	groups = groups[:min(len(groups), maxGroups)]
 	out := make([]dupesGroup, len(groups))
@@ -181,21 +210,45 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// findDupes runs the all-pairs pass on the collection's current view, which it holds until it is
-// done: a Reopen or a followed update swapping the searcher's view is not held up by it, and the
-// old view's pages stay mapped until it lets go.
+// findDupes returns the groups of near-duplicates within d in the collection's current view:
+// those computed last if they are of this view and d, else from an all-pairs pass, which holds
+// the view until it is done (a Reopen or a followed update swapping the searcher's view is not
+// held up by it, and the old view's pages stay mapped until it lets go).
 func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
+	ex := srv.ex
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
 	v := srv.local.Acquire()
 	defer v.Release()
-	rows, idOf, err := v.Rows()
+	if err := v.Changed(); err != nil {
+		return nil, err
+	}
+	if key := weak.Make(v); ex.dupesView == key && ex.dupesD == d {
+		return ex.groups, nil
+	}
+	var (
+		named []dupes.NamedGroup
+		err   error
+	)
+	if ferr := readMapped(v.Changed, func() {
+		var rows []float32
+		var idOf func(int) (string, error)
+		if rows, idOf, err = v.Rows(); err != nil {
+			return
+		}
+		var groups []dupes.Group
+		if groups, _, err = dupes.Find(rows, v.Dim(), dupes.Options{MaxDistance: d}); err != nil {
+			return
+		}
+		named, err = dupes.Name(groups, idOf)
+	}); ferr != nil {
+		return nil, ferr
+	}
 	if err != nil {
 		return nil, err
 	}
-	groups, _, err := dupes.Find(rows, v.Dim(), dupes.Options{MaxDistance: d})
-	if err != nil {
-		return nil, err
-	}
-	return dupes.Name(groups, idOf)
+	ex.dupesView, ex.dupesD, ex.groups = weak.Make(v), d, named
+	return named, nil
 }
 
 // describe returns a photo's file size and resolution (learnt when its thumbnail was made).
@@ -245,25 +298,14 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			}
 			k = v
 		}
-		v, err := srv.local.Vector(id)
-		if err != nil {
-			writeError(w, http.StatusNotFound, "no such id in the index")
+		v, ok := srv.vector(w, id)
+		if !ok {
 			return
 		}
-		hits, _, err := srv.s.Search(v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
-		if err != nil {
+		if ids, data, dists, count, err = srv.neighbourhood(v, k); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		for _, h := range hits[0] {
-			hv, err := srv.local.Vector(h.ID)
-			if err != nil {
-				writeError(w, http.StatusInternalServerError, err.Error())
-				return
-			}
-			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
-		}
-		count = srv.local.Index().Len()
 	} else if ids, data, count, err = srv.sample(mapSample); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -279,6 +321,37 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count})
 }
 
+// neighbourhood returns the k nearest rows to v: their ids, a copy of their vectors, their
+// distances, and the collection's size. It holds the current view as findDupes does.
+func (srv *Server) neighbourhood(v []float32, k int) ([]string, []float32, []float64, int, error) {
+	hits, _, err := srv.s.Search(v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	cur := srv.local.Acquire()
+	defer cur.Release()
+	var (
+		ids   []string
+		data  []float32
+		dists []float64
+	)
+	if ferr := readMapped(cur.Changed, func() {
+		for _, h := range hits[0] {
+			var hv []float32
+			var ok bool
+			if hv, ok, err = cur.Vector(h.ID); err != nil {
+				return
+			} else if !ok { // removed by an update since the search
+				continue
+			}
+			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
+		}
+	}); ferr != nil {
+		return nil, nil, nil, 0, ferr
+	}
+	return ids, data, dists, cur.Len(), err
+}
+
 // sample returns m rows spread evenly through the collection (all of them if it holds fewer), in
 // id order: their ids, a copy of their vectors, and the collection's size. It holds the current
 // view as findDupes does.
@@ -290,14 +363,19 @@ func (srv *Server) sample(m int) ([]string, []float32, int, error) {
 	ids := make([]string, 0, m)
 	data := make([]float32, 0, m*v.Dim())
 	i := 0
-	err := v.Each(func(id string, _ collection.FileState, vec []float32) error {
-		// Row i is taken when it is the first at or past the next of m evenly spaced places:
-		// the same map every time.
-		if len(ids) < m && i*m >= len(ids)*n {
-			ids, data = append(ids, id), append(data, vec...)
-		}
-		i++
-		return nil
-	})
+	var err error
+	if ferr := readMapped(v.Changed, func() {
+		err = v.Each(func(id string, _ collection.FileState, vec []float32) error {
+			// Row i is taken when it is the first at or past the next of m evenly spaced places:
+			// the same map every time.
+			if len(ids) < m && i*m >= len(ids)*n {
+				ids, data = append(ids, id), append(data, vec...)
+			}
+			i++
+			return nil
+		})
+	}); ferr != nil {
+		return nil, nil, 0, ferr
+	}
 	return ids, data, n, err
 }

@@ -103,16 +103,19 @@ func TestThumbnails(t *testing.T) {
 	}
 }
 
+// dupesBody is the answer of GET /dupes.
+type dupesBody struct {
+	MaxDistance float64 `json:"max_distance"`
+	Groups      []struct {
+		dupes.NamedGroup
+		Files []fileInfo `json:"files"`
+	} `json:"groups"`
+	Error string `json:"error"`
+}
+
 func TestDupesEndpoint(t *testing.T) {
 	ts := start(t, Options{Objects: photosDir(t), ThumbDir: t.TempDir()})
-	var body struct {
-		MaxDistance float64 `json:"max_distance"`
-		Groups      []struct {
-			dupes.NamedGroup
-			Files []fileInfo `json:"files"`
-		} `json:"groups"`
-		Error string `json:"error"`
-	}
+	var body dupesBody
 	if code := getJSON(t, ts.url+"/dupes", &body); code != 200 {
 		t.Fatalf("%d %s", code, body.Error)
 	}
