@@ -17,6 +17,7 @@ import (
 	"simsearch/dupes"
 	"simsearch/internal/fault"
 	"simsearch/layout"
+	"simsearch/pil"
 	"simsearch/prune"
 	"simsearch/query"
 	"simsearch/thumb"
@@ -201,7 +202,7 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 	for i, g := range groups {
 		out[i] = dupesGroup{NamedGroup: g, Files: make([]fileInfo, len(g.IDs))}
 		for j, id := range g.IDs {
-			out[i].Files[j] = srv.describe(r.Context(), id)
+			out[i].Files[j] = srv.describe(id)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -251,22 +252,27 @@ func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
 	return named, nil
 }
 
-// describe returns a photo's file size and resolution (learnt when its thumbnail was made).
-func (srv *Server) describe(ctx context.Context, id string) fileInfo {
+// describe returns a photo's file size and resolution, read from its header: the page shows
+// the groups at once, and each thumbnail is made when the browser asks for it.
+func (srv *Server) describe(id string) fileInfo {
 	fi := fileInfo{ID: id}
 	if srv.objects == nil || !validObjectID(id) {
 		return fi
 	}
-	if f, st, _, err := srv.openObject(id); err == nil {
-		fi.Bytes = st.Size()
-		f.Close()
-	}
-	t, status, msg := srv.thumbOf(ctx, id)
-	if status != http.StatusOK {
-		fi.Error = msg
+	f, st, _, err := srv.openObject(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		fi.Error = "not in the objects folder"
+		return fi
+	case err != nil:
+		fi.Error = err.Error()
 		return fi
 	}
-	fi.Width, fi.Height = t.Width, t.Height
+	defer f.Close()
+	fi.Bytes = st.Size()
+	if fi.Width, fi.Height, err = pil.ReadSize(f, st.Size()); err != nil {
+		fi.Error = err.Error()
+	}
 	return fi
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"simsearch/dupes"
+	"simsearch/pil"
 )
 
 func getJSON(t testing.TB, u string, v any) int {
@@ -113,8 +114,12 @@ type dupesBody struct {
 	Error string `json:"error"`
 }
 
+// TestDupesEndpoint asks for the duplicate groups of the test photos: the two pairs of edited
+// copies, each photo with its file size and resolution (its decoded size), and no thumbnail made
+// for them (the page's <img> elements ask for those one by one).
 func TestDupesEndpoint(t *testing.T) {
-	ts := start(t, Options{Objects: photosDir(t), ThumbDir: t.TempDir()})
+	thumbs := t.TempDir()
+	ts := start(t, Options{Objects: photosDir(t), ThumbDir: thumbs})
 	var body dupesBody
 	if code := getJSON(t, ts.url+"/dupes", &body); code != 200 {
 		t.Fatalf("%d %s", code, body.Error)
@@ -126,11 +131,20 @@ func TestDupesEndpoint(t *testing.T) {
 	for _, g := range body.Groups {
 		sets = append(sets, g.IDs)
 		for i, f := range g.Files {
-			st, err := os.Stat(filepath.Join(photosDir(t), f.ID))
-			if err != nil || f.ID != g.IDs[i] || f.Bytes != st.Size() || f.Width == 0 || f.Height == 0 {
+			path := filepath.Join(photosDir(t), f.ID)
+			st, err := os.Stat(path)
+			if err != nil || f.ID != g.IDs[i] || f.Bytes != st.Size() || f.Error != "" {
 				t.Errorf("file %+v (stat %v)", f, err)
 			}
+			if img, err := pil.Open(path); err != nil {
+				t.Error(err)
+			} else if f.Width != img.W || f.Height != img.H {
+				t.Errorf("%s: %d×%d, decoded %d×%d", f.ID, f.Width, f.Height, img.W, img.H)
+			}
 		}
+	}
+	if made, _ := filepath.Glob(filepath.Join(thumbs, "*")); len(made) != 0 {
+		t.Errorf("/dupes made thumbnails: %v", made)
 	}
 	want := [][]string{{"coffee.png", "coffee_cmyk.jpg"}, {"elephants.jpg", "elephants_toned.jpg"}}
 	for _, w := range want {
