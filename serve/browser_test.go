@@ -145,11 +145,15 @@ func TestBrowser(t *testing.T) {
 	}
 	b.shot("2-more-like-this")
 
-	// 3. A distance cutoff of 1 leaves only the photo itself (ladybird_brighter.jpg is not in
-	// this collection; the next nearest is further than 1).
+	// 3. The cutoff is a range search on the server: with k cleared, a cutoff of 100 shows all 8
+	// photos (more than the 4 asked for before); a cutoff of 1 leaves only the photo itself
+	// (ladybird_brighter.jpg is not in this collection; the next nearest is further than 1).
+	b.typeInto("#k", "")
+	b.typeInto("#cutoff", "100")
+	b.waitFor(`return location.search.includes("d=100") && !location.search.includes("k=") && document.querySelectorAll("#results li").length === 8`)
 	b.typeInto("#cutoff", "1")
-	b.waitFor(`return location.search.includes("d=1") && document.querySelectorAll("#results li").length === 1`)
-	if status := b.text("#status"); !strings.Contains(status, "within 1 (of 4)") {
+	b.waitFor(`return location.search.includes("d=1") && !location.search.includes("d=100") && document.querySelectorAll("#results li").length === 1`)
+	if status := b.text("#status"); !strings.HasPrefix(status, "1 results within 1 in") {
 		t.Errorf("status with a cutoff: %q", status)
 	}
 

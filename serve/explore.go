@@ -102,17 +102,16 @@ func (srv *Server) vector(w http.ResponseWriter, id string) ([]float32, bool) {
 // searchID answers a search by a stored vector: "more like this" for a photo of the collection.
 func (srv *Server) searchID(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	k, ok := srv.k(w, r)
+	j, ok := srv.ask(w, r)
 	if !ok {
 		return
 	}
-	v, ok := srv.vector(w, r.PathValue("id"))
-	if !ok {
+	if j.vector, ok = srv.vector(w, r.PathValue("id")); !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
-	srv.answer(w, srv.b.submit(ctx, &job{vector: v, k: k}), start, map[string]float64{})
+	srv.answer(w, srv.b.submit(ctx, j), start, map[string]float64{})
 }
 
 // thumbnail serves a small JPEG of an object, made once and then read from the cache.

@@ -10,10 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"simsearch/dupes"
 	"simsearch/pil"
+	"simsearch/prune"
+	"simsearch/query"
 )
 
 func getJSON(t testing.TB, u string, v any) int {
@@ -199,4 +202,101 @@ func TestMapEndpoint(t *testing.T) {
 			t.Errorf("%s: %d", q, code)
 		}
 	}
+}
+
+// TestRangeSearch asks /search/id, /search/vector and /search for the photos within a distance,
+// with and without k, and compares each answer with the searcher's range search; then it queues
+// such queries beside a plain top-k one into one batch (the batcher held): each gets the answer
+// it gets alone.
+func TestRangeSearch(t *testing.T) {
+	ts := start(t, Options{ThumbDir: t.TempDir()})
+	v, err := ts.s.Vector("coffee.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(k int, d float64) []query.Hit {
+		t.Helper()
+		hits, _, err := ts.s.Search(v, query.Request{K: k, MaxDistance: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hits[0]
+	}
+	all := want(100, prune.NoLimit)
+	d := all[4].Distance // five photos within d
+	body, _ := json.Marshal(map[string]any{"vector": v})
+	img, err := os.ReadFile(filepath.Join(photosDir(t), "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(path, params string) (int, answer) {
+		t.Helper()
+		u := ts.url + path + "?" + params
+		switch path {
+		case "/search/vector":
+			return post(t, u, "application/json", bytes.NewReader(body))
+		case "/search":
+			return post(t, u, "application/octet-stream", bytes.NewReader(img))
+		}
+		var a answer
+		return getJSON(t, u, &a), a
+	}
+	for _, path := range []string{"/search/id/coffee.png", "/search/vector", "/search"} {
+		for _, tc := range []struct {
+			params string
+			want   []query.Hit
+		}{
+			{fmt.Sprintf("max_distance=%v", d), want(0, d)}, // every photo within d: more than k's default would be
+			{fmt.Sprintf("max_distance=%v&k=2", d), want(2, d)},
+			{"max_distance=0.1&k=5", want(5, 0.1)},
+			{"max_distance=1e9", all},
+		} {
+			code, a := ask(path, tc.params)
+			if code != 200 || !sameHits(a.Results, tc.want) {
+				t.Errorf("%s?%s: %d %v, want %v", path, tc.params, code, a.Results, tc.want)
+			}
+		}
+		for _, bad := range []string{"max_distance=-1", "max_distance=x", "max_distance=inf", "max_distance=NaN"} {
+			if code, a := ask(path, bad); code != 400 {
+				t.Errorf("%s?%s: %d %+v, want 400", path, bad, code, a)
+			}
+		}
+	}
+	if len(want(0, d)) != 5 || len(want(5, 0.1)) != 1 {
+		t.Fatalf("the test's distances do not cut where it expects: %v", all)
+	}
+
+	release := holdBatcher(t, ts, v)
+	batch := []struct {
+		params string
+		want   []query.Hit
+	}{
+		{"k=3", want(3, prune.NoLimit)},
+		{fmt.Sprintf("max_distance=%v", d), want(0, d)},
+		{"max_distance=0.1&k=2", want(2, 0.1)},
+		{fmt.Sprintf("max_distance=%v&k=1", all[6].Distance), want(1, all[6].Distance)},
+	}
+	var wg sync.WaitGroup
+	for _, q := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := http.Get(ts.url + "/search/id/coffee.png?" + q.params)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer res.Body.Close()
+			var a answer
+			if err := json.NewDecoder(res.Body).Decode(&a); err != nil || res.StatusCode != 200 || !sameHits(a.Results, q.want) {
+				t.Errorf("in a batch, %s: %d %v (%v), want %v", q.params, res.StatusCode, a.Results, err, q.want)
+			}
+			if a.Timings["batch"] != float64(len(batch)) {
+				t.Errorf("%s was answered in a batch of %v, not with the others", q.params, a.Timings["batch"])
+			}
+		}()
+	}
+	waitFor(t, "the queries to queue", func() bool { return len(ts.srv.b.jobs) == len(batch) })
+	release()
+	wg.Wait()
 }
