@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 
 	"simsearch/dupes"
 	"simsearch/query"
@@ -200,5 +203,47 @@ func TestVerifyJSON(t *testing.T) {
 	}
 	if len(got) != 2 || got[0]["ok"] != true || got[1]["ok"] != false || !strings.Contains(fmt.Sprint(got[1]["error"]), "bad.simidx") {
 		t.Errorf("verify --json: %v", got)
+	}
+}
+
+// TestExtractJSON extracts a folder of two photos and a broken file whose name holds a newline:
+// --json prints the summary on stdout, the broken file among the skipped ones by its exact name,
+// and the warning on stderr names it escaped, on one line.
+func TestExtractJSON(t *testing.T) {
+	photos := t.TempDir()
+	bad := filepath.Join(photos, "bad\nname.jpg")
+	for src, dst := range map[string]string{"tiny_red.png": "tiny_red.png", "ladybird.jpg": "ladybird.jpg", "broken_text.jpg": "bad\nname.jpg"} {
+		b, err := os.ReadFile(filepath.Join(images, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(photos, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shards := filepath.Join(t.TempDir(), "shards")
+	out, errs, code := simsearch(t, "extract", photos, "-o", shards, "--model", model, "--json")
+	var sum extractSummary
+	if err := json.Unmarshal([]byte(out), &sum); code != 0 || err != nil {
+		t.Fatalf("extract --json: exit %d, stdout %q (%v), stderr %q", code, out, err, errs)
+	}
+	if sum.Output != shards || sum.Images != 2 || sum.Shards != 1 || len(sum.Skipped) != 1 || sum.Skipped[0].Path != bad || !strings.Contains(sum.Skipped[0].Error, "not a readable image") {
+		t.Errorf("summary %+v", sum)
+	}
+	if want := "simsearch: skipping " + strconv.Quote(bad) + ": "; !strings.HasPrefix(errs, want) || strings.Count(errs, "\n") != 1 {
+		t.Errorf("stderr %q, want one line starting %q", errs, want)
+	}
+}
+
+// TestEveryCommandHasJSON holds the README to its word: every command that prints a result or a
+// summary has --json. serve answers JSON over HTTP and logs to stderr; compact prints nothing.
+func TestEveryCommandHasJSON(t *testing.T) {
+	for _, cmd := range newApp().Commands {
+		if cmd.Name == "serve" || cmd.Name == "compact" {
+			continue
+		}
+		if !slices.ContainsFunc(cmd.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "json") }) {
+			t.Errorf("simsearch %s has no --json", cmd.Name)
+		}
 	}
 }
