@@ -247,3 +247,28 @@ func TestEveryCommandHasJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestDupesEscapesIDs lists a pair whose ids hold a newline and a tab: the text and TSV outputs
+// keep one line per id or pair, printing such ids quoted as query does; --json prints them as
+// they are.
+func TestDupesEscapesIDs(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"a\nb.jpg", "c\td.jpg", "far.jpg"}
+	rows := []float32{1, 2, 3, 4, 1, 2, 3, 4.5, 9, 9, 9, 9}
+	if err := shard.Write(dir, 0, ids, rows, 4); err != nil {
+		t.Fatal(err)
+	}
+	idx := filepath.Join(t.TempDir(), "x.simidx")
+	mustRun(t, "convert", dir, "-o", idx)
+	a, c := strconv.Quote(ids[0]), strconv.Quote(ids[1])
+	if out, want := mustRun(t, "dupes", "--index", idx), "# group 1: 2 photos\n"+a+"\n"+c+"\n  0.5000  "+a+"  ~  "+c+"\n"; out != want {
+		t.Errorf("text output %q, want %q", out, want)
+	}
+	if out, want := mustRun(t, "dupes", "--index", idx, "--tsv"), "1\t0.5\t"+a+"\t"+c+"\n"; out != want {
+		t.Errorf("TSV output %q, want %q", out, want)
+	}
+	var g dupes.NamedGroup
+	if err := json.Unmarshal([]byte(mustRun(t, "dupes", "--index", idx, "--json")), &g); err != nil || !slices.Equal(g.IDs, ids[:2]) {
+		t.Errorf("--json: %+v, %v", g, err)
+	}
+}
