@@ -183,6 +183,22 @@ func TestIDArgs(t *testing.T) {
 	if want := []string{"a b.jpg", "x.jpg", "y y.png", "z.jpg"}; !slices.Equal(got, want) {
 		t.Errorf("ids %q, want %q", got, want)
 	}
+	if got, err := idArgs([]string{"-"}, strings.NewReader("\r\n\n")); err == nil || !strings.Contains(err.Error(), "no ids given on standard input") {
+		t.Errorf("blank standard input: %q, %v", got, err)
+	}
+}
+
+// add takes image files only: "-" is refused with the reason, and nothing is added.
+func TestAddRefusesStdin(t *testing.T) {
+	idx := referenceIndex(t)
+	before := mustRun(t, "info", "--json", idx)
+	_, errs, code := simsearch(t, "add", "--index", idx, "-")
+	if code == 0 || !strings.Contains(errs, `"-": add reads image files, not standard input`) {
+		t.Errorf("add -: exit %d, %q", code, errs)
+	}
+	if after := mustRun(t, "info", "--json", idx); after != before {
+		t.Errorf("the index changed: %s, then %s", before, after)
+	}
 }
 
 func TestVerifyJSON(t *testing.T) {
