@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -275,7 +276,7 @@ func (srv *Server) describe(id string) fileInfo {
 	return fi
 }
 
-// mapPoint is one photo on the map, at (X, Y) in [0, 1]².
+// mapPoint is one photo on the map, at (X, Y) in [0, 1]²: the centre of its thumbnail.
 type mapPoint struct {
 	ID       string   `json:"id"`
 	X        float64  `json:"x"`
@@ -315,7 +316,10 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	xy := layout.Spread(data, len(data)/max(1, len(ids)))
+	// Each photo is a square thumbnail of side tile (of the map's side): larger when there are
+	// few, and pushed apart where the layout crowds them.
+	tile := min(0.11, max(0.03, 0.6/math.Sqrt(float64(len(ids)))))
+	xy := layout.Separate(layout.Spread(data, len(data)/max(1, len(ids))), tile)
 	points := make([]mapPoint, len(ids))
 	for i, id := range ids {
 		points[i] = mapPoint{ID: id, X: xy[2*i], Y: xy[2*i+1]}
@@ -323,7 +327,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			points[i].Distance = &dists[i]
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count})
+	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count, "tile": tile})
 }
 
 // neighbourhood returns the k nearest rows to v: their ids, a copy of their vectors, their

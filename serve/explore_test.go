@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -174,13 +175,21 @@ func TestMapEndpoint(t *testing.T) {
 	var all struct {
 		Points []mapPoint `json:"points"`
 		Count  int        `json:"count"`
+		Tile   float64    `json:"tile"`
 	}
 	if code := getJSON(t, ts.url+"/map", &all); code != 200 || len(all.Points) != all.Count || all.Count != ts.s.Index().Len() {
 		t.Fatalf("%d: %d points of %d", code, len(all.Points), all.Count)
 	}
-	for _, p := range all.Points {
-		if p.X < 0 || p.X > 1 || p.Y < 0 || p.Y > 1 || p.Distance != nil {
-			t.Errorf("point %+v", p)
+	for i, p := range all.Points {
+		if p.X < all.Tile/2 || p.X > 1-all.Tile/2 || p.Y < all.Tile/2 || p.Y > 1-all.Tile/2 || p.Distance != nil {
+			t.Errorf("point %+v: its thumbnail (%v) is not inside the map", p, all.Tile)
+		}
+		// The edited copies are nearly at one place on the plane: their thumbnails are pushed
+		// apart, and no two hide each other.
+		for _, q := range all.Points[i+1:] {
+			if math.Abs(p.X-q.X) < all.Tile*0.999 && math.Abs(p.Y-q.Y) < all.Tile*0.999 {
+				t.Errorf("the thumbnails of %s and %s (%v) overlap: %+v, %+v", p.ID, q.ID, all.Tile, p, q)
+			}
 		}
 	}
 	var near struct {

@@ -302,8 +302,7 @@ function group(g, i) {
 
 // ---- the map ----
 
-const VIEW = 1000; // the SVG's user units: the layout's [0, 1] square, with a margin
-let TILE = 44; // a thumbnail on the map, in user units: larger when there are few
+const VIEW = 1000; // the SVG's user units: the layout's [0, 1] square
 let box = { x: 0, y: 0, w: VIEW, h: VIEW };
 
 function setBox(b) {
@@ -337,10 +336,11 @@ async function renderMap(p) {
     ? "the " + body.points.length + " photos nearest to " + id
     : body.points.length + " of the collection's " + body.count + " photos");
   const svg = $("map");
-  TILE = Math.max(30, Math.min(110, (0.6 * VIEW) / Math.sqrt(body.points.length || 1)));
-  const m = TILE;
+  // The server sizes the thumbnails and places them so that they stay on the map and do not
+  // hide each other: each point is a thumbnail's centre.
+  const TILE = body.tile * VIEW;
   const nodes = body.points.map((pt) => {
-    const x = m + pt.x * (VIEW - 2 * m) - TILE / 2, y = m + pt.y * (VIEW - 2 * m) - TILE / 2;
+    const x = pt.x * VIEW - TILE / 2, y = pt.y * VIEW - TILE / 2;
     const a = document.createElementNS(SVG, "a");
     a.setAttribute("href", "/?" + moreLike(pt.id).toString());
     a.addEventListener("click", (e) => {
@@ -382,19 +382,51 @@ function mapControls() {
     const pt = svgPoint(e);
     zoom(e.deltaY > 0 ? 1.2 : 1 / 1.2, pt.x, pt.y);
   }, { passive: false });
-  let drag = null;
+  // One pointer drags the map (unless it is on a photo: that is a click); two pinch it, on a
+  // phone, zooming about the point between them.
+  const down = new Map();
+  let drag = null, pinch = null;
+  const start = () => {
+    const [a, b] = [...down.values()];
+    drag = pinch = null;
+    if (b) {
+      const mid = svgPoint({ clientX: (a.x + b.x) / 2, clientY: (a.y + b.y) / 2 });
+      pinch = { dist: Math.hypot(a.x - b.x, a.y - b.y) || 1, box: { ...box }, mid };
+    } else if (a && !a.onPhoto) {
+      drag = { x: a.x, y: a.y, box: { ...box } };
+    }
+  };
   svg.addEventListener("pointerdown", (e) => {
-    if (e.target.closest("a")) return;
-    drag = { x: e.clientX, y: e.clientY, box: { ...box } };
-    svg.setPointerCapture(e.pointerId);
+    down.set(e.pointerId, { x: e.clientX, y: e.clientY, onPhoto: !!e.target.closest("a") });
+    if (down.size === 2 || !e.target.closest("a")) {
+      for (const id of down.keys()) svg.setPointerCapture(id);
+    }
+    start();
   });
   svg.addEventListener("pointermove", (e) => {
-    if (!drag) return;
+    const p = down.get(e.pointerId);
+    if (!p) return;
+    p.x = e.clientX;
+    p.y = e.clientY;
     const r = svg.getBoundingClientRect();
-    const dx = ((e.clientX - drag.x) / r.width) * drag.box.w, dy = ((e.clientY - drag.y) / r.height) * drag.box.h;
-    setBox({ ...drag.box, x: drag.box.x - dx, y: drag.box.y - dy });
+    if (pinch) {
+      const [a, b] = [...down.values()];
+      const f = pinch.dist / (Math.hypot(a.x - b.x, a.y - b.y) || 1);
+      const m = pinch.mid, o = pinch.box;
+      setBox({ x: m.x - (m.x - o.x) * f, y: m.y - (m.y - o.y) * f, w: o.w * f, h: o.h * f });
+    } else if (drag) {
+      const dx = ((p.x - drag.x) / r.width) * drag.box.w, dy = ((p.y - drag.y) / r.height) * drag.box.h;
+      setBox({ ...drag.box, x: drag.box.x - dx, y: drag.box.y - dy });
+    }
   });
-  svg.addEventListener("pointerup", () => { drag = null; });
+  const up = (e) => {
+    if (!down.delete(e.pointerId)) return;
+    const wasPinch = !!pinch;
+    start();
+    if (wasPinch) drag = null; // the finger left on the screen does not drag
+  };
+  svg.addEventListener("pointerup", up);
+  svg.addEventListener("pointercancel", up);
   svg.addEventListener("keydown", (e) => {
     const step = box.w / 10;
     const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
