@@ -746,7 +746,7 @@ func TestPage(t *testing.T) {
 		t.Error("the page has inline scripts or styles")
 	}
 	js, res := get("/app.js")
-	if ct := res.Header.Get("Content-Type"); !strings.Contains(ct, "javascript") || !strings.Contains(js, `"/search?k="`) {
+	if ct := res.Header.Get("Content-Type"); !strings.Contains(ct, "javascript") || !strings.Contains(js, `"/search?"`) {
 		t.Errorf("app.js: %s", ct)
 	}
 	css, _ := get("/app.css")
