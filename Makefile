@@ -64,8 +64,10 @@ demo: build
 	$(BIN) add --index $(DEMO)/demo.simidx testdata/images/ladybird_brighter.jpg
 	$(BIN) query --index $(DEMO)/demo.simidx -k 3 --id ladybird_brighter.jpg
 	$(BIN) verify $(DEMO)/demo.simidx
-	@echo "== the page: 'make page' (or the line below), then open http://127.0.0.1:8080/ in a browser"
-	@echo "   $(BIN) serve --index $(DEMO)/demo.simidx --objects $(DEMO)/photos"
+	@echo "== the page: the server in the background on a free port, asked what the page asks, then stopped"
+	scripts/demo-page.sh $(BIN) $(DEMO)/demo.simidx $(DEMO)/photos $(DEMO)/thumbs elephants.jpg
+	@echo "== to browse it: 'make page' (or the line below), then open http://127.0.0.1:8080/ in a browser"
+	@echo "   $(BIN) serve --index $(DEMO)/demo.simidx --objects $(DEMO)/photos --thumbs $(DEMO)/thumbs"
 
 # The page over the demo collection, until Ctrl-C: search, more like this, duplicates, the map.
 page: demo

@@ -48,6 +48,7 @@ func TestSmoke(t *testing.T) {
 		"Phases of `simsearch query IMAGE`", "model_load", "inference", "## Goals", "memory-read speed",
 		"≤ 0.30 × the numpy loop", "≥ 12 × faster", "convert ≤ 2 × cp",
 		"## Server under load", "| POST /search (image", "| POST /search/vector",
+		"## All pairs within a distance", "both found the same pairs, and simsearch every planted pair",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)

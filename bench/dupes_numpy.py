@@ -2,7 +2,7 @@
 """All pairs within a distance, as one would write it with numpy: load every shard into one
 matrix, then for each pair of row blocks (upper triangle) the squared distances from the
 matrix product, |x|^2 + |y|^2 - 2 x.y, keeping the pairs within D. No dense n x n matrix: one
-block pair at a time. Prints "PAIRS ROWS" to stdout.
+block pair at a time. Prints "PAIRS ROWS" to stdout, then each pair as "ID_A<TAB>ID_B".
 Usage: dupes_numpy.py SHARD_DIR MAX_DISTANCE [BLOCK_ROWS]"""
 import os
 import sys
@@ -11,12 +11,13 @@ import numpy as np
 
 
 def load(shard_dir):
-    parts = []
+    ids, parts = [], []
     i = 0
     while os.path.exists(os.path.join(shard_dir, f"{i:04d}.features.npy")):
+        ids.extend(np.load(os.path.join(shard_dir, f"{i:04d}.object_ids.npy")).tolist())
         parts.append(np.load(os.path.join(shard_dir, f"{i:04d}.features.npy")))
         i += 1
-    return np.concatenate(parts).astype(np.float32, copy=False)
+    return ids, np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def pairs_within(x, d, block):
@@ -34,6 +35,9 @@ def pairs_within(x, d, block):
 
 
 if __name__ == "__main__":
-    x = load(sys.argv[1])
+    ids, x = load(sys.argv[1])
     block = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
-    print(len(pairs_within(x, float(sys.argv[2]), block)), len(x))
+    pairs = pairs_within(x, float(sys.argv[2]), block)
+    print(len(pairs), len(x))
+    for a, b in pairs:
+        print(f"{ids[a]}\t{ids[b]}")

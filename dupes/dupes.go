@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"simsearch/internal/fault"
+	"simsearch/internal/parallel"
 	"simsearch/kernel"
 )
 
@@ -84,7 +86,9 @@ const (
 )
 
 // Find returns the groups of near-duplicates among the rows of data (row-major, dim floats
-// each), largest group first, then by first row.
+// each), largest group first, then by first row. data is usually an index file's mapping: a file
+// truncated under it fails Find with fault.ErrFault instead of killing the process with SIGBUS
+// (each goroutine that reads it runs under fault.Guard).
 func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 	var st Stats
 	switch {
@@ -104,7 +108,10 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 		return nil, st, nil
 	}
 
-	norm2, variance := moments(data, dim, opt.Workers)
+	norm2, variance, err := moments(data, dim, opt.Workers)
+	if err != nil {
+		return nil, st, err
+	}
 	// The prefix: the p dimensions of largest variance, where distances between rows are largest,
 	// so that the distance over them alone already exceeds D for most pairs.
 	p := min(dim, prefixDims)
@@ -125,16 +132,20 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 	norms := make([]float64, n)
 	prefix := make([]float32, n*p)
 	rest := make([]float64, n)
-	for i, r := range order {
-		row := data[int(r)*dim : (int(r)+1)*dim]
-		var pre float64
-		for j, c := range dims {
-			v := row[c]
-			prefix[i*p+j] = v
-			pre += float64(v) * float64(v)
+	if err := fault.Guard(func() {
+		for i, r := range order {
+			row := data[int(r)*dim : (int(r)+1)*dim]
+			var pre float64
+			for j, c := range dims {
+				v := row[c]
+				prefix[i*p+j] = v
+				pre += float64(v) * float64(v)
+			}
+			norms[i] = math.Sqrt(norm2[r])
+			rest[i] = math.Sqrt(max(0, norm2[r]-pre))
 		}
-		norms[i] = math.Sqrt(norm2[r])
-		rest[i] = math.Sqrt(max(0, norm2[r]-pre))
+	}); err != nil {
+		return nil, st, err
 	}
 
 	nb := (n + blockRows - 1) / blockRows
@@ -154,79 +165,90 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 		mu         sync.Mutex
 		pairs      []Pair
 		tooMany    atomic.Bool
+		faults     = make([]error, min(opt.Workers, nb))
+		failed     atomic.Bool // a worker faulted: the others stop too
 		wg         sync.WaitGroup
 	)
-	for range min(opt.Workers, nb) {
+	// pairWorker compares query blocks, taken in turn, with the blocks after them.
+	pairWorker := func() {
+		out := make([]float32, blockRows*blockRows)
+		var local []Pair
+		var checked int64
+		flush := func() {
+			if total.Add(int64(len(local))) > int64(opt.MaxPairs) {
+				tooMany.Store(true)
+			}
+			mu.Lock()
+			pairs = append(pairs, local...)
+			mu.Unlock()
+			local = local[:0]
+		}
+		for !tooMany.Load() && !failed.Load() {
+			bi := int(next.Add(1) - 1)
+			if bi >= nb {
+				break
+			}
+			qlo, qhi := bi*blockRows, min(n, (bi+1)*blockRows)
+			nq := qhi - qlo
+			queries := prefix[qlo*p : qhi*p]
+			for bj := bi; bj < nb; bj++ {
+				rlo, rhi := bj*blockRows, min(n, (bj+1)*blockRows)
+				if !opt.NoNormBound && norms[rlo]-norms[qhi-1] > normSlack {
+					break // in norm order: every later block is further still
+				}
+				computed.Add(1)
+				nr := rhi - rlo
+				o := out[:nq*nr]
+				kernel.L2SquaredMulti(queries, prefix[rlo*p:rhi*p], p, o)
+				for q := 0; q < nq; q++ {
+					start := 0
+					if bj == bi {
+						start = q + 1 // the upper triangle: each pair once, never a row with itself
+					}
+					i := qlo + q
+					for r, pd2 := range o[q*nr+start : (q+1)*nr] {
+						if float64(pd2) > bound2 {
+							continue
+						}
+						j := rlo + start + r
+						// The rest of the dimensions add at least the square of their norms' difference.
+						if dr := rest[i] - rest[j]; float64(pd2)+dr*dr > bound2 {
+							continue
+						}
+						checked++
+						a, b := int(order[i]), int(order[j])
+						d2 := kernel.L2Squared(data[a*dim:(a+1)*dim], data[b*dim:(b+1)*dim])
+						dist := float32(math.Sqrt(float64(d2)))
+						if dist > opt.MaxDistance {
+							continue
+						}
+						local = append(local, Pair{A: min(a, b), B: max(a, b), Distance: dist})
+					}
+				}
+				if len(local) >= 4096 {
+					flush()
+				}
+			}
+		}
+		flush()
+		candidates.Add(checked)
+	}
+	for w := range faults {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out := make([]float32, blockRows*blockRows)
-			var local []Pair
-			var checked int64
-			flush := func() {
-				if total.Add(int64(len(local))) > int64(opt.MaxPairs) {
-					tooMany.Store(true)
-				}
-				mu.Lock()
-				pairs = append(pairs, local...)
-				mu.Unlock()
-				local = local[:0]
+			if faults[w] = fault.Guard(pairWorker); faults[w] != nil {
+				failed.Store(true)
 			}
-			for !tooMany.Load() {
-				bi := int(next.Add(1) - 1)
-				if bi >= nb {
-					break
-				}
-				qlo, qhi := bi*blockRows, min(n, (bi+1)*blockRows)
-				nq := qhi - qlo
-				queries := prefix[qlo*p : qhi*p]
-				for bj := bi; bj < nb; bj++ {
-					rlo, rhi := bj*blockRows, min(n, (bj+1)*blockRows)
-					if !opt.NoNormBound && norms[rlo]-norms[qhi-1] > normSlack {
-						break // in norm order: every later block is further still
-					}
-					computed.Add(1)
-					nr := rhi - rlo
-					o := out[:nq*nr]
-					kernel.L2SquaredMulti(queries, prefix[rlo*p:rhi*p], p, o)
-					for q := 0; q < nq; q++ {
-						start := 0
-						if bj == bi {
-							start = q + 1 // the upper triangle: each pair once, never a row with itself
-						}
-						i := qlo + q
-						for r, pd2 := range o[q*nr+start : (q+1)*nr] {
-							if float64(pd2) > bound2 {
-								continue
-							}
-							j := rlo + start + r
-							// The rest of the dimensions add at least the square of their norms' difference.
-							if dr := rest[i] - rest[j]; float64(pd2)+dr*dr > bound2 {
-								continue
-							}
-							checked++
-							a, b := int(order[i]), int(order[j])
-							d2 := kernel.L2Squared(data[a*dim:(a+1)*dim], data[b*dim:(b+1)*dim])
-							dist := float32(math.Sqrt(float64(d2)))
-							if dist > opt.MaxDistance {
-								continue
-							}
-							local = append(local, Pair{A: min(a, b), B: max(a, b), Distance: dist})
-						}
-					}
-					if len(local) >= 4096 {
-						flush()
-					}
-				}
-			}
-			flush()
-			candidates.Add(checked)
 		}()
 	}
 	wg.Wait()
 	st.Computed = computed.Load()
 	st.Candidates = candidates.Load()
 	st.PairsWithinD = len(pairs)
+	if err := errors.Join(faults...); err != nil {
+		return nil, st, err
+	}
 	if tooMany.Load() {
 		return nil, st, fmt.Errorf("%w: more than %d pairs are within %g; use a smaller distance", ErrTooManyPairs, opt.MaxPairs, opt.MaxDistance)
 	}
@@ -234,19 +256,18 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 }
 
 // moments returns each row's squared norm and each dimension's variance, in float64, computed
-// by workers over parts of the rows.
-func moments(data []float32, dim, workers int) (norm2, variance []float64) {
+// by workers over parts of the rows, or the fault one of them met reading data.
+func moments(data []float32, dim, workers int) (norm2, variance []float64, err error) {
 	n := len(data) / dim
 	norm2 = make([]float64, n)
 	workers = max(1, min(workers, n/1024))
 	sums := make([][2][]float64, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s1, s2 := make([]float64, dim), make([]float64, dim)
-			for r := n * w / workers; r < n*(w+1)/workers; r++ {
+	faults := make([]error, workers)
+	parallel.Ranges(n, workers, func(w, lo, hi int) {
+		s1, s2 := make([]float64, dim), make([]float64, dim)
+		sums[w] = [2][]float64{s1, s2}
+		faults[w] = fault.Guard(func() {
+			for r := lo; r < hi; r++ {
 				var sq float64
 				for j, v := range data[r*dim : (r+1)*dim] {
 					x := float64(v)
@@ -256,10 +277,11 @@ func moments(data []float32, dim, workers int) (norm2, variance []float64) {
 				}
 				norm2[r] = sq
 			}
-			sums[w] = [2][]float64{s1, s2}
-		}()
+		})
+	})
+	if err := errors.Join(faults...); err != nil {
+		return nil, nil, err
 	}
-	wg.Wait()
 	variance = make([]float64, dim)
 	for j := range variance {
 		var s1, s2 float64
@@ -270,7 +292,7 @@ func moments(data []float32, dim, workers int) (norm2, variance []float64) {
 		mean := s1 / float64(n)
 		variance[j] = s2/float64(n) - mean*mean
 	}
-	return norm2, variance
+	return norm2, variance, nil
 }
 
 // groups joins the pairs' rows into connected groups with a union-find.

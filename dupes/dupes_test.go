@@ -9,7 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"unsafe"
 
+	"github.com/edsrzf/mmap-go"
+
+	"simsearch/internal/fault"
 	"simsearch/kernel"
 	"simsearch/shard"
 )
@@ -225,6 +229,41 @@ func TestRefusals(t *testing.T) {
 	}
 	if _, _, err := Find(data[:7], 4, Options{}); err == nil {
 		t.Error("7 floats accepted as rows of 4")
+	}
+}
+
+// TestTruncatedMapping runs Find on rows mapped from a file that is then truncated under the
+// mapping, as an index file changed in place would be: Find fails with fault.ErrFault instead of
+// the process dying of SIGBUS, on every number of workers.
+func TestTruncatedMapping(t *testing.T) {
+	const n, dim = 4096, 64
+	data, _ := generated(n, dim, 11)
+	path := filepath.Join(t.TempDir(), "rows")
+	if err := os.WriteFile(path, unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := mmap.Map(f, mmap.RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Unmap()
+	rows := unsafe.Slice((*float32)(unsafe.Pointer(&m[0])), len(data))
+	want, _, err := Find(rows, dim, Options{MaxDistance: 1})
+	if err != nil || len(want) == 0 {
+		t.Fatalf("on the intact mapping: %d groups, %v", len(want), err)
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 4} {
+		if _, _, err := Find(rows, dim, Options{MaxDistance: 1, Workers: workers}); !errors.Is(err, fault.ErrFault) {
+			t.Errorf("%d workers on a truncated mapping: %v, want fault.ErrFault", workers, err)
+		}
 	}
 }
 

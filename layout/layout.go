@@ -49,6 +49,51 @@ func Spread(data []float32, dim int) []float64 {
 	return xy
 }
 
+// Separate places squares of side size at the points xy (x0, y0, x1, y1, ..., in [0, 1]) inside
+// the unit square, overlapping little and in their places relative to each other: the points are
+// scaled into [size/2, 1 - size/2], then, in rounds, every pair of overlapping squares is pushed
+// apart along the line between their centres, each by half its smaller overlap (identical
+// points: the lower index goes left). Points whose squares do not overlap are only scaled. The
+// map draws a thumbnail of that size at each point; overlapping thumbnails hide each other.
+func Separate(xy []float64, size float64) []float64 {
+	const rounds = 200
+	n := len(xy) / 2
+	lo, hi := size/2, 1-size/2
+	if lo > hi { // squares larger than the plane: all at the centre
+		lo, hi = 0.5, 0.5
+	}
+	out := make([]float64, len(xy))
+	for i, v := range xy {
+		out[i] = lo + v*(hi-lo)
+	}
+	for range rounds {
+		moved := false
+		for i := 0; i < n; i++ {
+			for j := i + 1; j < n; j++ {
+				dx, dy := out[2*j]-out[2*i], out[2*j+1]-out[2*i+1]
+				o := min(size-math.Abs(dx), size-math.Abs(dy))
+				if o <= 1e-9 {
+					continue
+				}
+				moved = true
+				dist := math.Hypot(dx, dy)
+				if dist == 0 {
+					dx, dy, dist = 1, 0, 1
+				}
+				px, py := dx/dist*o/2, dy/dist*o/2
+				out[2*i], out[2*i+1] = clamp(out[2*i]-px, lo, hi), clamp(out[2*i+1]-py, lo, hi)
+				out[2*j], out[2*j+1] = clamp(out[2*j]+px, lo, hi), clamp(out[2*j+1]+py, lo, hi)
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	return out
+}
+
+func clamp(v, lo, hi float64) float64 { return max(lo, min(hi, v)) }
+
 // project returns the rows' coordinates on their two principal components.
 func project(data []float32, dim int) []float64 {
 	n := len(data) / dim

@@ -91,3 +91,71 @@ func orthonormalise(u, v []float64) {
 	axpy(v, u, -dot(u, v))
 	norm(v)
 }
+
+// overlap is the total area by which squares of side size centred on the points overlap, pair
+// by pair.
+func overlap(xy []float64, size float64) float64 {
+	var a float64
+	for i := 0; i < len(xy)/2; i++ {
+		for j := i + 1; j < len(xy)/2; j++ {
+			ox, oy := size-math.Abs(xy[2*i]-xy[2*j]), size-math.Abs(xy[2*i+1]-xy[2*j+1])
+			if ox > 0 && oy > 0 {
+				a += ox * oy
+			}
+		}
+	}
+	return a
+}
+
+// TestSeparate crowds 150 points into a small patch, as the map's principal components put a
+// collection's many similar photos: Separate removes nearly all the overlap of their squares,
+// keeps them inside the unit square and in their order along each axis; points that do not
+// overlap stay where they are.
+func TestSeparate(t *testing.T) {
+	const n, size = 150, 0.05 // the squares cover a third of the unit square
+	rng := rand.New(rand.NewPCG(5, 6))
+	xy := make([]float64, 2*n)
+	for i := range xy {
+		xy[i] = 0.5 + 0.08*rng.NormFloat64()
+	}
+	before := overlap(xy, size)
+	out := Separate(xy, size)
+	after := overlap(out, size)
+	if after > before/50 {
+		t.Errorf("overlap %.4f before, %.4f after: want it cut 50-fold", before, after)
+	}
+	for i := range out {
+		if out[i] < size/2-1e-12 || out[i] > 1-size/2+1e-12 {
+			t.Fatalf("coordinate %d = %v: the square leaves the unit square", i, out[i])
+		}
+	}
+	// The layout survives: of the pairs of points two squares or more apart on an axis, nearly
+	// all keep their order on it (neighbours closer than that may trade places).
+	kept, pairs := 0, 0
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			for c := 0; c < 2; c++ {
+				if d := xy[2*j+c] - xy[2*i+c]; math.Abs(d) >= 2*size {
+					pairs++
+					if (out[2*j+c]-out[2*i+c] > 0) == (d > 0) {
+						kept++
+					}
+				}
+			}
+		}
+	}
+	if float64(kept) < 0.95*float64(pairs) {
+		t.Errorf("%d of %d pairs kept their order: the layout is lost", kept, pairs)
+	}
+	t.Logf("overlap %.4f -> %.4f; %d of %d pairs in order", before, after, kept, pairs)
+
+	// Squares that do not overlap once in the plane are only scaled into it.
+	apart := []float64{0, 0.1, 0.5, 1, 0.8, 0.5}
+	want := []float64{0.1, 0.18, 0.5, 0.9, 0.74, 0.5}
+	got := Separate(apart, 0.2)
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Fatalf("squares that do not overlap: %v -> %v, want %v", apart, got, want)
+		}
+	}
+}

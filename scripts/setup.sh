@@ -26,7 +26,7 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 ort_installed() { [ -f "$ort_dest" ] && [ "$(sha "$ort_dest")" = "$ORT_LIB_SHA256" ]; }
 
 # --- Debian packages -------------------------------------------------------------------------
-pkgs=(gcc libjpeg62-turbo-dev libwebp-dev)
+pkgs=(gcc libjpeg62-turbo-dev libwebp-dev curl) # curl: make demo asks the page's server
 [ "${1:-}" = "--for-tests" ] && pkgs+=(python3-numpy chromium chromium-driver python3-hnswlib python3-faiss mate-backgrounds time)
 # The ONNX Runtime fetch below runs `npm pack`.
 ort_installed || command -v npm >/dev/null || pkgs+=(npm)

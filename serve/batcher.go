@@ -17,6 +17,9 @@ type job struct {
 	k      int
 	queued time.Time
 	reply  chan result
+
+	// maxDistance, when set, drops the hits beyond it: the k nearest within it.
+	maxDistance *float64
 }
 
 type result struct {
@@ -109,6 +112,7 @@ func (b *batcher) process(batch []*job) {
 		}
 	}
 	k := 0
+	limit := 0.0 // the largest distance a job asks for: every distance once one sets none
 	next := 0
 	for i, j := range batch {
 		if next < len(images) && images[next] == i {
@@ -118,12 +122,26 @@ func (b *batcher) process(batch []*job) {
 			queries = append(queries, j.vector...)
 		}
 		k = max(k, j.k)
+		if j.maxDistance == nil {
+			limit = prune.NoLimit
+		} else {
+			limit = max(limit, *j.maxDistance)
+		}
 	}
-	hits, scanned, err := b.s.Search(queries, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: b.scan})
+	// The k nearest within limit of each query hold, as their prefix, each job's j.k nearest
+	// within its own distance.
+	hits, scanned, err := b.s.Search(queries, query.Request{K: k, MaxDistance: limit, Scan: b.scan})
 	for i, j := range batch {
 		r := result{err: err}
 		if err == nil {
 			r.hits = hits[i][:min(j.k, len(hits[i]))]
+			if j.maxDistance != nil {
+				n := 0
+				for n < len(r.hits) && r.hits[n].Distance <= *j.maxDistance {
+					n++
+				}
+				r.hits = r.hits[:n]
+			}
 			r.timings = map[string]float64{
 				"queue": ms(start.Sub(j.queued)),
 				"batch": float64(len(batch)),

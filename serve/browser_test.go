@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,11 +146,15 @@ func TestBrowser(t *testing.T) {
 	}
 	b.shot("2-more-like-this")
 
-	// 3. A distance cutoff of 1 leaves only the photo itself (ladybird_brighter.jpg is not in
-	// this collection; the next nearest is further than 1).
+	// 3. The cutoff is a range search on the server: with k cleared, a cutoff of 100 shows all 8
+	// photos (more than the 4 asked for before); a cutoff of 1 leaves only the photo itself
+	// (ladybird_brighter.jpg is not in this collection; the next nearest is further than 1).
+	b.typeInto("#k", "")
+	b.typeInto("#cutoff", "100")
+	b.waitFor(`return location.search.includes("d=100") && !location.search.includes("k=") && document.querySelectorAll("#results li").length === 8`)
 	b.typeInto("#cutoff", "1")
-	b.waitFor(`return location.search.includes("d=1") && document.querySelectorAll("#results li").length === 1`)
-	if status := b.text("#status"); !strings.Contains(status, "within 1 (of 4)") {
+	b.waitFor(`return location.search.includes("d=1") && !location.search.includes("d=100") && document.querySelectorAll("#results li").length === 1`)
+	if status := b.text("#status"); !strings.HasPrefix(status, "1 results within 1 in") {
 		t.Errorf("status with a cutoff: %q", status)
 	}
 
@@ -170,24 +175,75 @@ func TestBrowser(t *testing.T) {
 	}
 	b.shot("3-duplicates")
 
-	// 6. The map: every photo as a thumbnail; zoom with the keyboard; click one for its
-	// neighbours.
+	// 6. The map: every photo as a thumbnail, none hiding another; zoom in and back; a click
+	// on a photo (a WebDriver click, at the thumbnail's centre) opens its neighbours.
 	b.click("#nav-map")
-	b.waitFor(`return document.querySelectorAll("#map a image").length === 8`)
+	b.waitFor(`return [...document.querySelectorAll("#map a image")].length === 8`)
 	before := b.text("#map-status")
 	if !strings.Contains(before, "8 of the collection's 8 photos") {
 		t.Errorf("map status %q", before)
 	}
-	vb := wd.script(`return document.getElementById("map").getAttribute("viewBox")`)
+	b.shot("4-map")
+	vb := b.viewBox()
 	b.click("#zoom-in")
-	if after := wd.script(`return document.getElementById("map").getAttribute("viewBox")`); after == vb {
+	if after := b.viewBox(); after == vb {
 		t.Errorf("zooming in left the viewBox at %v", vb)
 	}
-	b.shot("4-map")
-	target, _ := wd.script(`const a = document.querySelector("#map a"); a.dispatchEvent(new MouseEvent("click", {bubbles: true, cancelable: true})); return a.querySelector("title").textContent`).(string)
+	b.click("#zoom-reset")
+	target, _ := wd.script(`return document.querySelector("#map a title").textContent`).(string)
+	b.click("#map a")
 	// Its neighbours: the photo itself first, at 0.
 	b.waitFor(fmt.Sprintf(`return location.search.includes("id=") && !document.getElementById("search-view").hidden && document.querySelector("#results li") !== null && document.querySelector("#results li").textContent.startsWith("0.0000 " + %s)`, strconvQuote(target)))
+	b.waitLoaded(8)
 	b.shot("5-from-the-map")
+
+	// 7. The keyboard: Tab from the cutoff field reaches the second result's photo (the first
+	// is the photo itself), Enter opens more like it. Only the focused control is outlined, not
+	// the labels around it.
+	b.click("#cutoff")
+	if outline, _ := wd.script(`return getComputedStyle(document.getElementById("cutoff").parentElement).outlineStyle`).(string); outline != "none" {
+		t.Errorf("the cutoff's label is outlined (%s) while the field has the focus", outline)
+	}
+	for i := 0; ; i++ {
+		if ok, _ := wd.script(`return document.activeElement.matches("#results li:nth-child(2) a.more")`).(bool); ok {
+			break
+		}
+		if i == 15 {
+			t.Fatalf("15 Tabs from the cutoff field did not reach the second result (focus on %v)", wd.script(`return document.activeElement.outerHTML.slice(0, 80)`))
+		}
+		b.keys("\uE004") // Tab
+	}
+	next, _ := wd.script(`return document.activeElement.closest("li").querySelector("img").alt`).(string)
+	if next == target {
+		t.Fatalf("the second result is %s, the photo itself", next)
+	}
+	b.shot("6-keyboard")
+	b.keys("\uE007") // Enter
+	b.waitFor(fmt.Sprintf(`return new URLSearchParams(location.search).get("id") === %s && document.querySelector("#results li") !== null && document.querySelector("#results li").textContent.startsWith("0.0000 " + %s)`, strconvQuote(next), strconvQuote(next)))
+
+	// 8. A photo dropped on the drop zone (a drop event carrying the file, as a browser sends
+	// it): storm_cropped.jpg is not in the collection; its original comes first.
+	b.drop("#drop", filepath.Join(images, "storm_cropped.jpg"))
+	// (An image search's status line has the inference time, a search by id's has not.)
+	b.waitFor(`return !location.search.includes("id=") && document.querySelector("#query-text").textContent.includes("storm_cropped.jpg") && document.getElementById("status").textContent.includes("inference") && document.querySelector("#results li").textContent.includes("storm.jpg")`)
+	b.waitFor(`return [...document.querySelectorAll("#results img")].every(i => i.complete && i.naturalWidth > 0)`)
+
+	// 9. A phone, 390 pixels wide: the page fits the width, and two fingers pinch the map in.
+	wd.call("POST", "/window/rect", map[string]any{"width": 390, "height": 844})
+	b.waitFor(`return window.innerWidth <= 400`)
+	if w, _ := wd.script(`return document.documentElement.scrollWidth - window.innerWidth`).(float64); w > 0 {
+		t.Errorf("at 390 pixels the page is %v pixels wider than the screen", w)
+	}
+	b.shot("7-phone-search")
+	b.click("#nav-map")
+	// The map drawn before is still there until the new answer replaces it (and resets the zoom).
+	b.waitFor(`return !document.getElementById("map-status").textContent.includes("laying out") && [...document.querySelectorAll("#map a image")].filter(i => i.getBBox().width > 0).length === 8`)
+	vb = b.viewBox()
+	b.pinch("#map", 40, 160)
+	if after := b.viewBox(); viewWidth(t, after) >= viewWidth(t, vb)*0.9 {
+		t.Errorf("a pinch outwards took the viewBox from %q to %q: want it narrower (zoomed in)", vb, after)
+	}
+	b.shot("8-phone-map")
 	t.Logf("screenshots in %s", shots)
 }
 
@@ -222,6 +278,71 @@ func (b *browser) typeInto(css, text string) {
 		b.wd.call("POST", "/element/"+id+"/clear", map[string]any{})
 	}
 	b.wd.call("POST", "/element/"+id+"/value", map[string]any{"text": text})
+}
+
+// viewBox returns the map's viewBox attribute.
+func (b *browser) viewBox() string {
+	s, _ := b.wd.script(`return document.getElementById("map").getAttribute("viewBox")`).(string)
+	return s
+}
+
+// viewWidth is the width of a viewBox attribute "X Y W H".
+func viewWidth(t *testing.T, vb string) float64 {
+	f := strings.Fields(vb)
+	if len(f) != 4 {
+		t.Fatalf("viewBox %q", vb)
+	}
+	w, err := strconv.ParseFloat(f[2], 64)
+	if err != nil {
+		t.Fatalf("viewBox %q: %v", vb, err)
+	}
+	return w
+}
+
+// keys presses and releases each key of s (WebDriver key codes: "\uE004" is Tab) on the element
+// that has the focus.
+func (b *browser) keys(s string) {
+	b.t.Helper()
+	var acts []map[string]any
+	for _, k := range s {
+		acts = append(acts, map[string]any{"type": "keyDown", "value": string(k)}, map[string]any{"type": "keyUp", "value": string(k)})
+	}
+	b.wd.call("POST", "/actions", map[string]any{"actions": []any{map[string]any{"type": "key", "id": "keyboard", "actions": acts}}})
+}
+
+// drop drops the file at path on the element css: dragenter, dragover and drop events carrying
+// a DataTransfer that holds the file, as a browser sends them when a file is dragged onto it.
+func (b *browser) drop(css, path string) {
+	b.t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	js := `const [css, name, b64] = arguments;
+const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const dt = new DataTransfer();
+dt.items.add(new File([bytes], name, { type: "image/jpeg" }));
+const el = document.querySelector(css);
+for (const type of ["dragenter", "dragover", "drop"]) {
+  el.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+}`
+	b.wd.call("POST", "/execute/sync", map[string]any{"script": js, "args": []any{css, filepath.Base(path), base64.StdEncoding.EncodeToString(data)}})
+}
+
+// pinch puts two fingers on the element css, from pixels apart on either side of its centre, and
+// moves them apart to pixels to apart (an outward pinch: zoom in).
+func (b *browser) pinch(css string, from, to int) {
+	b.t.Helper()
+	el := map[string]any{b.wd.elemKey: b.find(css)}
+	finger := func(id string, sign int) map[string]any {
+		return map[string]any{"type": "pointer", "id": id, "parameters": map[string]any{"pointerType": "touch"}, "actions": []any{
+			map[string]any{"type": "pointerMove", "duration": 0, "origin": el, "x": sign * from / 2, "y": 0},
+			map[string]any{"type": "pointerDown", "button": 0},
+			map[string]any{"type": "pointerMove", "duration": 300, "origin": el, "x": sign * to / 2, "y": 0},
+			map[string]any{"type": "pointerUp", "button": 0},
+		}}
+	}
+	b.wd.call("POST", "/actions", map[string]any{"actions": []any{finger("finger1", -1), finger("finger2", 1)}})
 }
 
 func (b *browser) text(css string) string {

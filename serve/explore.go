@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
 	"sync"
 	"time"
+	"weak"
 
 	"simsearch/collection"
 	"simsearch/dupes"
+	"simsearch/internal/fault"
 	"simsearch/layout"
+	"simsearch/pil"
 	"simsearch/prune"
 	"simsearch/query"
 	"simsearch/thumb"
@@ -25,9 +29,12 @@ import (
 type explorer struct {
 	thumbs *thumb.Cache
 	mu     sync.Mutex // one all-pairs pass at a time
-	dupesD float32
-	groups []dupes.NamedGroup
-	done   bool
+	// The groups are those of one view of the collection at one distance: a followed update or
+	// a reload swaps the searcher's view, and the groups are computed again. A weak pointer
+	// keeps no old view alive, and one made from another view never compares equal to it.
+	dupesView weak.Pointer[collection.View]
+	dupesD    float32
+	groups    []dupes.NamedGroup
 }
 
 const (
@@ -64,21 +71,48 @@ func (srv *Server) routeExplore(page fs.FS) error {
 	return nil
 }
 
+// readMapped runs f, which reads the index's mapped pages, as a search does: an index file
+// modified in place (changed returns why) is reported rather than read, and a truncation that
+// races with f is caught (fault.Guard) and reported instead of killing the process with SIGBUS.
+// f reports its own errors through its closure.
+func readMapped(changed func() error, f func()) error {
+	if err := changed(); err != nil {
+		return err
+	}
+	return fault.Guard(f)
+}
+
+// vector returns the stored vector of id, answering the client itself (404, or 500 for an index
+// that cannot be read) when there is none.
+func (srv *Server) vector(w http.ResponseWriter, id string) ([]float32, bool) {
+	var (
+		v   []float32
+		err error
+	)
+	if ferr := readMapped(srv.s.Changed, func() { v, err = srv.local.Vector(id) }); ferr != nil {
+		writeError(w, http.StatusInternalServerError, ferr.Error())
+		return nil, false
+	}
+	if err != nil {
+		writeError(w, http.StatusNotFound, "no such id in the index")
+		return nil, false
+	}
+	return v, true
+}
+
 // searchID answers a search by a stored vector: "more like this" for a photo of the collection.
 func (srv *Server) searchID(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	k, ok := srv.k(w, r)
+	j, ok := srv.ask(w, r)
 	if !ok {
 		return
 	}
-	v, err := srv.local.Vector(r.PathValue("id"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, "no such id in the index")
+	if j.vector, ok = srv.vector(w, r.PathValue("id")); !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
-	srv.answer(w, srv.b.submit(ctx, &job{vector: v, k: k}), start, map[string]float64{})
+	srv.answer(w, srv.b.submit(ctx, j), start, map[string]float64{})
 }
 
 // thumbnail serves a small JPEG of an object, made once and then read from the cache.
@@ -153,26 +187,22 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 		d = float32(v)
 	}
 	start := time.Now()
-	ex := srv.ex
-	ex.mu.Lock()
-	if !ex.done || ex.dupesD != d {
-		named, err := srv.findDupes(d)
-		if err != nil {
-			ex.mu.Unlock()
-			writeError(w, http.StatusUnprocessableEntity, err.Error())
-			return
+	groups, err := srv.findDupes(d)
+	if err != nil {
+		status := http.StatusInternalServerError // the index cannot be read
+		if errors.Is(err, dupes.ErrTooManyPairs) {
+			status = http.StatusUnprocessableEntity // a distance far too large for the collection
 		}
-		ex.groups, ex.dupesD, ex.done = named, d, true
+		writeError(w, status, err.Error())
+		return
 	}
-	groups := ex.groups
-	ex.mu.Unlock()
 	total := len(groups)
 	groups = groups[:min(len(groups), maxGroups)]
 	out := make([]dupesGroup, len(groups))
 	for i, g := range groups {
 		out[i] = dupesGroup{NamedGroup: g, Files: make([]fileInfo, len(g.IDs))}
 		for j, id := range g.IDs {
-			out[i].Files[j] = srv.describe(r.Context(), id)
+			out[i].Files[j] = srv.describe(id)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -181,43 +211,72 @@ func (srv *Server) dupes(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// findDupes runs the all-pairs pass on the collection's current view, which it holds until it is
-// done: a Reopen or a followed update swapping the searcher's view is not held up by it, and the
-// old view's pages stay mapped until it lets go.
+// findDupes returns the groups of near-duplicates within d in the collection's current view:
+// those computed last if they are of this view and d, else from an all-pairs pass, which holds
+// the view until it is done (a Reopen or a followed update swapping the searcher's view is not
+// held up by it, and the old view's pages stay mapped until it lets go).
 func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
+	ex := srv.ex
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
 	v := srv.local.Acquire()
 	defer v.Release()
-	rows, idOf, err := v.Rows()
+	if err := v.Changed(); err != nil {
+		return nil, err
+	}
+	if key := weak.Make(v); ex.dupesView == key && ex.dupesD == d {
+		return ex.groups, nil
+	}
+	var (
+		named []dupes.NamedGroup
+		err   error
+	)
+	if ferr := readMapped(v.Changed, func() {
+		var rows []float32
+		var idOf func(int) (string, error)
+		if rows, idOf, err = v.Rows(); err != nil {
+			return
+		}
+		var groups []dupes.Group
+		if groups, _, err = dupes.Find(rows, v.Dim(), dupes.Options{MaxDistance: d}); err != nil {
+			return
+		}
+		named, err = dupes.Name(groups, idOf)
+	}); ferr != nil {
+		return nil, ferr
+	}
 	if err != nil {
 		return nil, err
 	}
-	groups, _, err := dupes.Find(rows, v.Dim(), dupes.Options{MaxDistance: d})
-	if err != nil {
-		return nil, err
-	}
-	return dupes.Name(groups, idOf)
+	ex.dupesView, ex.dupesD, ex.groups = weak.Make(v), d, named
+	return named, nil
 }
 
-// describe returns a photo's file size and resolution (learnt when its thumbnail was made).
-func (srv *Server) describe(ctx context.Context, id string) fileInfo {
+// describe returns a photo's file size and resolution, read from its header: the page shows
+// the groups at once, and each thumbnail is made when the browser asks for it.
+func (srv *Server) describe(id string) fileInfo {
 	fi := fileInfo{ID: id}
 	if srv.objects == nil || !validObjectID(id) {
 		return fi
 	}
-	if f, st, _, err := srv.openObject(id); err == nil {
-		fi.Bytes = st.Size()
-		f.Close()
-	}
-	t, status, msg := srv.thumbOf(ctx, id)
-	if status != http.StatusOK {
-		fi.Error = msg
+	f, st, _, err := srv.openObject(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		fi.Error = "not in the objects folder"
+		return fi
+	case err != nil:
+		fi.Error = err.Error()
 		return fi
 	}
-	fi.Width, fi.Height = t.Width, t.Height
+	defer f.Close()
+	fi.Bytes = st.Size()
+	if fi.Width, fi.Height, err = pil.ReadSize(f, st.Size()); err != nil {
+		fi.Error = err.Error()
+	}
 	return fi
 }
 
-// mapPoint is one photo on the map, at (X, Y) in [0, 1]².
+// mapPoint is one photo on the map, at (X, Y) in [0, 1]²: the centre of its thumbnail.
 type mapPoint struct {
 	ID       string   `json:"id"`
 	X        float64  `json:"x"`
@@ -245,30 +304,22 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			}
 			k = v
 		}
-		v, err := srv.local.Vector(id)
-		if err != nil {
-			writeError(w, http.StatusNotFound, "no such id in the index")
+		v, ok := srv.vector(w, id)
+		if !ok {
 			return
 		}
-		hits, _, err := srv.s.Search(v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
-		if err != nil {
+		if ids, data, dists, count, err = srv.neighbourhood(v, k); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		for _, h := range hits[0] {
-			hv, err := srv.local.Vector(h.ID)
-			if err != nil {
-				writeError(w, http.StatusInternalServerError, err.Error())
-				return
-			}
-			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
-		}
-		count = srv.local.Index().Len()
 	} else if ids, data, count, err = srv.sample(mapSample); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	xy := layout.Spread(data, len(data)/max(1, len(ids)))
+	// Each photo is a square thumbnail of side tile (of the map's side): larger when there are
+	// few, and pushed apart where the layout crowds them.
+	tile := min(0.11, max(0.03, 0.6/math.Sqrt(float64(len(ids)))))
+	xy := layout.Separate(layout.Spread(data, len(data)/max(1, len(ids))), tile)
 	points := make([]mapPoint, len(ids))
 	for i, id := range ids {
 		points[i] = mapPoint{ID: id, X: xy[2*i], Y: xy[2*i+1]}
@@ -276,7 +327,38 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			points[i].Distance = &dists[i]
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count})
+	writeJSON(w, http.StatusOK, map[string]any{"points": points, "count": count, "tile": tile})
+}
+
+// neighbourhood returns the k nearest rows to v: their ids, a copy of their vectors, their
+// distances, and the collection's size. It holds the current view as findDupes does.
+func (srv *Server) neighbourhood(v []float32, k int) ([]string, []float32, []float64, int, error) {
+	hits, _, err := srv.s.Search(v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	cur := srv.local.Acquire()
+	defer cur.Release()
+	var (
+		ids   []string
+		data  []float32
+		dists []float64
+	)
+	if ferr := readMapped(cur.Changed, func() {
+		for _, h := range hits[0] {
+			var hv []float32
+			var ok bool
+			if hv, ok, err = cur.Vector(h.ID); err != nil {
+				return
+			} else if !ok { // removed by an update since the search
+				continue
+			}
+			ids, data, dists = append(ids, h.ID), append(data, hv...), append(dists, h.Distance)
+		}
+	}); ferr != nil {
+		return nil, nil, nil, 0, ferr
+	}
+	return ids, data, dists, cur.Len(), err
 }
 
 // sample returns m rows spread evenly through the collection (all of them if it holds fewer), in
@@ -290,14 +372,19 @@ func (srv *Server) sample(m int) ([]string, []float32, int, error) {
 	ids := make([]string, 0, m)
 	data := make([]float32, 0, m*v.Dim())
 	i := 0
-	err := v.Each(func(id string, _ collection.FileState, vec []float32) error {
-		// Row i is taken when it is the first at or past the next of m evenly spaced places:
-		// the same map every time.
-		if len(ids) < m && i*m >= len(ids)*n {
-			ids, data = append(ids, id), append(data, vec...)
-		}
-		i++
-		return nil
-	})
+	var err error
+	if ferr := readMapped(v.Changed, func() {
+		err = v.Each(func(id string, _ collection.FileState, vec []float32) error {
+			// Row i is taken when it is the first at or past the next of m evenly spaced places:
+			// the same map every time.
+			if len(ids) < m && i*m >= len(ids)*n {
+				ids, data = append(ids, id), append(data, vec...)
+			}
+			i++
+			return nil
+		})
+	}); ferr != nil {
+		return nil, nil, 0, ferr
+	}
 	return ids, data, n, err
 }

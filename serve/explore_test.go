@@ -5,14 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"simsearch/dupes"
+	"simsearch/pil"
+	"simsearch/prune"
+	"simsearch/query"
 )
 
 func getJSON(t testing.TB, u string, v any) int {
@@ -103,16 +108,23 @@ func TestThumbnails(t *testing.T) {
 	}
 }
 
+// dupesBody is the answer of GET /dupes.
+type dupesBody struct {
+	MaxDistance float64 `json:"max_distance"`
+	Groups      []struct {
+		dupes.NamedGroup
+		Files []fileInfo `json:"files"`
+	} `json:"groups"`
+	Error string `json:"error"`
+}
+
+// TestDupesEndpoint asks for the duplicate groups of the test photos: the two pairs of edited
+// copies, each photo with its file size and resolution (its decoded size), and no thumbnail made
+// for them (the page's <img> elements ask for those one by one).
 func TestDupesEndpoint(t *testing.T) {
-	ts := start(t, Options{Objects: photosDir(t), ThumbDir: t.TempDir()})
-	var body struct {
-		MaxDistance float64 `json:"max_distance"`
-		Groups      []struct {
-			dupes.NamedGroup
-			Files []fileInfo `json:"files"`
-		} `json:"groups"`
-		Error string `json:"error"`
-	}
+	thumbs := t.TempDir()
+	ts := start(t, Options{Objects: photosDir(t), ThumbDir: thumbs})
+	var body dupesBody
 	if code := getJSON(t, ts.url+"/dupes", &body); code != 200 {
 		t.Fatalf("%d %s", code, body.Error)
 	}
@@ -123,11 +135,20 @@ func TestDupesEndpoint(t *testing.T) {
 	for _, g := range body.Groups {
 		sets = append(sets, g.IDs)
 		for i, f := range g.Files {
-			st, err := os.Stat(filepath.Join(photosDir(t), f.ID))
-			if err != nil || f.ID != g.IDs[i] || f.Bytes != st.Size() || f.Width == 0 || f.Height == 0 {
+			path := filepath.Join(photosDir(t), f.ID)
+			st, err := os.Stat(path)
+			if err != nil || f.ID != g.IDs[i] || f.Bytes != st.Size() || f.Error != "" {
 				t.Errorf("file %+v (stat %v)", f, err)
 			}
+			if img, err := pil.Open(path); err != nil {
+				t.Error(err)
+			} else if f.Width != img.W || f.Height != img.H {
+				t.Errorf("%s: %d×%d, decoded %d×%d", f.ID, f.Width, f.Height, img.W, img.H)
+			}
 		}
+	}
+	if made, _ := filepath.Glob(filepath.Join(thumbs, "*")); len(made) != 0 {
+		t.Errorf("/dupes made thumbnails: %v", made)
 	}
 	want := [][]string{{"coffee.png", "coffee_cmyk.jpg"}, {"elephants.jpg", "elephants_toned.jpg"}}
 	for _, w := range want {
@@ -154,13 +175,21 @@ func TestMapEndpoint(t *testing.T) {
 	var all struct {
 		Points []mapPoint `json:"points"`
 		Count  int        `json:"count"`
+		Tile   float64    `json:"tile"`
 	}
 	if code := getJSON(t, ts.url+"/map", &all); code != 200 || len(all.Points) != all.Count || all.Count != ts.s.Index().Len() {
 		t.Fatalf("%d: %d points of %d", code, len(all.Points), all.Count)
 	}
-	for _, p := range all.Points {
-		if p.X < 0 || p.X > 1 || p.Y < 0 || p.Y > 1 || p.Distance != nil {
-			t.Errorf("point %+v", p)
+	for i, p := range all.Points {
+		if p.X < all.Tile/2 || p.X > 1-all.Tile/2 || p.Y < all.Tile/2 || p.Y > 1-all.Tile/2 || p.Distance != nil {
+			t.Errorf("point %+v: its thumbnail (%v) is not inside the map", p, all.Tile)
+		}
+		// The edited copies are nearly at one place on the plane: their thumbnails are pushed
+		// apart, and no two hide each other.
+		for _, q := range all.Points[i+1:] {
+			if math.Abs(p.X-q.X) < all.Tile*0.999 && math.Abs(p.Y-q.Y) < all.Tile*0.999 {
+				t.Errorf("the thumbnails of %s and %s (%v) overlap: %+v, %+v", p.ID, q.ID, all.Tile, p, q)
+			}
 		}
 	}
 	var near struct {
@@ -182,4 +211,101 @@ func TestMapEndpoint(t *testing.T) {
 			t.Errorf("%s: %d", q, code)
 		}
 	}
+}
+
+// TestRangeSearch asks /search/id, /search/vector and /search for the photos within a distance,
+// with and without k, and compares each answer with the searcher's range search; then it queues
+// such queries beside a plain top-k one into one batch (the batcher held): each gets the answer
+// it gets alone.
+func TestRangeSearch(t *testing.T) {
+	ts := start(t, Options{ThumbDir: t.TempDir()})
+	v, err := ts.s.Vector("coffee.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(k int, d float64) []query.Hit {
+		t.Helper()
+		hits, _, err := ts.s.Search(v, query.Request{K: k, MaxDistance: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hits[0]
+	}
+	all := want(100, prune.NoLimit)
+	d := all[4].Distance // five photos within d
+	body, _ := json.Marshal(map[string]any{"vector": v})
+	img, err := os.ReadFile(filepath.Join(photosDir(t), "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(path, params string) (int, answer) {
+		t.Helper()
+		u := ts.url + path + "?" + params
+		switch path {
+		case "/search/vector":
+			return post(t, u, "application/json", bytes.NewReader(body))
+		case "/search":
+			return post(t, u, "application/octet-stream", bytes.NewReader(img))
+		}
+		var a answer
+		return getJSON(t, u, &a), a
+	}
+	for _, path := range []string{"/search/id/coffee.png", "/search/vector", "/search"} {
+		for _, tc := range []struct {
+			params string
+			want   []query.Hit
+		}{
+			{fmt.Sprintf("max_distance=%v", d), want(0, d)}, // every photo within d: more than k's default would be
+			{fmt.Sprintf("max_distance=%v&k=2", d), want(2, d)},
+			{"max_distance=0.1&k=5", want(5, 0.1)},
+			{"max_distance=1e9", all},
+		} {
+			code, a := ask(path, tc.params)
+			if code != 200 || !sameHits(a.Results, tc.want) {
+				t.Errorf("%s?%s: %d %v, want %v", path, tc.params, code, a.Results, tc.want)
+			}
+		}
+		for _, bad := range []string{"max_distance=-1", "max_distance=x", "max_distance=inf", "max_distance=NaN"} {
+			if code, a := ask(path, bad); code != 400 {
+				t.Errorf("%s?%s: %d %+v, want 400", path, bad, code, a)
+			}
+		}
+	}
+	if len(want(0, d)) != 5 || len(want(5, 0.1)) != 1 {
+		t.Fatalf("the test's distances do not cut where it expects: %v", all)
+	}
+
+	release := holdBatcher(t, ts, v)
+	batch := []struct {
+		params string
+		want   []query.Hit
+	}{
+		{"k=3", want(3, prune.NoLimit)},
+		{fmt.Sprintf("max_distance=%v", d), want(0, d)},
+		{"max_distance=0.1&k=2", want(2, 0.1)},
+		{fmt.Sprintf("max_distance=%v&k=1", all[6].Distance), want(1, all[6].Distance)},
+	}
+	var wg sync.WaitGroup
+	for _, q := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := http.Get(ts.url + "/search/id/coffee.png?" + q.params)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer res.Body.Close()
+			var a answer
+			if err := json.NewDecoder(res.Body).Decode(&a); err != nil || res.StatusCode != 200 || !sameHits(a.Results, q.want) {
+				t.Errorf("in a batch, %s: %d %v (%v), want %v", q.params, res.StatusCode, a.Results, err, q.want)
+			}
+			if a.Timings["batch"] != float64(len(batch)) {
+				t.Errorf("%s was answered in a batch of %v, not with the others", q.params, a.Timings["batch"])
+			}
+		}()
+	}
+	waitFor(t, "the queries to queue", func() bool { return len(ts.srv.b.jobs) == len(batch) })
+	release()
+	wg.Wait()
 }

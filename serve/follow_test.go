@@ -165,3 +165,58 @@ func TestFollowsUpdates(t *testing.T) {
 	}
 	t.Logf("clients saw %d of the %d states", len(states), commits+1)
 }
+
+// TestDupesFollowUpdates asks for the duplicate groups, removes one photo of a group (as
+// `simsearch remove` does) and adds a copy of another, and asks again once the server has moved
+// to the new state: the groups are those of the new state, not the ones computed before.
+func TestDupesFollowUpdates(t *testing.T) {
+	data, err := os.ReadFile(testIndex(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.simidx")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := startIndex(t, path, Options{ThumbDir: t.TempDir()})
+	groups := func() [][]string {
+		t.Helper()
+		var body dupesBody
+		if code := getJSON(t, ts.url+"/dupes", &body); code != 200 {
+			t.Fatalf("/dupes: %d %s", code, body.Error)
+		}
+		var out [][]string
+		for _, g := range body.Groups {
+			out = append(out, sorted(g.IDs))
+		}
+		slices.SortFunc(out, slices.Compare)
+		return out
+	}
+	want := [][]string{{"coffee.png", "coffee_cmyk.jpg"}, {"elephants.jpg", "elephants_toned.jpg"}}
+	if got := groups(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("before: %v, want %v", got, want)
+	}
+	storm, err := ts.s.Vector("storm.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storm[0] += 0.01
+	w, err := collection.OpenWriter(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply(collection.Batch{Delete: []string{"coffee_cmyk.jpg"}, Add: []collection.Row{{ID: "storm copy.jpg", Vector: storm}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if moved, err := ts.s.Refresh(); err != nil || !moved {
+		t.Fatalf("refresh: moved=%v, %v", moved, err)
+	}
+	want = [][]string{{"elephants.jpg", "elephants_toned.jpg"}, {"storm copy.jpg", "storm.jpg"}}
+	if got := groups(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("after the update: %v, want %v", got, want)
+	}
+}

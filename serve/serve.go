@@ -233,7 +233,7 @@ type response struct {
 
 func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	k, data, ok := srv.request(w, r)
+	j, data, ok := srv.request(w, r)
 	if !ok {
 		return
 	}
@@ -260,13 +260,14 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	decode := time.Since(t)
-	res := srv.b.submit(ctx, &job{input: input, k: k})
+	j.input = input
+	res := srv.b.submit(ctx, j)
 	srv.answer(w, res, start, map[string]float64{"decode": ms(decode)})
 }
 
 func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	k, data, ok := srv.request(w, r)
+	j, data, ok := srv.request(w, r)
 	if !ok {
 		return
 	}
@@ -297,7 +298,8 @@ func (srv *Server) searchVector(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
-	srv.answer(w, srv.b.submit(ctx, &job{vector: v, k: k}), start, map[string]float64{})
+	j.vector = v
+	srv.answer(w, srv.b.submit(ctx, j), start, map[string]float64{})
 }
 
 func (srv *Server) answer(w http.ResponseWriter, res result, start time.Time, timings map[string]float64) {
@@ -318,28 +320,39 @@ func (srv *Server) answer(w http.ResponseWriter, res result, start time.Time, ti
 	writeJSON(w, http.StatusOK, response{Results: res.hits, Timings: timings})
 }
 
-// request reads a search request's k and body, answering the client itself when either is bad.
-func (srv *Server) request(w http.ResponseWriter, r *http.Request) (int, []byte, bool) {
-	k, ok := srv.k(w, r)
+// request reads a search request's parameters (ask) and body, answering the client itself when
+// either is bad.
+func (srv *Server) request(w http.ResponseWriter, r *http.Request) (*job, []byte, bool) {
+	j, ok := srv.ask(w, r)
 	if !ok {
-		return 0, nil, false
+		return nil, nil, false
 	}
 	data, ok := srv.body(w, r)
-	return k, data, ok
+	return j, data, ok
 }
 
-// k reads ?k=, default 10.
-func (srv *Server) k(w http.ResponseWriter, r *http.Request) (int, bool) {
-	s := r.URL.Query().Get("k")
-	if s == "" {
-		return 10, true
+// ask reads what a search asks for, as a job without its query: ?k= (default 10) and
+// ?max_distance= (a range search: the nearest k within that distance, or without k every row
+// within it, up to MaxK).
+func (srv *Server) ask(w http.ResponseWriter, r *http.Request) (*job, bool) {
+	j := &job{k: 10}
+	if s := r.URL.Query().Get("max_distance"); s != "" {
+		d, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(d >= 0) || math.IsInf(d, 0) {
+			writeError(w, http.StatusBadRequest, "max_distance must be a finite number at least 0")
+			return nil, false
+		}
+		j.maxDistance, j.k = &d, srv.opt.MaxK
 	}
-	k, err := strconv.Atoi(s)
-	if err != nil || k < 1 || k > srv.opt.MaxK {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("k must be a whole number from 1 to %d", srv.opt.MaxK))
-		return 0, false
+	if s := r.URL.Query().Get("k"); s != "" {
+		k, err := strconv.Atoi(s)
+		if err != nil || k < 1 || k > srv.opt.MaxK {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("k must be a whole number from 1 to %d", srv.opt.MaxK))
+			return nil, false
+		}
+		j.k = k
 	}
-	return k, true
+	return j, true
 }
 
 // body reads the request body, refusing one over MaxBody with 413 without reading it all.

@@ -491,6 +491,10 @@ func TestIndexChangedInPlace(t *testing.T) {
 	if code, a := search(); code != 200 || a.Results[0].ID != "coffee.png" {
 		t.Fatalf("before: %d %+v", code, a)
 	}
+	var groups map[string]any
+	if code := getJSON(t, ts.url+"/dupes", &groups); code != 200 {
+		t.Fatalf("before: /dupes %d %v", code, groups) // computed and kept: not to be served from a changed file
+	}
 	for _, change := range []struct {
 		name string
 		do   func() error
@@ -510,6 +514,14 @@ func TestIndexChangedInPlace(t *testing.T) {
 		if code := health(); code != 503 {
 			t.Errorf("%s: healthz %d, want 503", change.name, code)
 		}
+		// The views that read the index's vectors themselves (search by id, duplicates, the
+		// map) fail the same way, and the server lives on.
+		for _, u := range []string{"/search/id/coffee.png", "/dupes", "/map", "/map?id=coffee.png"} {
+			var e map[string]string
+			if code := getJSON(t, ts.url+u, &e); code != 500 || !strings.Contains(e["error"], "modified in place") {
+				t.Errorf("%s: GET %s %d %v, want 500 saying the file was modified in place", change.name, u, code, e)
+			}
+		}
 	}
 	if n, err := ts.srv.Reload(); err != nil || n != 8 {
 		t.Fatalf("Reload: %d, %v", n, err)
@@ -519,6 +531,11 @@ func TestIndexChangedInPlace(t *testing.T) {
 	}
 	if code := health(); code != 200 {
 		t.Errorf("after Reload: healthz %d", code)
+	}
+	for _, u := range []string{"/search/id/coffee.png", "/dupes", "/map"} {
+		if code := get(t, ts.url+u); code != 200 {
+			t.Errorf("after Reload: GET %s %d", u, code)
+		}
 	}
 }
 
@@ -729,7 +746,7 @@ func TestPage(t *testing.T) {
 		t.Error("the page has inline scripts or styles")
 	}
 	js, res := get("/app.js")
-	if ct := res.Header.Get("Content-Type"); !strings.Contains(ct, "javascript") || !strings.Contains(js, `"/search?k="`) {
+	if ct := res.Header.Get("Content-Type"); !strings.Contains(ct, "javascript") || !strings.Contains(js, `"/search?"`) {
 		t.Errorf("app.js: %s", ct)
 	}
 	css, _ := get("/app.css")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,6 +66,9 @@ Examples:
 func filesToAdd(c *cli.Context, root string) ([]folder.File, error) {
 	var files []folder.File
 	for _, arg := range c.Args().Slice() {
+		if arg == "-" {
+			return nil, errors.New(`"-": add reads image files, not standard input (a row records its file's path, size and time, which update checks): save the image in the photo folder first`)
+		}
 		st, err := os.Stat(arg)
 		if err != nil {
 			return nil, err

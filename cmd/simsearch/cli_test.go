@@ -142,6 +142,13 @@ func TestConvertInfoVerify(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, "info", "--json", idx)), &info); err != nil || info.Count != 5 || info.Dim != 8 {
 		t.Fatalf("info --json: %+v, %v", info, err)
 	}
+	// --json: the summary on stdout, as JSON.
+	var sum convertSummary
+	out, errs, code := simsearch(t, "convert", "--json", "--force", testdata+"/npy/ok_f4", "-o", idx)
+	err := json.Unmarshal([]byte(out), &sum)
+	if code != 0 || err != nil || sum.Output != idx || sum.Vectors != 5 || sum.Dim != 8 || sum.Shards != 2 || sum.Removed == nil || len(sum.Removed) != 0 || errs != "" {
+		t.Errorf("convert --json: exit %d, %+v (%v), stderr %q", code, sum, err, errs)
+	}
 	if out := mustRun(t, "verify", idx); out != idx+": ok\n" {
 		t.Errorf("verify printed %q", out)
 	}
@@ -149,7 +156,7 @@ func TestConvertInfoVerify(t *testing.T) {
 	if _, errs, code := simsearch(t, "convert", testdata+"/npy/ok_f4", "-o", idx); code == 0 || !strings.Contains(errs, "already exists") {
 		t.Errorf("convert over an existing index: exit %d, %s", code, errs)
 	}
-	_, errs, code := simsearch(t, "convert", testdata+"/npy/bad_nan", "-o", idx, "--force")
+	_, errs, code = simsearch(t, "convert", testdata+"/npy/bad_nan", "-o", idx, "--force")
 	if code == 0 || !strings.Contains(errs, "0001.features.npy: row 2, column 5 is NaN") {
 		t.Errorf("convert bad_nan: exit %d, %s", code, errs)
 	}

@@ -27,6 +27,9 @@ from their original, distinct photos at least 4.95 apart (a copy downscaled to 4
 that differ only in encoding, a larger one (5 to 6) for "the same scene" at the price of some
 false matches; the distances printed help choose. Other models need their own D.
 
+An id holding a control character (newline, tab, ...), invalid UTF-8, or starting with a double
+quote is printed quoted and escaped as query prints it ("a\nb.jpg"); --json prints ids exactly.
+
 Examples:
    simsearch dupes --index photos.simidx
    simsearch dupes --index photos.simidx --max-distance 1.5 --json | jq -r '.ids | join(" = ")'
@@ -87,15 +90,15 @@ func runDupes(c *cli.Context) error {
 			}
 		case c.Bool("tsv"):
 			for _, p := range g.Pairs {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", i+1, pyFloat(p.Distance), p.A, p.B)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", i+1, pyFloat(p.Distance), textField(p.A), textField(p.B))
 			}
 		default:
 			fmt.Fprintf(w, "# group %d: %d photos\n", i+1, len(g.IDs))
 			for _, id := range g.IDs {
-				fmt.Fprintf(w, "%s\n", id)
+				fmt.Fprintf(w, "%s\n", textField(id))
 			}
 			for _, p := range g.Pairs {
-				fmt.Fprintf(w, "  %.4f  %s  ~  %s\n", p.Distance, p.A, p.B)
+				fmt.Fprintf(w, "  %.4f  %s  ~  %s\n", p.Distance, textField(p.A), textField(p.B))
 			}
 		}
 	}

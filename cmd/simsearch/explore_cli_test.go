@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 
 	"simsearch/dupes"
 	"simsearch/query"
@@ -180,6 +183,22 @@ func TestIDArgs(t *testing.T) {
 	if want := []string{"a b.jpg", "x.jpg", "y y.png", "z.jpg"}; !slices.Equal(got, want) {
 		t.Errorf("ids %q, want %q", got, want)
 	}
+	if got, err := idArgs([]string{"-"}, strings.NewReader("\r\n\n")); err == nil || !strings.Contains(err.Error(), "no ids given on standard input") {
+		t.Errorf("blank standard input: %q, %v", got, err)
+	}
+}
+
+// add takes image files only: "-" is refused with the reason, and nothing is added.
+func TestAddRefusesStdin(t *testing.T) {
+	idx := referenceIndex(t)
+	before := mustRun(t, "info", "--json", idx)
+	_, errs, code := simsearch(t, "add", "--index", idx, "-")
+	if code == 0 || !strings.Contains(errs, `"-": add reads image files, not standard input`) {
+		t.Errorf("add -: exit %d, %q", code, errs)
+	}
+	if after := mustRun(t, "info", "--json", idx); after != before {
+		t.Errorf("the index changed: %s, then %s", before, after)
+	}
 }
 
 func TestVerifyJSON(t *testing.T) {
@@ -200,5 +219,72 @@ func TestVerifyJSON(t *testing.T) {
 	}
 	if len(got) != 2 || got[0]["ok"] != true || got[1]["ok"] != false || !strings.Contains(fmt.Sprint(got[1]["error"]), "bad.simidx") {
 		t.Errorf("verify --json: %v", got)
+	}
+}
+
+// TestExtractJSON extracts a folder of two photos and a broken file whose name holds a newline:
+// --json prints the summary on stdout, the broken file among the skipped ones by its exact name,
+// and the warning on stderr names it escaped, on one line.
+func TestExtractJSON(t *testing.T) {
+	photos := t.TempDir()
+	bad := filepath.Join(photos, "bad\nname.jpg")
+	for src, dst := range map[string]string{"tiny_red.png": "tiny_red.png", "ladybird.jpg": "ladybird.jpg", "broken_text.jpg": "bad\nname.jpg"} {
+		b, err := os.ReadFile(filepath.Join(images, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(photos, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shards := filepath.Join(t.TempDir(), "shards")
+	out, errs, code := simsearch(t, "extract", photos, "-o", shards, "--model", model, "--json")
+	var sum extractSummary
+	if err := json.Unmarshal([]byte(out), &sum); code != 0 || err != nil {
+		t.Fatalf("extract --json: exit %d, stdout %q (%v), stderr %q", code, out, err, errs)
+	}
+	if sum.Output != shards || sum.Images != 2 || sum.Shards != 1 || len(sum.Skipped) != 1 || sum.Skipped[0].Path != bad || !strings.Contains(sum.Skipped[0].Error, "not a readable image") {
+		t.Errorf("summary %+v", sum)
+	}
+	if want := "simsearch: skipping " + strconv.Quote(bad) + ": "; !strings.HasPrefix(errs, want) || strings.Count(errs, "\n") != 1 {
+		t.Errorf("stderr %q, want one line starting %q", errs, want)
+	}
+}
+
+// TestEveryCommandHasJSON holds the README to its word: every command that prints a result or a
+// summary has --json. serve answers JSON over HTTP and logs to stderr; compact prints nothing.
+func TestEveryCommandHasJSON(t *testing.T) {
+	for _, cmd := range newApp().Commands {
+		if cmd.Name == "serve" || cmd.Name == "compact" {
+			continue
+		}
+		if !slices.ContainsFunc(cmd.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "json") }) {
+			t.Errorf("simsearch %s has no --json", cmd.Name)
+		}
+	}
+}
+
+// TestDupesEscapesIDs lists a pair whose ids hold a newline and a tab: the text and TSV outputs
+// keep one line per id or pair, printing such ids quoted as query does; --json prints them as
+// they are.
+func TestDupesEscapesIDs(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"a\nb.jpg", "c\td.jpg", "far.jpg"}
+	rows := []float32{1, 2, 3, 4, 1, 2, 3, 4.5, 9, 9, 9, 9}
+	if err := shard.Write(dir, 0, ids, rows, 4); err != nil {
+		t.Fatal(err)
+	}
+	idx := filepath.Join(t.TempDir(), "x.simidx")
+	mustRun(t, "convert", dir, "-o", idx)
+	a, c := strconv.Quote(ids[0]), strconv.Quote(ids[1])
+	if out, want := mustRun(t, "dupes", "--index", idx), "# group 1: 2 photos\n"+a+"\n"+c+"\n  0.5000  "+a+"  ~  "+c+"\n"; out != want {
+		t.Errorf("text output %q, want %q", out, want)
+	}
+	if out, want := mustRun(t, "dupes", "--index", idx, "--tsv"), "1\t0.5\t"+a+"\t"+c+"\n"; out != want {
+		t.Errorf("TSV output %q, want %q", out, want)
+	}
+	var g dupes.NamedGroup
+	if err := json.Unmarshal([]byte(mustRun(t, "dupes", "--index", idx, "--json")), &g); err != nil || !slices.Equal(g.IDs, ids[:2]) {
+		t.Errorf("--json: %+v, %v", g, err)
 	}
 }

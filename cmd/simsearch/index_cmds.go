@@ -39,8 +39,9 @@ at 1280 dims) with which query finds the exact nearest rows while reading a few 
 index current, embedding only photos that are not in it yet (ids in the seed's object-store
 layout ab/cd/<sha1>.<ext> are the file names, as in the seed's shards).
 
-Example:
-   simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx --root /mnt/media/object`,
+Examples:
+   simsearch convert /mnt/feature/mobilenet -o photos.simidx --model mobilenet.onnx --root /mnt/media/object
+   simsearch convert shards/ -o photos.simidx --json | jq .vectors`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "index file to write", Required: true},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace an existing index file"},
@@ -48,6 +49,7 @@ Example:
 			&cli.StringFlag{Name: "root", Usage: "the photo folder the shards were made from (e.g. the object store), so that 'simsearch update' can keep the index current"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "convert the shards of an extract that did not finish"},
 			&cli.IntFlag{Name: "pca-rank", Usage: "principal directions stored for the pruned exact search (0: none)", Value: prune.DefaultRank},
+			&cli.BoolFlag{Name: "json", Usage: `print a JSON summary on stdout: {"output", "vectors", "dim", "shards", "removed"}`},
 		}, modelFlags(false)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -95,10 +97,22 @@ Example:
 			if err != nil {
 				return err
 			}
+			if c.Bool("json") {
+				return json.NewEncoder(c.App.Writer).Encode(convertSummary{Output: c.String("output"), Vectors: st.Rows, Dim: st.Dim, Shards: st.Shards, Removed: append([]string{}, st.Stale...)})
+			}
 			fmt.Fprintf(c.App.ErrWriter, "wrote %s: %d vectors of dim %d from %d shards\n", c.String("output"), st.Rows, st.Dim, st.Shards)
 			return nil
 		},
 	}
+}
+
+// convertSummary is what convert --json prints.
+type convertSummary struct {
+	Output  string   `json:"output"`
+	Vectors int      `json:"vectors"`
+	Dim     int      `json:"dim"`
+	Shards  int      `json:"shards"`
+	Removed []string `json:"removed"` // temporary files of killed writers, removed
 }
 
 // indexInfo is what info prints; the JSON form is for scripts.

@@ -291,10 +291,14 @@ into SHARD_DIR/0000.object_ids.npy + 0000.features.npy, ... (10,000 images per s
 the paths relative to IMAGE_DIR. Also writes SHARD_DIR/simsearch-model.json, which convert
 records in the index so that query uses the same model and preprocessing.
 
-Example:
-   simsearch extract photos/ -o shards/ --model mobilenet.onnx && simsearch convert shards/ -o photos.simidx`,
+A file name holding a control character is printed quoted and escaped, as query prints ids.
+
+Examples:
+   simsearch extract photos/ -o shards/ --model mobilenet.onnx && simsearch convert shards/ -o photos.simidx
+   simsearch extract photos/ -o shards/ --model mobilenet.onnx --json | jq -r '.skipped[].path'`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "shard directory to write", Required: true},
+			&cli.BoolFlag{Name: "json", Usage: `print a JSON summary on stdout: {"output", "images", "shards", "skipped": [{"path", "error"}]}`},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace shards already in the output directory"},
 			&cli.IntFlag{Name: "batch", Usage: "images per inference", Value: 16},
 			&cli.IntFlag{Name: "shard-size", Usage: "images per shard", Value: 10000},
@@ -322,20 +326,43 @@ Example:
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			bar := newProgress("extract")
+			sum := extractSummary{Output: c.String("output"), Skipped: []skippedFile{}}
 			st, err := extract.Run(m, c.Args().First(), c.String("output"), extract.Options{
 				ShardSize: c.Int("shard-size"),
 				BatchSize: c.Int("batch"),
 				Overwrite: c.Bool("force"),
 				Record:    rec,
-				Warn:      func(path string, err error) { fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %v\n", err) },
-				Progress:  bar.update,
-				Context:   ctx,
+				Warn: func(path string, err error) {
+					sum.Skipped = append(sum.Skipped, skippedFile{Path: path, Error: err.Error()})
+					// The error names the file: escaped there as the text output escapes names.
+					fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %s\n", strings.ReplaceAll(err.Error(), path, textField(path)))
+				},
+				Progress: bar.update,
+				Context:  ctx,
 			})
 			if err != nil {
 				return err
+			}
+			if c.Bool("json") {
+				sum.Images, sum.Shards = st.Images, st.Shards
+				return json.NewEncoder(c.App.Writer).Encode(sum)
 			}
 			fmt.Fprintf(c.App.ErrWriter, "wrote %d shards of %d images to %s (%d files skipped)\n", st.Shards, st.Images, c.String("output"), st.Skipped)
 			return nil
 		},
 	}
+}
+
+// extractSummary is what extract --json prints.
+type extractSummary struct {
+	Output  string        `json:"output"`
+	Images  int           `json:"images"`
+	Shards  int           `json:"shards"`
+	Skipped []skippedFile `json:"skipped"`
+}
+
+// skippedFile is a file extract did not embed, and why.
+type skippedFile struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
 }

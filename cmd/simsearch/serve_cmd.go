@@ -33,6 +33,8 @@ func serveCommand() *cli.Command {
    GET  /                     the page: drop an image, more like this, duplicates, the map
 
 Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query.
+The searches take &max_distance=D too: the k nearest within D, or without k all within D (up to
+1000), as query --max-distance.
 Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
 accepting, lets requests in flight finish, and exits 0. SIGHUP reloads the index: update it by
 renaming a new file over INDEX (convert -f does), then send SIGHUP; requests in flight finish on

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,13 +42,18 @@ func idArgs(args []string, stdin io.Reader) ([]string, error) {
 		}
 		sc := bufio.NewScanner(stdin)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		read := 0
 		for sc.Scan() {
 			if line := strings.TrimRight(sc.Text(), "\r"); line != "" {
 				ids = append(ids, line)
+				read++
 			}
 		}
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("reading ids from standard input: %w", err)
+		}
+		if read == 0 {
+			return nil, errors.New(`no ids given on standard input ("-"): want one per line`)
 		}
 	}
 	return ids, nil

@@ -7,7 +7,7 @@
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
-// The last dropped image and its answer (k it was asked with), to come back to.
+// The last dropped image and its answer (and the query string it was asked with), to come back to.
 let dropped = null;
 // Each render gets a number; answers to an older one are dropped.
 let generation = 0;
@@ -88,9 +88,11 @@ function render() {
 
 // ---- search ----
 
+// k is the number of results asked for, or null when the field is empty: then 10, or with a
+// cutoff every photo within it.
 function k() {
   const v = parseInt($("k").value, 10);
-  return v >= 1 ? Math.min(v, 200) : 10;
+  return v >= 1 ? Math.min(v, 1000) : null;
 }
 
 function cutoff() {
@@ -98,16 +100,31 @@ function cutoff() {
   return v >= 0 ? v : null;
 }
 
+// searchQuery is the query string of a search: the server finds the k nearest, within the cutoff.
+function searchQuery() {
+  const q = new URLSearchParams();
+  if (k() !== null) q.set("k", String(k()));
+  if (cutoff() !== null) q.set("max_distance", String(cutoff()));
+  return q.toString();
+}
+
+// urlK and urlCutoff are k() and cutoff() as the URL p holds them.
+const urlK = (p) => (parseInt(p.get("k"), 10) >= 1 ? Math.min(parseInt(p.get("k"), 10), 1000) : null);
+const urlCutoff = (p) => (parseFloat(p.get("d")) >= 0 ? parseFloat(p.get("d")) : null);
+
 async function renderSearch(p) {
-  if (p.get("k")) $("k").value = p.get("k");
-  $("cutoff").value = p.get("d") || "";
+  // The fields follow the URL (back, forward, a link) unless they say the same already: a
+  // field being typed in ("1." on the way to "1.5") is left alone.
+  if (k() !== urlK(p)) $("k").value = p.get("k") || "";
+  if (cutoff() !== urlCutoff(p)) $("cutoff").value = p.get("d") || "";
+  $("k").placeholder = cutoff() === null ? "10" : "all";
   const id = p.get("id");
   const gen = generation;
   if (id) {
     $("preview").src = thumbURL(id);
     $("preview").hidden = false;
     $("query-text").replaceChildren("More like ", strong(id), " · ", original(id));
-    return searchWith(gen, () => getJSON("/search/id/" + enc(id) + "?k=" + k()));
+    return searchWith(gen, () => getJSON("/search/id/" + enc(id) + "?" + searchQuery()));
   }
   if (!dropped) {
     $("preview").hidden = true;
@@ -119,14 +136,14 @@ async function renderSearch(p) {
   $("preview").src = dropped.url;
   $("preview").hidden = false;
   $("query-text").replaceChildren("Photos like ", strong(dropped.name));
-  if (dropped.answer && dropped.k === k()) {
+  const want = searchQuery();
+  if (dropped.answer && dropped.asked === want) {
     return show(dropped.answer);
   }
-  const want = k();
   return searchWith(gen, async () => {
-    const body = await getJSON("/search?k=" + want, { method: "POST", body: dropped.blob });
+    const body = await getJSON("/search?" + want, { method: "POST", body: dropped.blob });
     dropped.answer = body;
-    dropped.k = want;
+    dropped.asked = want;
     return body;
   });
 }
@@ -160,14 +177,13 @@ async function searchWith(gen, ask) {
 
 function show(body) {
   const d = cutoff();
-  const shown = body.results.filter((r) => d === null || r.distance <= d);
   const t = body.timings_ms || {};
-  let text = shown.length + " results";
-  if (shown.length !== body.results.length) text += " within " + d + " (of " + body.results.length + ")";
+  let text = body.results.length + " results";
+  if (d !== null) text += " within " + d;
   text += " in " + (t.total ?? 0).toFixed(1) + " ms";
   if (t.inference !== undefined) text += " (inference " + t.inference.toFixed(1) + " ms, scan " + (t.scan ?? 0).toFixed(1) + " ms)";
   setStatus($("status"), text);
-  $("results").replaceChildren(...shown.map(card));
+  $("results").replaceChildren(...body.results.map(card));
 }
 
 function card(r) {
@@ -202,17 +218,18 @@ function dropFile(f) {
   go(p, params().toString() !== p.toString());
 }
 
-// k and the cutoff change the results as they are typed: the URL is rewritten, not pushed.
+// k and the cutoff change the results as they are typed: the URL is rewritten at once (so that
+// a click or a drop meanwhile carries them), the search follows a pause in the typing.
 let typing;
 function controlsChanged() {
+  const p = params();
+  if (k() === null) p.delete("k");
+  else p.set("k", String(k()));
+  if (cutoff() === null) p.delete("d");
+  else p.set("d", String(cutoff()));
+  history.replaceState(null, "", "/" + (p.toString() ? "?" + p.toString() : ""));
   clearTimeout(typing);
-  typing = setTimeout(() => {
-    const p = params();
-    p.set("k", String(k()));
-    if (cutoff() === null) p.delete("d");
-    else p.set("d", String(cutoff()));
-    go(p, false);
-  }, 250);
+  typing = setTimeout(render, 250);
 }
 
 // ---- duplicates ----
@@ -285,8 +302,7 @@ function group(g, i) {
 
 // ---- the map ----
 
-const VIEW = 1000; // the SVG's user units: the layout's [0, 1] square, with a margin
-let TILE = 44; // a thumbnail on the map, in user units: larger when there are few
+const VIEW = 1000; // the SVG's user units: the layout's [0, 1] square
 let box = { x: 0, y: 0, w: VIEW, h: VIEW };
 
 function setBox(b) {
@@ -320,10 +336,11 @@ async function renderMap(p) {
     ? "the " + body.points.length + " photos nearest to " + id
     : body.points.length + " of the collection's " + body.count + " photos");
   const svg = $("map");
-  TILE = Math.max(30, Math.min(110, (0.6 * VIEW) / Math.sqrt(body.points.length || 1)));
-  const m = TILE;
+  // The server sizes the thumbnails and places them so that they stay on the map and do not
+  // hide each other: each point is a thumbnail's centre.
+  const TILE = body.tile * VIEW;
   const nodes = body.points.map((pt) => {
-    const x = m + pt.x * (VIEW - 2 * m) - TILE / 2, y = m + pt.y * (VIEW - 2 * m) - TILE / 2;
+    const x = pt.x * VIEW - TILE / 2, y = pt.y * VIEW - TILE / 2;
     const a = document.createElementNS(SVG, "a");
     a.setAttribute("href", "/?" + moreLike(pt.id).toString());
     a.addEventListener("click", (e) => {
@@ -365,19 +382,51 @@ function mapControls() {
     const pt = svgPoint(e);
     zoom(e.deltaY > 0 ? 1.2 : 1 / 1.2, pt.x, pt.y);
   }, { passive: false });
-  let drag = null;
+  // One pointer drags the map (unless it is on a photo: that is a click); two pinch it, on a
+  // phone, zooming about the point between them.
+  const down = new Map();
+  let drag = null, pinch = null;
+  const start = () => {
+    const [a, b] = [...down.values()];
+    drag = pinch = null;
+    if (b) {
+      const mid = svgPoint({ clientX: (a.x + b.x) / 2, clientY: (a.y + b.y) / 2 });
+      pinch = { dist: Math.hypot(a.x - b.x, a.y - b.y) || 1, box: { ...box }, mid };
+    } else if (a && !a.onPhoto) {
+      drag = { x: a.x, y: a.y, box: { ...box } };
+    }
+  };
   svg.addEventListener("pointerdown", (e) => {
-    if (e.target.closest("a")) return;
-    drag = { x: e.clientX, y: e.clientY, box: { ...box } };
-    svg.setPointerCapture(e.pointerId);
+    down.set(e.pointerId, { x: e.clientX, y: e.clientY, onPhoto: !!e.target.closest("a") });
+    if (down.size === 2 || !e.target.closest("a")) {
+      for (const id of down.keys()) svg.setPointerCapture(id);
+    }
+    start();
   });
   svg.addEventListener("pointermove", (e) => {
-    if (!drag) return;
+    const p = down.get(e.pointerId);
+    if (!p) return;
+    p.x = e.clientX;
+    p.y = e.clientY;
     const r = svg.getBoundingClientRect();
-    const dx = ((e.clientX - drag.x) / r.width) * drag.box.w, dy = ((e.clientY - drag.y) / r.height) * drag.box.h;
-    setBox({ ...drag.box, x: drag.box.x - dx, y: drag.box.y - dy });
+    if (pinch) {
+      const [a, b] = [...down.values()];
+      const f = pinch.dist / (Math.hypot(a.x - b.x, a.y - b.y) || 1);
+      const m = pinch.mid, o = pinch.box;
+      setBox({ x: m.x - (m.x - o.x) * f, y: m.y - (m.y - o.y) * f, w: o.w * f, h: o.h * f });
+    } else if (drag) {
+      const dx = ((p.x - drag.x) / r.width) * drag.box.w, dy = ((p.y - drag.y) / r.height) * drag.box.h;
+      setBox({ ...drag.box, x: drag.box.x - dx, y: drag.box.y - dy });
+    }
   });
-  svg.addEventListener("pointerup", () => { drag = null; });
+  const up = (e) => {
+    if (!down.delete(e.pointerId)) return;
+    const wasPinch = !!pinch;
+    start();
+    if (wasPinch) drag = null; // the finger left on the screen does not drag
+  };
+  svg.addEventListener("pointerup", up);
+  svg.addEventListener("pointercancel", up);
   svg.addEventListener("keydown", (e) => {
     const step = box.w / 10;
     const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
