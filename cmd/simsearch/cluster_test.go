@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"simsearch/cluster"
+	"simsearch/collection"
 	"simsearch/index"
 	"simsearch/prune"
 	"simsearch/query"
@@ -92,6 +93,11 @@ func TestWeaviateCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	view, err := collection.Open(ixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Release()
 	opt := cluster.PushOptions{Shards: 3, Replicas: 2}
 	cctx, cancel := context.WithCancel(ctx)
 	opt.Progress = func(done, total int) {
@@ -99,12 +105,12 @@ func TestWeaviateCluster(t *testing.T) {
 			cancel()
 		}
 	}
-	if _, err := c.Push(cctx, ix, opt); err == nil {
+	if _, err := c.Push(cctx, view, opt); err == nil {
 		t.Fatal("the interrupted push succeeded")
 	}
 	opt.Progress = nil
 	start := time.Now()
-	hst, err := c.Push(ctx, ix, opt)
+	hst, err := c.Push(ctx, view, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
