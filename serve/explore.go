@@ -56,8 +56,8 @@ func (srv *Server) routeExplore(page fs.FS) error {
 		srv.mux.Handle("GET "+f, files)
 	}
 	srv.mux.HandleFunc("GET /thumbs/{id...}", srv.thumbnail)
-	if srv.local != nil { // these read the index's vectors, which a cluster's collection keeps to itself
-		srv.mux.HandleFunc("GET /search/id/{id...}", srv.searchID)
+	srv.mux.HandleFunc("GET /search/id/{id...}", srv.searchID)
+	if srv.local != nil { // these read all the index's vectors, which a cluster's collection keeps to itself
 		srv.mux.HandleFunc("GET /dupes", srv.dupes)
 		srv.mux.HandleFunc("GET /map", srv.mapPoints)
 	}
@@ -71,7 +71,7 @@ func (srv *Server) searchID(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := srv.local.Vector(r.PathValue("id"))
+	v, err := srv.s.Vector(r.PathValue("id"))
 	if err != nil {
 		writeError(w, http.StatusNotFound, "no such id in the index")
 		return
@@ -250,7 +250,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no such id in the index")
 			return
 		}
-		hits, _, err := srv.s.Search(v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
+		hits, _, err := srv.s.SearchContext(r.Context(), v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
