@@ -193,11 +193,12 @@ func (c *Client) Push(ctx context.Context, v *collection.View, opt PushOptions) 
 			if send[p/64]&(1<<(p%64)) == 0 {
 				return nil
 			}
+			digest := vectorDigest(vec)
 			batch = append(batch, &models.Object{
 				Class:      c.t.Collection,
 				ID:         strfmt.UUID(ObjectUUID(id)),
 				Vector:     models.C11yVector(vec),
-				Properties: map[string]any{propID: id, propHash: hex.EncodeToString(digestSlice(vectorDigest(vec)))},
+				Properties: map[string]any{propID: id, propHash: hex.EncodeToString(digest[:])},
 			})
 			if len(batch) == opt.BatchSize {
 				return flush()
@@ -236,8 +237,6 @@ func (c *Client) Push(ctx context.Context, v *collection.View, opt PushOptions) 
 	st.Deleted = len(gone)
 	return st, nil
 }
-
-func digestSlice(d [16]byte) []byte { return d[:] }
 
 // ensureCollection creates the collection, or checks that the existing one can take v's rows.
 func (c *Client) ensureCollection(ctx context.Context, v *collection.View, meta index.Meta, opt PushOptions, st *PushStats, note func(string)) error {
