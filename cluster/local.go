@@ -22,10 +22,13 @@ func FreeBase(n, from int) (int, error) {
 	return 0, fmt.Errorf("no free ports for a %d-node cluster from %d on", n, from)
 }
 
+// portsFree says whether every port of an n-node cluster can be listened on, on every interface:
+// a node binds its REST and raft ports to 127.0.0.1 but its gRPC and data ports to all
+// interfaces, which a program listening on another address than loopback would block.
 func portsFree(base, n int) bool {
 	for i := range n {
 		for _, port := range LocalPorts(base, i) {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 			if err != nil {
 				return false
 			}

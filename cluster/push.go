@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,16 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
+	"slices"
 	"time"
 
 	"github.com/go-openapi/strfmt"
 	"github.com/google/uuid"
+	"github.com/weaviate/weaviate-go-client/v5/weaviate"
 	"github.com/weaviate/weaviate-go-client/v5/weaviate/filters"
 	"github.com/weaviate/weaviate-go-client/v5/weaviate/graphql"
 	"github.com/weaviate/weaviate/entities/models"
 	"golang.org/x/sync/errgroup"
 
+	"simsearch/collection"
 	"simsearch/index"
 )
 
@@ -29,7 +32,7 @@ type PushOptions struct {
 	Replicas  int  // 0: 1
 	Exact     bool // a flat (brute-force, exact) vector index instead of HNSW
 	BatchSize int  // objects per gRPC batch; 0: 256
-	// Progress, if set, is called with the rows handled so far and the index's row count.
+	// Progress, if set, is called with the rows handled so far and the collection's live rows.
 	Progress func(done, total int)
 	// Note, if set, receives sentences for a person (what was found, what is kept).
 	Note func(string)
@@ -37,12 +40,12 @@ type PushOptions struct {
 
 // PushStats says what a push did.
 type PushStats struct {
-	Rows      int           // rows in the index
+	Rows      int           // live rows of the collection pushed
 	Sent      int           // objects written (new or changed)
-	Unchanged int           // objects already in the collection with the same vector
-	Deleted   int           // objects of the collection no longer in the index
-	Created   bool          // the collection was created by this push
-	Listing   time.Duration // time spent listing what the collection holds
+	Unchanged int           // objects already in the cluster's collection with the same vector
+	Deleted   int           // objects of the cluster's collection no longer among the rows
+	Created   bool          // the cluster's collection was created by this push
+	Listing   time.Duration // time spent digesting the rows and listing what the cluster holds
 	Sending   time.Duration // time spent sending objects
 }
 
@@ -53,22 +56,69 @@ var idSpace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("simsearch:object-id"))
 // ObjectUUID is the UUID simsearch gives the object of a simsearch id.
 func ObjectUUID(id string) string { return uuid.NewSHA1(idSpace, []byte(id)).String() }
 
-// vectorHash is a short digest of a vector's float32 bytes.
-func vectorHash(v []float32) string {
+// vectorDigest is a short digest of a vector's float32 bytes.
+func vectorDigest(v []float32) [16]byte {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+	return [16]byte(sum[:16])
 }
 
-// Push makes the collection hold exactly the index's vectors: it creates the collection if
-// needed, lists what it holds, sends the rows that are missing or whose vector changed, and
-// deletes the objects whose id is no longer in the index. An interrupted push therefore resumes
-// where it stopped, and a push after the index changed sends only the change.
-func (c *Client) Push(ctx context.Context, ix *index.Index, opt PushOptions) (PushStats, error) {
-	st := PushStats{Rows: ix.Len()}
+// localRow is what the comparison keeps of one live row: its object's UUID, its vector's digest
+// and its place in the collection's id order (collection.View.Each). 36 bytes a row: the
+// comparison's memory (push's largest) is about 36 bytes times the collection's rows, plus a bit
+// per row and 16 bytes per object to delete; the vectors stay in the mapped index.
+type localRow struct {
+	uuid, digest [16]byte
+	pos          uint32
+}
+
+// digestRows lists v's live rows sorted by their objects' UUIDs.
+func digestRows(v *collection.View) ([]localRow, error) {
+	if v.Len() > math.MaxUint32 {
+		return nil, fmt.Errorf("%s: %d rows: push takes at most %d", v.Path(), v.Len(), uint32(math.MaxUint32))
+	}
+	rows := make([]localRow, 0, v.Len())
+	err := v.Each(func(id string, _ collection.FileState, vec []float32) error {
+		rows = append(rows, localRow{uuid: uuid.NewSHA1(idSpace, []byte(id)), digest: vectorDigest(vec), pos: uint32(len(rows))})
+		return nil
+	})
+	slices.SortFunc(rows, func(a, b localRow) int { return bytes.Compare(a.uuid[:], b.uuid[:]) })
+	return rows, err
+}
+
+// diff compares the rows (sorted by UUID) with the cluster's objects as list gives them (UUID
+// and digest; ok false for an object without a readable digest): it returns the positions of the
+// rows to send (missing or changed) as a bitset, how many are unchanged, and the UUIDs of the
+// objects that are not among the rows.
+func diff(rows []localRow, list func(func(u, digest [16]byte, ok bool)) error) (send []uint64, unchanged int, gone [][16]byte, err error) {
+	send = make([]uint64, (len(rows)+63)/64)
+	for _, r := range rows {
+		send[r.pos/64] |= 1 << (r.pos % 64)
+	}
+	err = list(func(u, digest [16]byte, ok bool) {
+		i, found := slices.BinarySearchFunc(rows, u, func(r localRow, u [16]byte) int { return bytes.Compare(r.uuid[:], u[:]) })
+		switch {
+		case !found:
+			gone = append(gone, u)
+		case ok && rows[i].digest == digest && send[rows[i].pos/64]&(1<<(rows[i].pos%64)) != 0:
+			send[rows[i].pos/64] &^= 1 << (rows[i].pos % 64)
+			unchanged++
+		}
+	})
+	return send, unchanged, gone, err
+}
+
+// Push makes the cluster's collection hold exactly v's live rows (a living collection's current
+// state: its base less the rows its change log deleted, plus those it added): it creates the
+// collection if needed, compares the rows with what it holds, sends the rows that are missing or
+// whose vector changed, and deletes the objects whose id is no longer live. An interrupted push
+// therefore resumes where it stopped, and a push after the collection changed sends only the
+// change.
+func (c *Client) Push(ctx context.Context, v *collection.View, opt PushOptions) (PushStats, error) {
+	st := PushStats{Rows: v.Len()}
 	note := opt.Note
 	if note == nil {
 		note = func(string) {}
@@ -76,29 +126,39 @@ func (c *Client) Push(ctx context.Context, ix *index.Index, opt PushOptions) (Pu
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 256
 	}
-	meta, err := ix.Meta()
-	if err != nil {
-		return st, err
-	}
+	meta := v.Meta()
 	if meta.DuplicateIDs {
-		return st, fmt.Errorf("%s allows duplicate ids, but a collection keys its objects by id: rebuild the index without duplicates", ix.Path())
+		return st, fmt.Errorf("%s allows duplicate ids, but a collection keys its objects by id: rebuild the index without duplicates", v.Path())
 	}
-	if err := c.ensureCollection(ctx, ix, meta, opt, &st, note); err != nil {
+	if err := c.ensureCollection(ctx, v, meta, opt, &st, note); err != nil {
 		return st, err
 	}
 
 	start := time.Now()
-	have, err := c.list(ctx)
+	rows, err := digestRows(v)
+	if err != nil {
+		return st, err
+	}
+	held := 0
+	send, unchanged, gone, err := diff(rows, func(fn func(u, digest [16]byte, ok bool)) error {
+		return c.list(ctx, func(u, digest [16]byte, ok bool) {
+			held++
+			fn(u, digest, ok)
+		})
+	})
+	rows = nil // the largest allocation of the push: not needed while sending
 	if err != nil {
 		return st, err
 	}
 	st.Listing = time.Since(start)
-	if len(have) > 0 {
-		note(fmt.Sprintf("%s holds %d objects: sending only what differs from %s", c.t, len(have), ix.Path()))
+	if held > 0 {
+		note(fmt.Sprintf("%s holds %d objects: sending only what differs from %s", c.t, held, v.Path()))
+	}
+	if opt.Progress != nil && unchanged > 0 {
+		opt.Progress(unchanged, st.Rows)
 	}
 
 	start = time.Now()
-	var unchanged atomic.Int64 // counted by the producer, read by the progress reporter
 	batches := make(chan []*models.Object, 2)
 	g, gctx := errgroup.WithContext(ctx)
 	const senders = 2 // one batch in flight while the next is prepared and another is indexed
@@ -117,49 +177,45 @@ func (c *Client) Push(ctx context.Context, ix *index.Index, opt PushOptions) (Pu
 	g.Go(func() error {
 		defer close(batches)
 		var batch []*models.Object
-		for r := range ix.Len() {
-			id, err := ix.ID(r)
-			if err != nil {
-				return err
-			}
-			v := ix.Row(r)
-			u, h := ObjectUUID(id), vectorHash(v)
-			old, ok := have[u]
-			delete(have, u)
-			if ok && old == h {
-				unchanged.Add(1)
-				continue
-			}
-			batch = append(batch, &models.Object{
-				Class:      c.t.Collection,
-				ID:         strfmt.UUID(u),
-				Vector:     models.C11yVector(v),
-				Properties: map[string]any{propID: id, propHash: h},
-			})
-			if len(batch) == opt.BatchSize {
-				select {
-				case batches <- batch:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				batch = nil
-			}
-		}
-		if len(batch) > 0 {
+		flush := func() error {
 			select {
 			case batches <- batch:
+				batch = nil
+				return nil
 			case <-gctx.Done():
 				return gctx.Err()
 			}
 		}
-		return nil
+		pos := 0
+		err := v.Each(func(id string, _ collection.FileState, vec []float32) error {
+			p := pos
+			pos++
+			if send[p/64]&(1<<(p%64)) == 0 {
+				return nil
+			}
+			digest := vectorDigest(vec)
+			batch = append(batch, &models.Object{
+				Class:      c.t.Collection,
+				ID:         strfmt.UUID(ObjectUUID(id)),
+				Vector:     models.C11yVector(vec),
+				Properties: map[string]any{propID: id, propHash: hex.EncodeToString(digest[:])},
+			})
+			if len(batch) == opt.BatchSize {
+				return flush()
+			}
+			return nil
+		})
+		if err == nil && len(batch) > 0 {
+			err = flush()
+		}
+		return err
 	})
 	done := make(chan struct{})
 	go func() {
 		for n := range sent {
 			st.Sent += n
 			if opt.Progress != nil {
-				opt.Progress(st.Sent+int(unchanged.Load()), st.Rows)
+				opt.Progress(st.Sent+unchanged, st.Rows)
 			}
 		}
 		close(done)
@@ -167,7 +223,7 @@ func (c *Client) Push(ctx context.Context, ix *index.Index, opt PushOptions) (Pu
 	err = g.Wait()
 	close(sent)
 	<-done
-	st.Unchanged = int(unchanged.Load())
+	st.Unchanged = unchanged
 	st.Sending = time.Since(start)
 	if err != nil {
 		return st, err
@@ -175,29 +231,32 @@ func (c *Client) Push(ctx context.Context, ix *index.Index, opt PushOptions) (Pu
 	if opt.Progress != nil {
 		opt.Progress(st.Rows, st.Rows)
 	}
-	if err := c.deleteObjects(ctx, have); err != nil {
+	if err := c.deleteObjects(ctx, gone); err != nil {
 		return st, err
 	}
-	st.Deleted = len(have)
+	st.Deleted = len(gone)
 	return st, nil
 }
 
-// ensureCollection creates the collection, or checks that the existing one can take the index.
-func (c *Client) ensureCollection(ctx context.Context, ix *index.Index, meta index.Meta, opt PushOptions, st *PushStats, note func(string)) error {
+// ensureCollection creates the collection, or checks that the existing one can take v's rows.
+func (c *Client) ensureCollection(ctx context.Context, v *collection.View, meta index.Meta, opt PushOptions, st *PushStats, note func(string)) error {
 	cl, err := c.class(ctx)
 	if err == nil {
 		info, err := parseInfo(c.t, cl)
 		if err != nil {
 			return err
 		}
-		if info.Dim != ix.Dim() {
-			return fmt.Errorf("%s holds %d-dim vectors but %s holds %d-dim vectors: push it to another collection (a different model's vectors are not comparable)", c.t, info.Dim, ix.Path(), ix.Dim())
+		if info.Dim != v.Dim() {
+			return fmt.Errorf("%s holds %d-dim vectors but %s holds %d-dim vectors: push it to another collection (a different model's vectors are not comparable)", c.t, info.Dim, v.Path(), v.Dim())
 		}
 		if want := indexType(opt.Exact); cl.VectorIndexType != want {
-			return fmt.Errorf("%s has a %s vector index, not %s: push %s to another collection name, or repeat the push with the flags it was created with", c.t, cl.VectorIndexType, want, ix.Path())
+			return fmt.Errorf("%s has a %s vector index, not %s: push %s to another collection name, or repeat the push with the flags it was created with", c.t, cl.VectorIndexType, want, v.Path())
 		}
 		if info.Model != nil && meta.Model != nil && info.Model.SHA256 != meta.Model.SHA256 {
-			return fmt.Errorf("%s was pushed from vectors of the model sha256 %.12s…, %s records sha256 %.12s…: push it to another collection", c.t, info.Model.SHA256, ix.Path(), meta.Model.SHA256)
+			return fmt.Errorf("%s was pushed from vectors of the model sha256 %.12s…, %s records sha256 %.12s…: push it to another collection", c.t, info.Model.SHA256, v.Path(), meta.Model.SHA256)
+		}
+		if info.ExifTranspose != meta.ExifTranspose {
+			return fmt.Errorf("%s was pushed from images decoded with EXIF transpose %v, %s records %v: the vectors are not comparable; push it to another collection", c.t, info.ExifTranspose, v.Path(), meta.ExifTranspose)
 		}
 		return nil
 	}
@@ -205,16 +264,21 @@ func (c *Client) ensureCollection(ctx context.Context, ix *index.Index, meta ind
 		return err
 	}
 	shards, replicas := max(opt.Shards, 1), max(opt.Replicas, 1)
-	desc, err := json.Marshal(Info{Dim: ix.Dim(), Model: meta.Model})
+	desc, err := json.Marshal(Info{Dim: v.Dim(), Model: meta.Model, ExifTranspose: meta.ExifTranspose})
 	if err != nil {
 		return err
 	}
 	no, yes := false, true
 	vic := map[string]any{"distance": "l2-squared"}
 	if !opt.Exact {
-		// Recall@10 measured ≥ 0.99 on real embeddings with these (Weaviate's default ef is 100
-		// at k = 10); efConstruction is Weaviate's default.
-		vic["ef"] = 160
+		// A dynamic ef: Weaviate searches with ef = limit × 8, kept within [160, 1000] and never
+		// below the limit. Searches ask for k + tieMargin(k): ef 160 at k = 10 (recall@10 measured
+		// ≥ 0.99 on real embeddings; Weaviate's default is 100), 1000 at k = 100, where a fixed
+		// ef would be raised only to k and miss neighbours. efConstruction is Weaviate's default.
+		vic["ef"] = -1
+		vic["dynamicEfMin"] = 160
+		vic["dynamicEfMax"] = 1000
+		vic["dynamicEfFactor"] = 8
 	}
 	class := &models.Class{
 		Class:             c.t.Collection,
@@ -231,11 +295,14 @@ func (c *Client) ensureCollection(ctx context.Context, ix *index.Index, meta ind
 			{Name: propHash, DataType: []string{"text"}, Tokenization: "field", IndexFilterable: &no, IndexSearchable: &no},
 		},
 	}
-	if err := c.client.Schema().ClassCreator().WithClass(class).Do(ctx); err != nil {
+	err = c.on(ctx, func(_ Node, wc *weaviate.Client) error {
+		return wc.Schema().ClassCreator().WithClass(class).Do(ctx)
+	})
+	if err != nil {
 		return fmt.Errorf("creating %s with %d shards and %d replicas: %w", c.t, shards, replicas, err)
 	}
 	st.Created = true
-	note(fmt.Sprintf("created %s: %d-dim vectors, %s index, squared-L2, %d shards × %d replicas", c.t, ix.Dim(), indexType(opt.Exact), shards, replicas))
+	note(fmt.Sprintf("created %s: %d-dim vectors, %s index, squared-L2, %d shards × %d replicas", c.t, v.Dim(), indexType(opt.Exact), shards, replicas))
 	return nil
 }
 
@@ -246,23 +313,38 @@ func indexType(exact bool) string {
 	return "hnsw"
 }
 
-// list returns the UUID and vector hash of every object of the collection, read with a cursor.
-func (c *Client) list(ctx context.Context) (map[string]string, error) {
-	have := map[string]string{}
+// listPage is how many objects a page of the listing holds.
+const listPage = 2000
+
+// list calls fn with the UUID and vector digest of every object of the collection (ok false for
+// an object without a readable digest), read with a cursor a page at a time: the listing is
+// never held whole.
+func (c *Client) list(ctx context.Context, fn func(u, digest [16]byte, ok bool)) error {
 	after := ""
 	for {
-		res, err := c.client.Experimental().Search().WithCollection(c.t.Collection).
-			WithLimit(2000).WithAfter(after).WithProperties(propHash).
-			WithMetadata(&graphql.Metadata{ID: true}).Do(ctx)
+		var res []graphql.SearchResult
+		err := c.on(ctx, func(_ Node, wc *weaviate.Client) error {
+			var err error
+			res, err = wc.Experimental().Search().WithCollection(c.t.Collection).
+				WithLimit(listPage).WithAfter(after).WithProperties(propHash).
+				WithMetadata(&graphql.Metadata{ID: true}).Do(ctx)
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: listing the objects already there: %w", c.t, err)
+			return fmt.Errorf("%s: listing the objects already there: %w", c.t, err)
 		}
 		if len(res) == 0 {
-			return have, nil
+			return nil
 		}
 		for _, r := range res {
+			u, err := uuid.Parse(r.ID)
+			if err != nil {
+				return fmt.Errorf("%s: listing the objects already there: object id %q: %w", c.t, r.ID, err)
+			}
+			var digest [16]byte
 			h, _ := r.Properties[propHash].(string)
-			have[r.ID] = h
+			n, err := hex.Decode(digest[:], []byte(h))
+			fn(u, digest, err == nil && n == len(digest) && len(h) == 2*len(digest))
 		}
 		after = res[len(res)-1].ID
 	}
@@ -270,7 +352,12 @@ func (c *Client) list(ctx context.Context) (map[string]string, error) {
 
 // send writes one batch, failing on the first object the cluster refused.
 func (c *Client) send(ctx context.Context, batch []*models.Object) error {
-	res, err := c.client.Batch().ObjectsBatcher().WithObjects(batch...).WithConsistencyLevel("QUORUM").Do(ctx)
+	var res []models.ObjectsGetResponse
+	err := c.on(ctx, func(_ Node, wc *weaviate.Client) error {
+		var err error
+		res, err = wc.Batch().ObjectsBatcher().WithObjects(batch...).WithConsistencyLevel("QUORUM").Do(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: sending %d objects: %w (if a node is down, restart it and push again: the push resumes)", c.t, len(batch), err)
 	}
@@ -285,22 +372,27 @@ func (c *Client) send(ctx context.Context, batch []*models.Object) error {
 }
 
 // deleteObjects deletes the objects with the given UUIDs.
-func (c *Client) deleteObjects(ctx context.Context, uuids map[string]string) error {
-	ids := make([]string, 0, len(uuids))
-	for u := range uuids {
-		ids = append(ids, u)
-	}
-	for len(ids) > 0 {
-		n := min(len(ids), 1000)
-		where := filters.Where().WithPath([]string{"id"}).WithOperator(filters.ContainsAny).WithValueText(ids[:n]...)
-		res, err := c.client.Batch().ObjectsBatchDeleter().WithClassName(c.t.Collection).WithWhere(where).WithConsistencyLevel("QUORUM").Do(ctx)
+func (c *Client) deleteObjects(ctx context.Context, uuids [][16]byte) error {
+	for len(uuids) > 0 {
+		n := min(len(uuids), 1000)
+		ids := make([]string, n)
+		for i, u := range uuids[:n] {
+			ids[i] = uuid.UUID(u).String()
+		}
+		where := filters.Where().WithPath([]string{"id"}).WithOperator(filters.ContainsAny).WithValueText(ids...)
+		var res *models.BatchDeleteResponse
+		err := c.on(ctx, func(_ Node, wc *weaviate.Client) error {
+			var err error
+			res, err = wc.Batch().ObjectsBatchDeleter().WithClassName(c.t.Collection).WithWhere(where).WithConsistencyLevel("QUORUM").Do(ctx)
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("%s: deleting %d objects no longer in the index: %w", c.t, n, err)
+			return fmt.Errorf("%s: deleting %d objects no longer in the collection: %w", c.t, n, err)
 		}
 		if res.Results != nil && res.Results.Failed > 0 {
 			return fmt.Errorf("%s: %d of %d deletions failed (push again to retry)", c.t, res.Results.Failed, n)
 		}
-		ids = ids[n:]
+		uuids = uuids[n:]
 	}
 	return nil
 }

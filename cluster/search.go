@@ -2,26 +2,36 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"sort"
-	"strings"
+	"sync"
 	"time"
 
+	"github.com/weaviate/weaviate-go-client/v5/weaviate"
+	"github.com/weaviate/weaviate-go-client/v5/weaviate/fault"
 	"github.com/weaviate/weaviate-go-client/v5/weaviate/graphql"
 	"golang.org/x/sync/errgroup"
 
 	"simsearch/embed"
+	"simsearch/index"
 	"simsearch/query"
 )
 
 // Searcher answers queries with a collection of a cluster, as query.Searcher does with a local
-// index: the same ids, Euclidean distances, order and model checks. It satisfies serve.Searcher.
+// index: the same ids, Euclidean distances, order (ties by id) and model checks. It satisfies
+// serve.Searcher.
 type Searcher struct {
 	c       *Client
 	info    Info
 	model   *embed.Model
-	timeout time.Duration
+	timeout time.Duration // the longest a search may take, whatever its caller's context says
+
+	health    sync.Mutex // one health check at a time; the others wait for its answer
+	healthAt  time.Time  // when healthErr was found
+	healthErr error      // what Changed last found
 }
 
 // Open connects to the collection at t and reads what simsearch recorded about it.
@@ -40,6 +50,14 @@ func Open(ctx context.Context, t Target) (*Searcher, error) {
 // Client is the searcher's connection.
 func (s *Searcher) Client() *Client { return s.c }
 
+// Info is what push recorded about the collection.
+func (s *Searcher) Info() Info { return s.info }
+
+// Meta is what push recorded as an index's metadata: the model and how the images were decoded.
+func (s *Searcher) Meta() index.Meta {
+	return index.Meta{Model: s.info.Model, ExifTranspose: s.info.ExifTranspose}
+}
+
 // Dim is the collection's vector dimension.
 func (s *Searcher) Dim() int { return s.info.Dim }
 
@@ -47,22 +65,30 @@ func (s *Searcher) Dim() int { return s.info.Dim }
 func (s *Searcher) Len() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := s.c.client.GraphQL().Aggregate().WithClassName(s.c.t.Collection).
-		WithFields(graphql.Field{Name: "meta", Fields: []graphql.Field{{Name: "count"}}}).Do(ctx)
-	if err != nil || len(res.Errors) > 0 {
-		return -1
-	}
-	agg, _ := res.Data["Aggregate"].(map[string]any)
-	rows, _ := agg[s.c.t.Collection].([]any)
-	if len(rows) != 1 {
-		return -1
-	}
-	meta, _ := rows[0].(map[string]any)["meta"].(map[string]any)
-	n, ok := meta["count"].(float64)
-	if !ok {
-		return -1
-	}
-	return int(n)
+	n := -1
+	s.c.on(ctx, func(_ Node, wc *weaviate.Client) error {
+		res, err := wc.GraphQL().Aggregate().WithClassName(s.c.t.Collection).
+			WithFields(graphql.Field{Name: "meta", Fields: []graphql.Field{{Name: "count"}}}).Do(ctx)
+		if err != nil {
+			return err
+		}
+		if len(res.Errors) > 0 {
+			return errors.New(res.Errors[0].Message)
+		}
+		agg, _ := res.Data["Aggregate"].(map[string]any)
+		rows, _ := agg[s.c.t.Collection].([]any)
+		if len(rows) != 1 {
+			return errors.New("no count")
+		}
+		meta, _ := rows[0].(map[string]any)["meta"].(map[string]any)
+		count, ok := meta["count"].(float64)
+		if !ok {
+			return errors.New("no count")
+		}
+		n = int(count)
+		return nil
+	})
+	return n
 }
 
 // Model returns the loaded model, or nil.
@@ -79,19 +105,32 @@ func (s *Searcher) LoadModel(req query.ModelRequest) (time.Duration, error) {
 	return d, nil
 }
 
+// healthEvery is how long Changed keeps its answer: a server asks with every search, and the
+// cluster itself takes seconds to notice a node gone.
+const healthEvery = 2 * time.Second
+
 // Changed says why answers would be incomplete now: the cluster does not answer, or a shard has
-// no live replica. A node down while every shard still has a replica is not an error.
+// no live replica. A node down while every shard still has a replica is not an error. The
+// answer is kept for healthEvery.
 func (s *Searcher) Changed() error {
+	s.health.Lock()
+	defer s.health.Unlock()
+	if !s.healthAt.IsZero() && time.Since(s.healthAt) < healthEvery {
+		return s.healthErr
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	down, missing, err := s.c.Health(ctx)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s: %w", s.c.t, err)
+		s.healthErr = fmt.Errorf("%s: %w: results may be partial", s.c.t, err)
 	case missing > 0:
-		return fmt.Errorf("%s: nodes %s down, %d shards have no live replica: answers would be partial", s.c.t, strings.Join(down, ", "), missing)
+		s.healthErr = fmt.Errorf("%s: %s", s.c.t, healthWarning(down, missing, nil))
+	default:
+		s.healthErr = nil
 	}
-	return nil
+	s.healthAt = time.Now()
+	return s.healthErr
 }
 
 // Close releases the model.
@@ -103,23 +142,34 @@ func (s *Searcher) Close() error {
 }
 
 // maxRange caps the answer of a range query (Request.K of 0) through a cluster: Weaviate's
-// search takes a limit, and the server's largest k is 1000 too.
+// search takes a limit, and the server's largest k is 1000 too. A range holding more is an
+// error, not a truncated answer.
 const maxRange = 1000
 
-// Search finds the req.K nearest objects to each query (row-major, Dim floats each), nearest
-// first with ties by id, the distances Euclidean; with req.MaxDistance only those within it (at
-// most maxRange when K is 0). req.Scan does not apply: the cluster's index answers. Each query's
-// Scanned holds the time the cluster took for it; there is no local data to wait for.
+// maxLimit is the most results Weaviate returns for one search (its QUERY_MAXIMUM_RESULTS).
+const maxLimit = 10000
+
+// tieMargin is how many results past the k-th a search asks for: objects at the same distance as
+// the k-th (duplicate photos) come back in any order, and the ones simsearch keeps are those of
+// smallest id, as the local search does, so the cluster must return them all.
+func tieMargin(k int) int { return max(10, k/4) }
+
+// Search is SearchContext without a caller's context (the command line's queries).
 func (s *Searcher) Search(queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error) {
+	return s.SearchContext(context.Background(), queries, req)
+}
+
+// SearchContext finds the req.K nearest objects to each query (row-major, Dim floats each),
+// nearest first with ties by id, the distances Euclidean; with req.MaxDistance only those within
+// it (at most maxRange when K is 0: more is an error). req.Scan does not apply: the cluster's
+// index answers. The searches end with ctx (a server's request gone or out of time). Each
+// query's Scanned holds the time the cluster took for it; there is no local data to wait for.
+func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error) {
 	dim := s.info.Dim
 	if len(queries)%dim != 0 || len(queries) == 0 {
 		return nil, nil, fmt.Errorf("query vectors have %d floats, not a multiple of %s's dim %d", len(queries), s.c.t, dim)
 	}
-	k := req.K
-	if k <= 0 {
-		k = maxRange
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	n := len(queries) / dim
 	out := make([][]query.Hit, n)
@@ -129,12 +179,11 @@ func (s *Searcher) Search(queries []float32, req query.Request) ([][]query.Hit, 
 	for j := range n {
 		g.Go(func() (err error) {
 			start := time.Now()
-			hits, err := s.c.nearest(gctx, queries[j*dim:(j+1)*dim], k)
-			for len(hits) > 0 && hits[len(hits)-1].Distance > req.MaxDistance {
-				hits = hits[:len(hits)-1]
-			}
-			out[j] = hits
+			out[j], err = s.c.nearest(gctx, queries[j*dim:(j+1)*dim], req)
 			scanned[j].Path, scanned[j].Time = "weaviate", time.Since(start)
+			if err != nil && n > 1 {
+				err = fmt.Errorf("query %d: %w", j, err)
+			}
 			return err
 		})
 	}
@@ -142,31 +191,106 @@ func (s *Searcher) Search(queries []float32, req query.Request) ([][]query.Hit, 
 	return out, scanned, err
 }
 
-// nearest asks the cluster for the k nearest objects to v. Reads ask one replica per shard, so
-// that they still answer, completely, while a node is down.
-func (c *Client) nearest(ctx context.Context, v []float32, k int) ([]query.Hit, error) {
-	res, err := c.client.Experimental().Search().WithCollection(c.t.Collection).
-		WithNearVector((&graphql.NearVectorArgumentBuilder{}).WithVector(v)).
-		WithLimit(k).WithProperties(propID).WithConsistencyLevel("ONE").
-		WithMetadata(&graphql.Metadata{Distance: true}).Do(ctx)
+// hit is a result as Weaviate gives it: the squared distance, compared exactly for ties.
+type hit struct {
+	id string
+	sq float32
+}
+
+// nearest answers one query of req (see SearchContext).
+func (c *Client) nearest(ctx context.Context, v []float32, req query.Request) ([]query.Hit, error) {
+	var hits []hit
+	var err error
+	if req.K <= 0 {
+		// A range query: the cluster filters by the squared distance. One result more than
+		// maxRange tells a range that holds too many.
+		if hits, err = c.search(ctx, v, maxRange+1, float32(req.MaxDistance*req.MaxDistance)); err != nil {
+			return nil, err
+		}
+		hits = within(hits, req.MaxDistance)
+		if len(hits) > maxRange {
+			return nil, fmt.Errorf("%s: more than %d objects within distance %g: a cluster answers at most %d per range query; give -k N for the N nearest of them, or a smaller --max-distance", c.t, maxRange, req.MaxDistance, maxRange)
+		}
+	} else {
+		if req.K > maxLimit {
+			return nil, fmt.Errorf("%s: k = %d: a cluster answers at most %d nearest per query", c.t, req.K, maxLimit)
+		}
+		for limit := min(req.K+tieMargin(req.K), maxLimit); ; limit = min(2*limit, maxLimit) {
+			if hits, err = c.search(ctx, v, limit, -1); err != nil {
+				return nil, err
+			}
+			// Done when the cluster has no more, or when the last result is farther than the
+			// k-th: every object tied with the k-th is then among the results.
+			if len(hits) < limit || len(hits) <= req.K || hits[len(hits)-1].sq > hits[req.K-1].sq {
+				break
+			}
+			if limit == maxLimit {
+				return nil, fmt.Errorf("%s: more than %d objects are at the same distance as the %d-th nearest: the cluster cannot tell which come first by id", c.t, maxLimit-req.K, req.K)
+			}
+		}
+		hits = within(hits[:min(req.K, len(hits))], req.MaxDistance)
+	}
+	out := make([]query.Hit, len(hits))
+	for i, h := range hits {
+		out[i] = query.Hit{ID: h.id, Distance: euclidean(h.sq)}
+	}
+	return out, nil
+}
+
+// euclidean is the distance simsearch prints for Weaviate's squared L2 distance.
+func euclidean(sq float32) float64 { return float64(float32(math.Sqrt(float64(max(sq, 0))))) }
+
+// within drops the hits (sorted) farther than d.
+func within(hits []hit, d float64) []hit {
+	for len(hits) > 0 && euclidean(hits[len(hits)-1].sq) > d {
+		hits = hits[:len(hits)-1]
+	}
+	return hits
+}
+
+// sortHits orders hits nearest first, ties by id: the local search's order.
+func sortHits(hits []hit) {
+	sort.Slice(hits, func(a, b int) bool {
+		if hits[a].sq != hits[b].sq {
+			return hits[a].sq < hits[b].sq
+		}
+		return hits[a].id < hits[b].id
+	})
+}
+
+// search asks the cluster for the limit nearest objects to v (within the squared distance sq
+// unless it is negative), sorted. Reads ask one replica per shard, so that they still answer,
+// completely, while a node is down.
+func (c *Client) search(ctx context.Context, v []float32, limit int, sq float32) ([]hit, error) {
+	near := (&graphql.NearVectorArgumentBuilder{}).WithVector(v)
+	if sq >= 0 {
+		near = near.WithDistance(sq)
+	}
+	var hits []hit
+	err := c.on(ctx, func(_ Node, wc *weaviate.Client) error {
+		res, err := wc.Experimental().Search().WithCollection(c.t.Collection).
+			WithNearVector(near).WithLimit(limit).WithProperties(propID).WithConsistencyLevel("ONE").
+			WithMetadata(&graphql.Metadata{Distance: true}).Do(ctx)
+		if err != nil {
+			return err
+		}
+		hits = make([]hit, len(res))
+		for i, r := range res {
+			id, ok := r.Properties[propID].(string)
+			if !ok {
+				return fmt.Errorf("object %s has no %q property: it was not pushed by simsearch", r.ID, propID)
+			}
+			hits[i] = hit{id, r.Metadata.Distance}
+		}
+		return nil
+	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: search: %w", c.t, ctx.Err())
+		}
 		return nil, fmt.Errorf("%s: search failed: %w%s", c.t, err, c.healthSuffix())
 	}
-	hits := make([]query.Hit, len(res))
-	for i, r := range res {
-		id, ok := r.Properties[propID].(string)
-		if !ok {
-			return nil, fmt.Errorf("%s: object %s has no %q property: it was not pushed by simsearch", c.t, r.ID, propID)
-		}
-		// Weaviate reports the squared L2 distance; simsearch prints the Euclidean one.
-		hits[i] = query.Hit{ID: id, Distance: float64(float32(math.Sqrt(float64(max(r.Metadata.Distance, 0)))))}
-	}
-	sort.SliceStable(hits, func(a, b int) bool {
-		if hits[a].Distance != hits[b].Distance {
-			return hits[a].Distance < hits[b].Distance
-		}
-		return hits[a].ID < hits[b].ID
-	})
+	sortHits(hits)
 	return hits, nil
 }
 
@@ -178,6 +302,40 @@ func (c *Client) healthSuffix() string {
 		return " (" + w + ")"
 	}
 	return ""
+}
+
+// ErrNoObject is returned (wrapped) by Vector for an id the collection does not hold: the
+// searchers' common query.ErrNoID, so that serve tells "not there" from "not answering".
+var ErrNoObject = query.ErrNoID
+
+// Vector returns the vector the collection holds for id, for "more like this" (a search by it).
+func (s *Searcher) Vector(id string) ([]float32, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var vec []float32
+	err := s.c.on(ctx, func(_ Node, wc *weaviate.Client) error {
+		objs, err := wc.Data().ObjectsGetter().WithClassName(s.c.t.Collection).WithID(ObjectUUID(id)).
+			WithVector().WithConsistencyLevel("ONE").Do(ctx)
+		var we *fault.WeaviateClientError
+		if errors.As(err, &we) && we.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%s holds %w %q", s.c.t, ErrNoObject, id)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: reading the vector of %q: %w", s.c.t, id, err)
+		}
+		if len(objs) != 1 || objs[0].Properties == nil {
+			return fmt.Errorf("%s holds %w %q", s.c.t, ErrNoObject, id)
+		}
+		if got, _ := objs[0].Properties.(map[string]any)[propID].(string); got != id {
+			return fmt.Errorf("%s holds %w %q (its object %s is %q)", s.c.t, ErrNoObject, id, objs[0].ID, got)
+		}
+		if len(objs[0].Vector) != s.info.Dim {
+			return fmt.Errorf("%s: the object of %q has %d floats, not %d", s.c.t, id, len(objs[0].Vector), s.info.Dim)
+		}
+		vec = []float32(objs[0].Vector)
+		return nil
+	})
+	return vec, err
 }
 
 // Images answers image queries as query.Searcher.Images does, with the model loaded first (see

@@ -52,15 +52,15 @@ func TestObjectUUIDAndHash(t *testing.T) {
 		t.Errorf("ObjectUUID: %s, %s, want equal version-5 UUIDs for equal ids only", a, b)
 	}
 	v := []float32{1, 2, 3}
-	if vectorHash(v) != vectorHash([]float32{1, 2, 3}) || vectorHash(v) == vectorHash([]float32{1, 2, 3.0000002}) || len(vectorHash(v)) != 32 {
-		t.Errorf("vectorHash does not tell vectors apart: %s", vectorHash(v))
+	if vectorDigest(v) != vectorDigest([]float32{1, 2, 3}) || vectorDigest(v) == vectorDigest([]float32{1, 2, 3.0000002}) {
+		t.Errorf("vectorDigest does not tell vectors apart: %x", vectorDigest(v))
 	}
 }
 
 func TestParseInfo(t *testing.T) {
 	tg := Target{Collection: "P"}
-	info, err := parseInfo(tg, &models.Class{Description: descriptionTag + `{"dim": 1280, "model": {"sha256": "ab"}}`})
-	if err != nil || info.Dim != 1280 || info.Model.SHA256 != "ab" {
+	info, err := parseInfo(tg, &models.Class{Description: descriptionTag + `{"dim": 1280, "model": {"sha256": "ab"}, "exif_transpose": true}`})
+	if err != nil || info.Dim != 1280 || info.Model.SHA256 != "ab" || !info.ExifTranspose {
 		t.Errorf("parseInfo: %+v, %v", info, err)
 	}
 	for _, d := range []string{"", "photos", descriptionTag + "{", descriptionTag + `{"dim": 0}`} {

@@ -1,6 +1,19 @@
 package query
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNoID is returned (wrapped) by a Vector for an id the collection does not hold, by this
+// package's Searcher and by a cluster's alike.
+var ErrNoID = errors.New("no such id")
+
+// noIDError names the collection and the id; it is ErrNoID to errors.Is.
+type noIDError struct{ where, id string }
+
+func (e noIDError) Error() string      { return fmt.Sprintf("%s holds no id %q", e.where, e.id) }
+func (noIDError) Is(target error) bool { return target == ErrNoID }
 
 // Vector returns a copy of the vector stored for id in the collection's current view (a copy: a
 // Reopen may unmap the index it came from).
@@ -12,7 +25,7 @@ func (s *Searcher) Vector(id string) ([]float32, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s holds no id %q", v.Path(), id)
+		return nil, noIDError{v.Path(), id}
 	}
 	return vec, nil
 }

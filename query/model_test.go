@@ -1,6 +1,7 @@
 package query
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,12 @@ func TestSearchAndIDs(t *testing.T) {
 	}
 	if _, _, err := s.Search([]float32{1, 2, 3}, Request{K: 1, MaxDistance: prune.NoLimit}); err == nil {
 		t.Error("a 3-float query against dim 2 was accepted")
+	}
+	if v, err := s.Vector("b"); err != nil || len(v) != 2 || v[0] != 3 || v[1] != 4 {
+		t.Errorf("Vector(b) = %v, %v; want [3 4]", v, err)
+	}
+	if _, err := s.Vector("d"); !errors.Is(err, ErrNoID) || !strings.Contains(err.Error(), `holds no id "d"`) {
+		t.Errorf("Vector of an absent id: %v, want ErrNoID naming it", err)
 	}
 	if _, _, err := s.Images(ModelRequest{}, []string{"x.jpg"}, Request{K: 1, MaxDistance: prune.NoLimit}); err == nil || !strings.Contains(err.Error(), "pass --model") {
 		t.Errorf("Images without a model: %v", err)

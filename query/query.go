@@ -342,3 +342,13 @@ func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Ans
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// SearchContext is Search for a server's request: a request whose context has ended (its client
+// left, or its time ran out while it waited) is not scanned. A scan once started runs to its end,
+// which the index's size bounds.
+func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req Request) ([][]Hit, []Scanned, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	return s.Search(queries, req)
+}

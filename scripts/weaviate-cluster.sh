@@ -37,12 +37,32 @@ usage() {
 	exit 2
 }
 
-alive() { # pidfile -> running?
-	[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+node_port() { # dir i -> node i's REST port, from DIR/cluster.conf
+	local base
+	base=$(sed -n 's/^N=[0-9]* BASE=\([0-9]*\)$/\1/p' "$1/cluster.conf" 2>/dev/null)
+	[ -n "$base" ] && echo $((base + $2))
 }
 
-port_free() { # port -> nothing listens on it (TCP)
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+alive() { # dir i -> is node i of DIR running? Its pid file must name a live process started as
+	# that node (the arguments start gives it): a pid reused since by another program is not it.
+	local f="$1/node$2.pid" pid port args
+	[ -f "$f" ] && pid=$(cat "$f") && kill -0 "$pid" 2>/dev/null || return 1
+	port=$(node_port "$1" "$2") || return 1
+	args=$(ps -o args= -p "$pid" 2>/dev/null) || return 1
+	[[ "$args" == *" --host 127.0.0.1 --port $port --scheme http" ]]
+}
+
+port_free() { # port -> nothing listens on it (TCP), on any address: gRPC and the data port
+	# listen on all interfaces, so a program on another address than 127.0.0.1 blocks them too
+	if command -v ss >/dev/null; then
+		[ -z "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+	elif [ -r /proc/net/tcp ]; then # local_address is HEX_ADDR:HEX_PORT, state 0A is LISTEN
+		! awk -v p="$(printf '%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 3) == p { found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+	elif command -v lsof >/dev/null; then
+		! lsof -nP -iTCP:"$1" -sTCP:LISTEN >/dev/null 2>&1
+	else
+		! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	fi
 }
 
 http_ok() { # url -> 2xx?
@@ -66,17 +86,24 @@ start() {
 		echo "$conf" >"$dir/cluster.conf"
 	fi
 
+	# RAFT_JOIN lists every node with its raft port and RAFT_BOOTSTRAP_EXPECT is the number of
+	# voters: Weaviate makes the first RAFT_BOOTSTRAP_EXPECT nodes of RAFT_JOIN its raft voters
+	# (the others join as non-voters), and with CLUSTER_IN_LOCALHOST it finds the raft port of
+	# every other node in RAFT_JOIN (a node missing from it is looked for on the node's own raft
+	# port, which on one machine is another node's). So all N nodes are listed and the first
+	# min(N, 3) vote: 3 voters survive one down. (Weaviate v1.35.2,
+	# adapters/handlers/rest/configure_api.go: Raft.Join[:BootstrapExpect] and parseNode2Port.)
 	local gossip_join="" raft_join="" i p
 	for ((i = 0; i < n; i++)); do
 		p=$((base + 100 + 10 * i))
 		gossip_join+="${gossip_join:+,}127.0.0.1:$((p + 1))"
 		raft_join+="${raft_join:+,}node$i:$((p + 3))"
 	done
-	local expect=$((n < 3 ? n : 3)) # raft voters: the first nodes of the join list
+	local expect=$((n < 3 ? n : 3))
 
 	local started=()
 	for ((i = 0; i < n; i++)); do
-		if alive "$dir/node$i.pid"; then
+		if alive "$dir" "$i"; then
 			continue
 		fi
 		p=$((base + 100 + 10 * i))
@@ -125,7 +152,9 @@ start() {
 	while :; do
 		pending=""
 		for ((i = 0; i < n; i++)); do
-			if ! alive "$dir/node$i.pid"; then
+			# The pid start just wrote (it is still execing the server for a moment, so not
+			# alive's test): has it exited?
+			if ! kill -0 "$(cat "$dir/node$i.pid")" 2>/dev/null; then
 				abort_started "$dir" "${started[@]}"
 				die "node$i exited while starting; the end of $dir/node$i.log:
 $(tail -n 15 "$dir/node$i.log")"
@@ -152,28 +181,33 @@ abort_started() { # dir node-numbers...: kill the nodes this start started, leav
 	local dir="$1" i
 	shift
 	for i in "$@"; do
-		alive "$dir/node$i.pid" && kill -KILL "$(cat "$dir/node$i.pid")" 2>/dev/null
+		alive "$dir" "$i" && kill -KILL "$(cat "$dir/node$i.pid")" 2>/dev/null
 		rm -f "$dir/node$i.pid"
 	done
 }
 
+node_of() { # DIR/nodeI.pid -> I
+	local i="${1##*/node}"
+	echo "${i%.pid}"
+}
+
 stop() {
-	local dir="$1" f pid
+	local dir="$1" f i
 	[ -d "$dir" ] || die "$dir: no such directory"
 	for f in "$dir"/node*.pid; do
 		[ -f "$f" ] || continue
-		if alive "$f"; then
+		if alive "$dir" "$(node_of "$f")"; then
 			kill -TERM "$(cat "$f")" 2>/dev/null || true
 		fi
 	done
 	local deadline=$((SECONDS + 30))
 	for f in "$dir"/node*.pid; do
 		[ -f "$f" ] || continue
-		pid="$(cat "$f")"
-		while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-		if kill -0 "$pid" 2>/dev/null; then
-			say "$(basename "$f" .pid) did not stop in 30 s: killing it"
-			kill -KILL "$pid" 2>/dev/null || true
+		i=$(node_of "$f")
+		while alive "$dir" "$i" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+		if alive "$dir" "$i"; then
+			say "node$i did not stop in 30 s: killing it"
+			kill -KILL "$(cat "$f")" 2>/dev/null || true
 		fi
 		rm -f "$f"
 	done
@@ -181,10 +215,11 @@ stop() {
 }
 
 status() {
-	local dir="$1" f
+	local dir="$1" f i
 	for f in "$dir"/node*.pid; do
 		[ -f "$f" ] || continue
-		if alive "$f"; then echo "$(basename "$f" .pid) running (pid $(cat "$f"))"; else echo "$(basename "$f" .pid) not running"; fi
+		i=$(node_of "$f")
+		if alive "$dir" "$i"; then echo "node$i running (pid $(cat "$f"))"; else echo "node$i not running"; fi
 	done
 }
 

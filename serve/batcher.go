@@ -15,6 +15,7 @@ type job struct {
 	input  []float32 // prepared model input, or nil for a vector query
 	vector []float32
 	k      int
+	ctx    context.Context // the request's
 	queued time.Time
 	reply  chan result
 
@@ -46,7 +47,7 @@ func newBatcher(s Searcher, maxBatch int, scan prune.Scan) *batcher {
 
 // submit queues j and waits for its answer or for ctx to end.
 func (b *batcher) submit(ctx context.Context, j *job) result {
-	j.queued = time.Now()
+	j.ctx, j.queued = ctx, time.Now()
 	j.reply = make(chan result, 1)
 	select {
 	case b.jobs <- j:
@@ -128,9 +129,11 @@ func (b *batcher) process(batch []*job) {
 			limit = max(limit, *j.maxDistance)
 		}
 	}
+	ctx, cancel := batchContext(batch)
+	defer cancel()
 	// The k nearest within limit of each query hold, as their prefix, each job's j.k nearest
 	// within its own distance.
-	hits, scanned, err := b.s.Search(queries, query.Request{K: k, MaxDistance: limit, Scan: b.scan})
+	hits, scanned, err := b.s.SearchContext(ctx, queries, query.Request{K: k, MaxDistance: limit, Scan: b.scan})
 	for i, j := range batch {
 		r := result{err: err}
 		if err == nil {

@@ -63,8 +63,8 @@ func (srv *Server) routeExplore(page fs.FS) error {
 		srv.mux.Handle("GET "+f, files)
 	}
 	srv.mux.HandleFunc("GET /thumbs/{id...}", srv.thumbnail)
-	if srv.local != nil { // these read the index's vectors, which a cluster's collection keeps to itself
-		srv.mux.HandleFunc("GET /search/id/{id...}", srv.searchID)
+	srv.mux.HandleFunc("GET /search/id/{id...}", srv.searchID)
+	if srv.local != nil { // these read all the index's vectors, which a cluster's collection keeps to itself
 		srv.mux.HandleFunc("GET /dupes", srv.dupes)
 		srv.mux.HandleFunc("GET /map", srv.mapPoints)
 	}
@@ -82,22 +82,30 @@ func readMapped(changed func() error, f func()) error {
 	return fault.Guard(f)
 }
 
-// vector returns the stored vector of id, answering the client itself (404, or 500 for an index
-// that cannot be read) when there is none.
+// vector returns the stored vector of id, answering the client itself when there is none: 404
+// for an id the collection does not hold, 500 for an index that cannot be read (modified in
+// place), 502 for a cluster that did not answer.
 func (srv *Server) vector(w http.ResponseWriter, id string) ([]float32, bool) {
 	var (
 		v   []float32
 		err error
 	)
-	if ferr := readMapped(srv.s.Changed, func() { v, err = srv.local.Vector(id) }); ferr != nil {
+	read := func() { v, err = srv.s.Vector(id) }
+	if srv.local == nil {
+		read() // a cluster's collection: nothing of it is mapped here
+	} else if ferr := readMapped(srv.s.Changed, read); ferr != nil {
 		writeError(w, http.StatusInternalServerError, ferr.Error())
 		return nil, false
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+		return v, true
+	case srv.local != nil || errors.Is(err, query.ErrNoID):
 		writeError(w, http.StatusNotFound, "no such id in the index")
-		return nil, false
+	default:
+		writeError(w, http.StatusBadGateway, err.Error())
 	}
-	return v, true
+	return nil, false
 }
 
 // searchID answers a search by a stored vector: "more like this" for a photo of the collection.
@@ -308,7 +316,7 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		if ids, data, dists, count, err = srv.neighbourhood(v, k); err != nil {
+		if ids, data, dists, count, err = srv.neighbourhood(r.Context(), v, k); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
@@ -332,8 +340,8 @@ func (srv *Server) mapPoints(w http.ResponseWriter, r *http.Request) {
 
 // neighbourhood returns the k nearest rows to v: their ids, a copy of their vectors, their
 // distances, and the collection's size. It holds the current view as findDupes does.
-func (srv *Server) neighbourhood(v []float32, k int) ([]string, []float32, []float64, int, error) {
-	hits, _, err := srv.s.Search(v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
+func (srv *Server) neighbourhood(ctx context.Context, v []float32, k int) ([]string, []float32, []float64, int, error) {
+	hits, _, err := srv.s.SearchContext(ctx, v, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: srv.opt.Scan})
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}

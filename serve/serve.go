@@ -53,9 +53,12 @@ type Searcher interface {
 	Model() *simembed.Model
 	Dim() int
 	Len() int
-	// Search returns the nearest neighbours of each query (row-major, Dim floats each) that req
-	// asks for and, per query, how they were found.
-	Search(queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error)
+	// SearchContext returns the nearest neighbours of each query (row-major, Dim floats each)
+	// that req asks for and, per query, how they were found. Once ctx ends (every request of the
+	// batch gone or out of time) the answer is no longer awaited: a cluster stops asking.
+	SearchContext(ctx context.Context, queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error)
+	// Vector returns the vector stored for id, for "more like this".
+	Vector(id string) ([]float32, error)
 	// Changed says why answers would be wrong or incomplete now (an index file modified in
 	// place, a cluster missing shards), or nil.
 	Changed() error
@@ -111,6 +114,7 @@ func New(s Searcher, opt Options) (*Server, error) {
 	srv.csp = csp
 	srv.mux.Handle("GET /{$}", http.FileServerFS(sub))
 	srv.mux.HandleFunc("GET /healthz", srv.healthz)
+	srv.mux.HandleFunc("GET /capabilities", srv.capabilities)
 	srv.mux.HandleFunc("POST /search", srv.searchImage)
 	srv.mux.HandleFunc("POST /search/vector", srv.searchVector)
 	srv.mux.HandleFunc("GET /objects/{id...}", srv.object)
@@ -225,10 +229,22 @@ func (srv *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "count": srv.s.Len(), "dim": srv.s.Dim()})
 }
 
+// capabilities lists the page's views this server answers: a cluster's collection keeps its
+// vectors to itself, so the views that read them all (duplicates, the map) need an index file.
+func (srv *Server) capabilities(w http.ResponseWriter, r *http.Request) {
+	views := []string{"search"}
+	if srv.local != nil {
+		views = append(views, "dupes", "map")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"views": views})
+}
+
 // response is what /search and /search/vector answer.
 type response struct {
 	Results []query.Hit        `json:"results"`
 	Timings map[string]float64 `json:"timings_ms"`
+	// Warning says why the results may be incomplete (a cluster with a shard on no live node).
+	Warning string `json:"warning,omitempty"`
 }
 
 func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
@@ -317,7 +333,11 @@ func (srv *Server) answer(w http.ResponseWriter, res result, start time.Time, ti
 		timings[k] = v
 	}
 	timings["total"] = ms(time.Since(start))
-	writeJSON(w, http.StatusOK, response{Results: res.hits, Timings: timings})
+	resp := response{Results: res.hits, Timings: timings}
+	if err := srv.s.Changed(); err != nil {
+		resp.Warning = err.Error()
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // request reads a search request's parameters (ask) and body, answering the client itself when

@@ -543,7 +543,7 @@ func TestIndexChangedInPlace(t *testing.T) {
 // nobody reads, so the batcher blocks answering it until release is called (the cleanup calls it
 // if the test does not). Queries sent meanwhile stay queued, observably (len of the queue).
 func holdBatcher(t *testing.T, ts *server, vec []float32) (release func() result) {
-	gate := &job{vector: vec, k: 1, queued: time.Now(), reply: make(chan result)}
+	gate := &job{vector: vec, k: 1, ctx: context.Background(), queued: time.Now(), reply: make(chan result)}
 	ts.srv.b.jobs <- gate
 	var once sync.Once
 	var r result

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"simsearch/cluster"
+	"simsearch/index"
 	"simsearch/query"
 	"simsearch/serve"
 	"simsearch/shard"
@@ -48,40 +49,58 @@ func openEngine(c *cli.Context, engine string) (*cluster.Searcher, error) {
 
 // runEngineQuery is query with --engine: the same output, answered by the cluster.
 func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
-	if c.Bool("id") {
-		return usageError(c, "--id works with --index only, not --engine")
-	}
 	s, err := openEngine(c, engine)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	decodeAsRecorded(s.Meta()) // query images are decoded as the pushed ones were
 	first := map[string]float64{"connect": ms(time.Since(start))}
 	find, err := findRequest(c)
 	if err != nil {
 		return err
 	}
 	var answers []query.Answer
-	if path := c.String("vector"); path != "" {
+	switch {
+	case c.String("vector") != "":
+		name := c.String("vector")
+		path, done, err := stdinFile(name, c.App.Reader)
+		if err != nil {
+			return err
+		}
+		defer done()
 		v, dim, err := shard.ReadVectors(path)
 		if err != nil {
 			return err
 		}
 		if dim != s.Dim() {
-			return fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", path, dim, engine, s.Dim())
+			return fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", name, dim, engine, s.Dim())
 		}
-		hits, scanned, err := s.Search(v, find)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		for i, h := range hits {
-			name := path
-			if len(hits) > 1 {
-				name = fmt.Sprintf("%s[%d]", path, i)
+		if answers, err = engineAnswers(s, v, find, func(i, n int) string {
+			if n > 1 {
+				return fmt.Sprintf("%s[%d]", name, i)
 			}
-			answers = append(answers, query.Answer{Query: name, Results: h, Timings: map[string]float64{"search": ms(scanned[i].Time)}})
+			return name
+		}); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
-	} else {
+	case c.Bool("id"):
+		ids, err := idArgs(c.Args().Slice(), c.App.Reader)
+		if err != nil {
+			return err
+		}
+		var v []float32
+		for _, id := range ids {
+			vec, err := s.Vector(id)
+			if err != nil {
+				return err
+			}
+			v = append(v, vec...)
+		}
+		if answers, err = engineAnswers(s, v, find, func(i, _ int) string { return ids[i] }); err != nil {
+			return err
+		}
+	default:
 		req, err := modelRequest(c)
 		if err != nil {
 			return err
@@ -91,23 +110,48 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 			return err
 		}
 		first["model_load"] = ms(load)
-		if answers, err = s.Images(c.Args().Slice(), find); err != nil {
+		paths := c.Args().Slice()
+		for i, p := range paths {
+			var done func()
+			if paths[i], done, err = stdinFile(p, c.App.Reader); err != nil {
+				return err
+			}
+			defer done()
+		}
+		if answers, err = s.Images(paths, find); err != nil {
 			return err
+		}
+		for i := range answers {
+			answers[i].Query = c.Args().Get(i) // "-", not the temporary file
 		}
 	}
 	return printAnswers(c.App.Writer, c.App.ErrWriter, answers, first, start, answerFormat(c), c.Bool("timings"))
 }
 
+// engineAnswers searches the cluster for the vectors v (row-major), naming the i-th of n answers.
+func engineAnswers(s *cluster.Searcher, v []float32, find query.Request, name func(i, n int) string) ([]query.Answer, error) {
+	hits, scanned, err := s.Search(v, find)
+	if err != nil {
+		return nil, err
+	}
+	answers := make([]query.Answer, len(hits))
+	for i, h := range hits {
+		answers[i] = query.Answer{Query: name(i, len(hits)), Results: h, Timings: map[string]float64{"search": ms(scanned[i].Time)}}
+	}
+	return answers, nil
+}
+
 // serveSearcher is what serve needs of a local index or of a cluster's collection.
 type serveSearcher interface {
 	serve.Searcher
+	Meta() index.Meta // the model and the decoding the vectors were made with
 	LoadModel(query.ModelRequest) (time.Duration, error)
 	Close() error
 }
 
 // openServeSearcher opens --index, returned twice (as the local searcher for what only an index
-// file has: its recorded decoding, warming, following updates), or connects to --engine (local
-// is then nil), and says what it serves.
+// file has: warming, following updates), or connects to --engine (local is then nil), and says
+// what it serves.
 func openServeSearcher(c *cli.Context) (s serveSearcher, local *query.Searcher, what string, err error) {
 	engine, err := indexOrEngine(c)
 	if err != nil {

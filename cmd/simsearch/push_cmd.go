@@ -7,7 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"simsearch/cluster"
-	"simsearch/index"
+	"simsearch/collection"
 )
 
 func pushCommand() *cli.Command {
@@ -17,11 +17,13 @@ func pushCommand() *cli.Command {
 		ArgsUsage: "--index INDEX --to weaviate://HOST:PORT/COLLECTION [--shards N] [--replicas N] [--exact]",
 		Description: `Creates the collection if it does not exist (no vectorizer, squared-L2 distance, an HNSW
 index, or a flat exact one with --exact, sharded and replicated as asked), then sends every vector
-of INDEX with its id through batched gRPC, with progress on stderr.
+of INDEX (its current rows: those that add, update and remove changed are included before any
+compaction) with its id through batched gRPC, with progress on stderr.
 
-A push compares the index with what the collection holds (objects are keyed by their id, and
-carry a digest of their vector): an interrupted push resumes instead of starting over, and a push
-after the index changed sends only the changed vectors and deletes the removed ids.
+A push compares INDEX with what the collection holds (objects are keyed by their id, and carry a
+digest of their vector): an interrupted push resumes instead of starting over, and a push after
+INDEX changed sends only the changed vectors and deletes the removed ids. The comparison holds
+about 36 bytes per row in memory (3.6 GB for 100 million rows).
 
 Then query the cluster with 'simsearch query --engine weaviate://…' or serve it with
 'simsearch serve --engine weaviate://…'. scripts/weaviate-cluster.sh starts a cluster on this
@@ -59,17 +61,18 @@ func runPush(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--to %w", err)
 	}
-	ix, err := index.Open(c.String("index"))
+	// The collection's current rows: the base index with its change log's committed changes.
+	v, err := collection.Open(c.String("index"))
 	if err != nil {
 		return err
 	}
-	defer ix.Close()
+	defer v.Release()
 	cl, err := cluster.Connect(c.Context, t)
 	if err != nil {
 		return err
 	}
 	bar := newProgress("push")
-	st, err := cl.Push(c.Context, ix, cluster.PushOptions{
+	st, err := cl.Push(c.Context, v, cluster.PushOptions{
 		Shards:    c.Int("shards"),
 		Replicas:  c.Int("replicas"),
 		Exact:     c.Bool("exact"),
@@ -89,6 +92,6 @@ func runPush(c *cli.Context) error {
 		})
 	}
 	fmt.Fprintf(c.App.ErrWriter, "pushed %s to %s: %d sent (%.0f vectors/s), %d unchanged, %d deleted\n",
-		ix.Path(), t, st.Sent, rate, st.Unchanged, st.Deleted)
+		v.Path(), t, st.Sent, rate, st.Unchanged, st.Deleted)
 	return nil
 }

@@ -25,6 +25,7 @@ func serveCommand() *cli.Command {
    POST /search?k=10          the body is an image (or a multipart form with a field "image")
    POST /search/vector?k=10   the body is {"vector": [...]}
    GET  /healthz              200 once ready
+   GET  /capabilities         the page's views this server answers ({"views": [...]})
    GET  /search/id/ID?k=10    more like the indexed photo ID (its stored vector; no model)
    GET  /objects/ID           the image ID from --objects (55/77/5577….jpg fan-out, or flat)
    GET  /thumbs/ID            its thumbnail, made once and kept in --thumbs
@@ -32,9 +33,11 @@ func serveCommand() *cli.Command {
    GET  /map?id=ID&k=60       2-D positions of a photo's neighbours (or of the collection)
    GET  /                     the page: drop an image, more like this, duplicates, the map
 
-Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query.
-The searches take &max_distance=D too: the k nearest within D, or without k all within D (up to
-1000), as query --max-distance.
+Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query,
+with "warning" when they may be incomplete (a cluster's shard on no live node). The searches
+take &max_distance=D too: the k nearest within D, or without k all within D (up to 1000), as
+query --max-distance. With --engine, /dupes and /map are not served: they read every vector,
+which the cluster keeps.
 Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
 accepting, lets requests in flight finish, and exits 0. SIGHUP reloads the index: update it by
 renaming a new file over INDEX (convert -f does), then send SIGHUP; requests in flight finish on
@@ -92,9 +95,9 @@ Example:
 				return err
 			}
 			defer s.Close()
+			decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
 			if local != nil {
-				decodeAsRecorded(local.Meta()) // query images are decoded as the indexed ones were
-				local.Warm()                   // maps the index while the model loads
+				local.Warm() // maps the index while the model loads
 			}
 			req, err := modelRequest(c)
 			if err != nil {

@@ -11,6 +11,10 @@ const SVG = "http://www.w3.org/2000/svg";
 let dropped = null;
 // Each render gets a number; answers to an older one are dropped.
 let generation = 0;
+// The views the server answers (/capabilities); null: all. A cluster's collection has no
+// duplicates or map, which read every vector.
+let views = null;
+const has = (view) => !views || views.includes(view);
 
 function enc(id) {
   return id.split("/").map(encodeURIComponent).join("/");
@@ -73,7 +77,7 @@ async function getJSON(url, init) {
 
 function render() {
   const p = params();
-  const view = p.get("view") || "search";
+  const view = has(p.get("view")) ? p.get("view") || "search" : "search";
   generation++;
   for (const v of ["search", "dupes", "map"]) {
     $(v + "-view").hidden = v !== view;
@@ -182,7 +186,8 @@ function show(body) {
   if (d !== null) text += " within " + d;
   text += " in " + (t.total ?? 0).toFixed(1) + " ms";
   if (t.inference !== undefined) text += " (inference " + t.inference.toFixed(1) + " ms, scan " + (t.scan ?? 0).toFixed(1) + " ms)";
-  setStatus($("status"), text);
+  if (body.warning) text += " · warning: " + body.warning;
+  setStatus($("status"), text, !!body.warning);
   $("results").replaceChildren(...body.results.map(card));
 }
 
@@ -203,7 +208,8 @@ function card(r) {
   cap.append(d, " ", r.id);
   const links = document.createElement("div");
   links.className = "links";
-  links.append(original(r.id), link(new URLSearchParams({ view: "map", id: r.id }), "map"));
+  links.append(original(r.id));
+  if (has("map")) links.append(link(new URLSearchParams({ view: "map", id: r.id }), "map"));
   li.append(a, cap, links);
   return li;
 }
@@ -476,7 +482,10 @@ function init() {
   }
   mapControls();
   window.addEventListener("popstate", render);
-  render();
+  getJSON("/capabilities").then((c) => { views = c.views; }, () => {}).finally(() => {
+    for (const v of ["dupes", "map"]) $("nav-" + v).hidden = !has(v);
+    render();
+  });
 }
 
 init();
