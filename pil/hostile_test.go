@@ -1,7 +1,10 @@
 package pil
 
 import (
+	"bytes"
 	"errors"
+	"image"
+	"image/jpeg"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -80,5 +83,69 @@ func TestMaxPixels(t *testing.T) {
 	}
 	if _, err := (Options{MaxPixels: 512 * 512}).Decode(data); err != nil {
 		t.Errorf("MaxPixels 512*512: %v", err)
+	}
+}
+
+// The loadable bombs: PNG and single-scan JPEG are decoded by rows and cost a few rows at any
+// size; a progressive JPEG costs its DCT coefficients and a lossless WebP its ARGB and RGB
+// images, and the plan counts them from the header, before anything is decoded.
+func TestBombCosts(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		min, max int64 // bytes the decode holds, resizing to 224×224
+	}{
+		{"bomb_13000x13000_rgba.png", 0, 2 << 20},
+		{"bomb_13000x13000_baseline.jpg", 0, 8 << 20},
+		{"bomb_13000x13000_progressive.jpg", 13000 * 13000 * 6, 13000*13000*6 + 8<<20},
+		{"bomb_13000x13000_lossless.webp", 13000 * 13000 * 7, 13000*13000*7 + 2<<20},
+		{"warn_10000x9000_1bit.png", 0, 1 << 20},
+	} {
+		data, err := os.ReadFile(filepath.Join(hostile, "loadable", tc.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Options{}.plan(data, func(int, int) (int, int) { return 224, 224 })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if p.cost < tc.min || p.cost > tc.max {
+			t.Errorf("%s: costs %d bytes, want %d to %d", tc.name, p.cost, tc.min, tc.max)
+		}
+	}
+}
+
+// Decoded by rows, a 16-million-pixel PNG and JPEG allocate a few megabytes (whole, they would
+// take 64 and 48 MB), and come out as the whole image resized.
+func TestDecodeByRowsHoldsLittle(t *testing.T) {
+	m := image.NewGray(image.Rect(0, 0, 4000, 4000))
+	for i := range m.Pix {
+		m.Pix[i] = byte(i / 4000 % 251)
+	}
+	var jpg bytes.Buffer
+	if err := jpeg.Encode(&jpg, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	pngBomb, err := os.ReadFile(filepath.Join(hostile, "loadable", "bomb_4000x4000_1bit.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"JPEG": jpg.Bytes(), "PNG": pngBomb} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		img, err := DecodeResized(data, 224, 224)
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > 8<<20 {
+			t.Errorf("%s: allocated %d MB", name, got>>20)
+		}
+		whole, err := Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(img.Pix, refResize(whole, 224, 224).Pix) {
+			t.Errorf("%s: decoded by rows, pixels differ from the whole image resized", name)
+		}
 	}
 }

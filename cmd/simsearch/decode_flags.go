@@ -27,6 +27,6 @@ func applyDecodeFlags(c *cli.Context) error {
 	o := pil.Defaults()
 	o.MaxPixels = c.Int64("max-pixels")
 	pil.SetDefaults(o)
-	pil.SetDecodeMemory(c.Int64("decode-memory"))
+	pil.SetDecodeMemory(c.Int64("decode-memory"), false)
 	return nil
 }
