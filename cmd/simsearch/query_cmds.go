@@ -67,8 +67,8 @@ Examples:
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 			&cli.Float64Flag{Name: "max-distance", Usage: "only results within this distance (all of them, unless -k is given too)"},
 			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
-		}, append(modelFlags(false), decodeFlags()...)...),
-		Before: applyDecodeFlags,
+		}, append(modelFlags(false), decodeFlags(false)...)...),
+		Before: applyDecodeFlags(false),
 		Action: runQuery,
 	}
 }
@@ -298,8 +298,8 @@ Example:
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace shards already in the output directory"},
 			&cli.IntFlag{Name: "batch", Usage: "images per inference", Value: 16},
 			&cli.IntFlag{Name: "shard-size", Usage: "images per shard", Value: 10000},
-		}, append(modelFlags(true), decodeFlags()...)...),
-		Before: applyDecodeFlags,
+		}, append(modelFlags(true), decodeFlags(false)...)...),
+		Before: applyDecodeFlags(false),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one image directory")
