@@ -141,7 +141,8 @@ import (
 	"unsafe"
 )
 
-// cgo copies nothing: data and the output stay pinned for the calls; libjpeg only reads data.
+// cgo copies nothing: data and the rows stay where they are during the calls (and data, which
+// libjpeg reads between calls, is pinned until close); libjpeg only reads data.
 func jpegHeader(data []byte) (header, error) {
 	var (
 		w, h, cmyk C.int
@@ -160,16 +161,15 @@ func jpegHeader(data []byte) (header, error) {
 const jpegRows = 16
 
 type jpegDecoder struct {
-	d      *C.struct_decoder
-	pin    runtime.Pinner // the file's bytes, which libjpeg reads between calls
-	w, h   int
-	px     int // bytes per pixel out of libjpeg: 3, or 4 for CMYK
-	buf    []byte
-	have   int // rows in buf
-	next   int // the next of them to hand out
-	done   int // rows read from libjpeg
-	msg    [C.JMSG_LENGTH_MAX]C.char
-	closed bool
+	d    *C.struct_decoder
+	pin  runtime.Pinner // the file's bytes, which libjpeg reads between calls
+	w, h int
+	px   int // bytes per pixel out of libjpeg: 3, or 4 for CMYK
+	buf  []byte
+	have int // rows in buf
+	next int // the next of them to hand out
+	done int // rows read from libjpeg
+	msg  [C.JMSG_LENGTH_MAX]C.char
 }
 
 func openJPEG(data []byte, hd header) (rows, error) {
@@ -217,11 +217,8 @@ func (j *jpegDecoder) read(dst []byte) error {
 }
 
 func (j *jpegDecoder) close() {
-	if !j.closed {
-		C.finish(j.d)
-		j.pin.Unpin()
-		j.closed = true
-	}
+	C.finish(j.d)
+	j.pin.Unpin()
 }
 
 // cmykToRGB converts libjpeg's CMYK output as Pillow does: its JPEG plugin reads CMYK as

@@ -36,7 +36,7 @@ type Options struct {
 	ExifTranspose bool
 	// Warn, when set, is given Pillow's DecompressionBombWarning for an image over
 	// PillowMaxImagePixels (but within MaxPixels) before it is decoded. Open and OpenResized
-	// prefix it with the file's name.
+	// prefix it with the file's name (see Named).
 	Warn func(msg string)
 }
 
@@ -60,8 +60,8 @@ func (o Options) maxPixels() int64 {
 	return o.MaxPixels
 }
 
-// named returns o with its warnings prefixed by name.
-func (o Options) named(name string) Options {
+// Named returns o with its warnings prefixed by name: a file's, an upload's.
+func (o Options) Named(name string) Options {
 	if warn := o.Warn; warn != nil {
 		o.Warn = func(msg string) { warn(name + ": " + msg) }
 	}

@@ -79,7 +79,7 @@ func (o Options) openFile(path string, fit func(w, h int) (int, int)) (*RGB, err
 	if err != nil {
 		return nil, err
 	}
-	img, err := o.named(path).decode(data, fit)
+	img, err := o.Named(path).decode(data, fit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -57,7 +57,7 @@ func pngHeader(data []byte) (header, error) {
 	}
 	hd := header{w: p.w, h: p.h, rowMemory: 2 * int64(1+(p.bpp*p.w+7)/8)}
 	if p.interlace {
-		hd.whole = 3 * int64(p.w) * int64(p.h)
+		hd.whole, hd.goHeap = 3*int64(p.w)*int64(p.h), true
 	}
 	return hd, nil
 }

@@ -75,11 +75,7 @@ func (c *Cache) Get(id string, st fs.FileInfo, read func() ([]byte, error)) (Thu
 	}
 	// Decoded by rows into the resize where the format allows, and counted against the decode
 	// budget until only the thumbnail is left: a photo of any size costs what a query of it does.
-	o := pil.Defaults()
-	if warn := o.Warn; warn != nil {
-		o.Warn = func(msg string) { warn(id + ": " + msg) }
-	}
-	img, err := o.DecodeFit(data, func(w, h int) (int, int) {
+	img, err := pil.Defaults().Named(id).DecodeFit(data, func(w, h int) (int, int) {
 		t.Width, t.Height = w, h
 		if longest := max(w, h); longest > c.size {
 			return max(1, w*c.size/longest), max(1, h*c.size/longest)
