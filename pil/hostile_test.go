@@ -2,6 +2,7 @@ package pil
 
 import (
 	"bytes"
+	"compress/zlib"
 	"errors"
 	"image"
 	"image/jpeg"
@@ -147,5 +148,46 @@ func TestDecodeByRowsHoldsLittle(t *testing.T) {
 		if !bytes.Equal(img.Pix, refResize(whole, 224, 224).Pix) {
 			t.Errorf("%s: decoded by rows, pixels differ from the whole image resized", name)
 		}
+	}
+}
+
+// An image too elongated to resize — Pillow's intermediate image or a weight table over the
+// pixel limit — is refused from its header: a 1×1,000,000 PNG of 2 KB would have cost 672 MB of
+// intermediate rows, and hundreds of times its decode's work.
+func TestTooElongatedToResize(t *testing.T) {
+	o := Options{}
+	for _, tc := range []struct {
+		w, h int
+		ok   bool
+	}{
+		{1, 798_915, true}, {1, 798_916, false}, // 224 × height ≤ 178,956,970
+		{44_700_000, 1, true}, {44_800_000, 1, false}, // 224 × (2·⌈width/112⌉+1)
+		{13000, 13000, true},
+	} {
+		if err := o.checkResize("PNG", tc.w, tc.h, 224, 224); (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrTooLarge)) {
+			t.Errorf("%dx%d: %v, want ok=%v", tc.w, tc.h, err, tc.ok)
+		}
+	}
+	var raw bytes.Buffer
+	zw := zlib.NewWriter(&raw)
+	zw.Write(make([]byte, 2*1_000_000)) // a filter byte and one byte of 8 pixels, per row
+	zw.Close()
+	var png bytes.Buffer
+	png.WriteString("\x89PNG\r\n\x1a\n")
+	writeChunk(&png, "IHDR", []byte{0, 0, 0, 1, 0, 0x0f, 0x42, 0x40, 1, 0, 0, 0, 0})
+	writeChunk(&png, "IDAT", raw.Bytes())
+	writeChunk(&png, "IEND", nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := DecodeResized(png.Bytes(), 224, 224)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "1x1000000 is too elongated to resize to 224x224") {
+		t.Errorf("1x1000000: %v", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("refusing it allocated %d KB", got>>10)
+	}
+	if _, err := Decode(png.Bytes()); err != nil { // whole, it is a million pixels
+		t.Errorf("decoded whole: %v", err)
 	}
 }

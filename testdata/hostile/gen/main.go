@@ -1,7 +1,9 @@
 // Command gen writes the hostile images of testdata/hostile: files that claim or decode to more
 // pixels than Pillow opens (header bombs and decompression bombs), truncated files and files
 // whose headers lie about their data, in every format simsearch reads. Every one must be refused
-// cleanly, quickly and without a large allocation. Run from the repository root:
+// cleanly, quickly and without a large allocation, but for those in loadable/: bombs under
+// Pillow's limit, which Pillow opens, and simsearch must decode within bounded memory (or, in a
+// server, refuse for their cost). Run from the repository root:
 //
 //	go run ./testdata/hostile/gen
 //
