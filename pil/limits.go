@@ -150,7 +150,7 @@ type grant struct {
 	n    int64
 }
 
-func (b *budget) lanes() (small, large, smallest int64) {
+func (b *budget) lanes() (small, large, smallMax int64) {
 	return b.limit / 4, b.limit - b.limit/4, b.limit / 16
 }
 
@@ -158,10 +158,10 @@ func (b *budget) lanes() (small, large, smallest int64) {
 func (b *budget) acquire(format string, n int64) (grant, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	small, large, smallest := b.lanes()
+	small, large, smallMax := b.lanes()
 	g := grant{lane: 1, n: n}
 	capacity := large
-	if n <= smallest {
+	if n <= smallMax {
 		g.lane, capacity = 0, small
 	} else if n > large && b.refuse {
 		return grant{}, fmt.Errorf("%w: %s: decoding it would hold about %d MB, more than one image may hold here (%d MB: three quarters of --decode-memory %d MB)",
