@@ -49,20 +49,11 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 	st, _ := os.Stat(base)
 	logf("wrote a %d × %d base (%d bytes) in %v", c.rows, c.dim, st.Size(), time.Since(start))
 
-	lib, err := embed.LibraryPath("")
-	if err != nil {
-		return err
-	}
-	if err := embed.Init(lib); err != nil {
-		return err
-	}
-	start = time.Now()
-	m, err := embed.Load(embed.Default(c.model))
+	m, load, err := embed.OpenModel(embed.Default(c.model), "", "") // as a command opens it, without the graph cache
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	load := time.Since(start)
 	photos, err := benchPhotos(filepath.Join(work, "photos"), 10)
 	if err != nil {
 		return err

@@ -163,7 +163,7 @@ func run(c config, logf func(string, ...any)) error {
 	if err := checkAnswers(c, python, d, idx, work, q); err != nil {
 		return err
 	}
-	logf("answers agree (top 10, distances within %g relative): npy baseline, numpy loop, query --vector, query IMAGE", distTolerance)
+	logf("answers agree (top 10, distances within %g relative): %s", distTolerance, checked(python))
 
 	ms := []measurement{
 		{"npy baseline: the seed's algorithm in Go (npyio loads every shard, per query)", func() (time.Duration, map[string]float64, error) {
@@ -315,6 +315,14 @@ func seedCommand(python, shards, query string) *exec.Cmd {
 		return strings.HasPrefix(e, "OPENBLAS_CORETYPE=") || strings.HasPrefix(e, "OPENBLAS_L2_SIZE=")
 	})
 	return cmd
+}
+
+// checked names the contenders checkAnswers compares: the numpy loop only with a python.
+func checked(python string) string {
+	if python == "" {
+		return "npy baseline, query --vector, query IMAGE"
+	}
+	return "npy baseline, numpy loop, query --vector, query IMAGE"
 }
 
 // checkAnswers checks, before anything is timed, that every contender returns the same top 10:

@@ -123,6 +123,19 @@ func TestMatchesPythonPipeline(t *testing.T) {
 			t.Errorf("%s: %d of %d floats differ from the Python pipeline's embedding (first: [%d] = %v, want %v); L2 distance %.3g (goal %g)",
 				id, n, len(want), first, v[first], want[first], distance(v, want), fidelityTolerance)
 		}
+		// The path extract and query take: decoded by rows straight into the resize.
+		in := make([]float32, m.InputLen())
+		if err := m.PrepareFile(filepath.Join(testImages, id), in); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		rv, err := m.Run(in)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if n, _ := bitsDiffer(rv, want); n > 0 {
+			t.Errorf("%s: decoded by rows: %d of %d floats differ from the Python pipeline's embedding; L2 distance %.3g", id, n, len(want), distance(rv, want))
+		}
+		t.Logf("%s: distance %g whole, %g by rows", id, distance(v, want), distance(rv, want))
 	}
 }
 

@@ -130,15 +130,6 @@ func checkSignature(cfg Config, data []byte) (int, error) {
 	return int(out.Shape[1]), nil
 }
 
-// Load reads and opens a model without an optimised-model cache.
-func Load(cfg Config) (*Model, error) {
-	src, err := ReadModel(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return src.Open("")
-}
-
 // Open creates the ONNX Runtime session (Init must have succeeded). With a cacheDir, the graph
 // ONNX Runtime optimises on first use is saved there (see optcache.go) and later sessions start
 // from it, which skips the optimisation: about 25 ms of a cold query.

@@ -20,14 +20,7 @@ var (
 
 func loadModel(t *testing.T) *embed.Model {
 	once.Do(func() {
-		var lib string
-		if lib, err = embed.LibraryPath(""); err != nil {
-			return
-		}
-		if err = embed.Init(lib); err != nil {
-			return
-		}
-		model, err = embed.Load(embed.Default("../testdata/model/mobilenet_v2_feature_vector.onnx"))
+		model, _, err = embed.OpenModel(embed.Default("../testdata/model/mobilenet_v2_feature_vector.onnx"), "", "")
 	})
 	if err != nil {
 		t.Fatal(err)

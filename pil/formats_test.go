@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"golang.org/x/image/bmp"
@@ -79,50 +78,6 @@ func TestJPEGWarningsAreNotErrors(t *testing.T) {
 		}
 		if !bytes.Equal(got.Pix, want.Pix) {
 			t.Errorf("%s: pixels differ from the clean file's", name)
-		}
-	}
-}
-
-// Decodes in flight never hold more than the budget, estimated from their headers; an image
-// larger than the whole budget still decodes, alone.
-func TestDecodeBudget(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(images, "chelsea.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hd, err := sniff(data).header(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cost := int64(hd.w) * int64(hd.h) * (hd.bytesPerPixel + 3)
-	defer SetDecodeMemory(DefaultDecodeMemory)
-	for _, limit := range []int64{cost * 5 / 2, cost / 2} {
-		SetDecodeMemory(limit)
-		decodeBudget.mu.Lock()
-		decodeBudget.peak = 0
-		decodeBudget.mu.Unlock()
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := Decode(data)
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Errorf("budget %d: %v", limit, err)
-			}
-		}
-		if peak := decodeBudget.peak; peak > limit || peak < min(cost, limit) {
-			t.Errorf("budget %d, one decode %d: peak held %d", limit, cost, peak)
-		}
-		if decodeBudget.held != 0 {
-			t.Errorf("budget %d: %d bytes still held after the decodes", limit, decodeBudget.held)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package pil
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -57,8 +58,10 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode(t, data, o.Decode) })
 }
 
-// fuzzFormat fuzzes one format's header reader and decoder directly, whatever the first bytes.
-func fuzzFormat(f *testing.F, name string, exts ...string) {
+// fuzzFormat fuzzes one format's header reader and decoder directly, whatever the first bytes:
+// decoded whole and resized by rows, the image must be the one the reference two-pass resize
+// makes of it whole; check, when set, compares the decode with another decoder's.
+func fuzzFormat(f *testing.F, name string, check func(t *testing.T, data []byte, img *RGB, err error), exts ...string) {
 	seed(f, exts...)
 	var ft *format
 	for i := range formats {
@@ -68,22 +71,48 @@ func fuzzFormat(f *testing.F, name string, exts ...string) {
 	}
 	o := Options{MaxPixels: fuzzLimit}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var whole *RGB
 		fuzzDecode(t, data, func(b []byte) (*RGB, error) {
-			hd, err := ft.header(b)
-			if err != nil {
-				return nil, ErrFormat
+			img, err := decodeAs(o, ft, b, nil)
+			if check != nil {
+				check(t, b, img, err)
 			}
-			if err := o.checkSize(name, hd.w, hd.h); err != nil {
-				return nil, err
-			}
-			return ft.decode(b, hd)
+			whole = img
+			return img, err
 		})
+		if whole == nil {
+			return
+		}
+		w, h := max(1, whole.W/3), max(1, whole.H*2)
+		got, err := decodeAs(o, ft, data, func(int, int) (int, int) { return w, h })
+		if err != nil {
+			t.Fatalf("decoded whole, but not resized to %dx%d: %v", w, h, err)
+		}
+		if want := refResize(whole, w, h); !bytes.Equal(got.Pix, want.Pix) {
+			t.Fatalf("resized by rows to %dx%d: pixels differ from the two-pass resize of the whole image", w, h)
+		}
 	})
 }
 
-func FuzzJPEG(f *testing.F) { fuzzFormat(f, "JPEG", ".jpg") }
-func FuzzPNG(f *testing.F)  { fuzzFormat(f, "PNG", ".png") }
-func FuzzGIF(f *testing.F)  { fuzzFormat(f, "GIF", ".gif") }
-func FuzzWebP(f *testing.F) { fuzzFormat(f, "WebP", ".webp") }
-func FuzzTIFF(f *testing.F) { fuzzFormat(f, "TIFF", ".tif") }
-func FuzzBMP(f *testing.F)  { fuzzFormat(f, "BMP", ".bmp") }
+// decodeAs decodes data as format ft, whatever its first bytes.
+func decodeAs(o Options, ft *format, data []byte, fit func(w, h int) (int, int)) (*RGB, error) {
+	hd, err := ft.header(data)
+	if err != nil {
+		return nil, ErrFormat
+	}
+	if err := o.checkSize(ft.name, hd.w, hd.h); err != nil {
+		return nil, err
+	}
+	p := &plan{f: ft, hd: hd, orient: 1, w: hd.w, h: hd.h, tw: hd.w, th: hd.h}
+	if fit != nil {
+		p.tw, p.th = fit(hd.w, hd.h)
+	}
+	return p.run(data, fit)
+}
+
+func FuzzJPEG(f *testing.F) { fuzzFormat(f, "JPEG", nil, ".jpg") }
+func FuzzPNG(f *testing.F)  { fuzzFormat(f, "PNG", samePNG, ".png") }
+func FuzzGIF(f *testing.F)  { fuzzFormat(f, "GIF", nil, ".gif") }
+func FuzzWebP(f *testing.F) { fuzzFormat(f, "WebP", nil, ".webp") }
+func FuzzTIFF(f *testing.F) { fuzzFormat(f, "TIFF", nil, ".tif") }
+func FuzzBMP(f *testing.F)  { fuzzFormat(f, "BMP", nil, ".bmp") }

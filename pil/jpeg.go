@@ -35,8 +35,24 @@ static void init(struct jpeg_decompress_struct *cinfo, struct err_mgr *err) {
 	err->pub.emit_message = on_warning;
 }
 
+// coefficients is the memory libjpeg holds for the image's DCT coefficients when it has several
+// scans (progressive, or sequential with one scan per component): it decodes every scan before
+// the first row comes out (jdcoefct.c's whole_image arrays). 0 for a single-scan image, whose
+// rows are decoded as they are read.
+static long coefficients(struct jpeg_decompress_struct *cinfo) {
+	if (!cinfo->progressive_mode && cinfo->comps_in_scan >= cinfo->num_components) return 0;
+	long n = 0;
+	for (int i = 0; i < cinfo->num_components; i++) {
+		jpeg_component_info *c = &cinfo->comp_info[i];
+		long bw = (c->width_in_blocks + c->h_samp_factor - 1) / c->h_samp_factor * c->h_samp_factor;
+		long bh = (c->height_in_blocks + c->v_samp_factor - 1) / c->v_samp_factor * c->v_samp_factor;
+		n += bw * bh * (long)sizeof(JBLOCK);
+	}
+	return n;
+}
+
 // header reads the size and colour space without decoding any pixel.
-static int header(const unsigned char *buf, unsigned long len, int *w, int *h, int *comps, int *cmyk, int *progressive, char *msg) {
+static int header(const unsigned char *buf, unsigned long len, int *w, int *h, int *cmyk, long *coef, char *msg) {
 	struct jpeg_decompress_struct cinfo;
 	struct err_mgr err;
 	init(&cinfo, &err);
@@ -50,46 +66,70 @@ static int header(const unsigned char *buf, unsigned long len, int *w, int *h, i
 	jpeg_read_header(&cinfo, TRUE);
 	*w = cinfo.image_width;
 	*h = cinfo.image_height;
-	*comps = cinfo.num_components;
 	*cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
-	*progressive = cinfo.progressive_mode;
+	*coef = coefficients(&cinfo);
 	jpeg_destroy_decompress(&cinfo);
 	return 1;
 }
 
-// decode decodes a JPEG held in memory into out (w*h*3 bytes, or 4 for CMYK). Colour JPEGs come
-// out RGB, CMYK/YCCK ones CMYK, greyscale ones grey replicated to RGB by libjpeg.
-static int decode(const unsigned char *buf, unsigned long len, unsigned char *out, int w, int h, int cmyk, char *msg) {
+// A decoder whose rows are read a few at a time.
+struct decoder {
 	struct jpeg_decompress_struct cinfo;
 	struct err_mgr err;
-	init(&cinfo, &err);
-	if (setjmp(err.jump)) {
-		strncpy(msg, err.msg, JMSG_LENGTH_MAX);
-		jpeg_destroy_decompress(&cinfo);
-		return 0;
+};
+
+// start opens a decoder on a JPEG held in memory (buf must stay where it is until finish).
+// Colour JPEGs come out RGB, CMYK/YCCK ones CMYK, greyscale ones grey replicated to RGB by
+// libjpeg. max_mem caps libjpeg's whole-image arrays: a file that would need more than its
+// header said is refused ("Backing store not supported") rather than allocated.
+static struct decoder *start(const unsigned char *buf, unsigned long len, int w, int h, int cmyk, long max_mem, char *msg) {
+	struct decoder *d = calloc(1, sizeof *d);
+	if (d == NULL) {
+		snprintf(msg, JMSG_LENGTH_MAX, "out of memory");
+		return NULL;
 	}
-	jpeg_create_decompress(&cinfo);
-	jpeg_mem_src(&cinfo, buf, len);
-	jpeg_read_header(&cinfo, TRUE);
-	if ((int)cinfo.image_width != w || (int)cinfo.image_height != h) {
-		snprintf(msg, JMSG_LENGTH_MAX, "size changed between two reads of the header");
-		jpeg_destroy_decompress(&cinfo);
-		return 0;
+	init(&d->cinfo, &d->err);
+	if (setjmp(d->err.jump)) {
+		strncpy(msg, d->err.msg, JMSG_LENGTH_MAX);
+		jpeg_destroy_decompress(&d->cinfo);
+		free(d);
+		return NULL;
 	}
-	cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+	jpeg_create_decompress(&d->cinfo);
+	d->cinfo.mem->max_memory_to_use = max_mem;
+	jpeg_mem_src(&d->cinfo, buf, len);
+	jpeg_read_header(&d->cinfo, TRUE);
+	if ((int)d->cinfo.image_width != w || (int)d->cinfo.image_height != h) {
+		snprintf(d->err.msg, JMSG_LENGTH_MAX, "size changed between two reads of the header");
+		longjmp(d->err.jump, 1);
+	}
+	d->cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
 	// Pillow's decoder settings: libjpeg's defaults (JDCT_ISLOW, fancy upsampling, no scaling).
-	cinfo.dct_method = JDCT_ISLOW;
-	cinfo.do_fancy_upsampling = TRUE;
-	jpeg_start_decompress(&cinfo);
-	size_t stride = (size_t)cinfo.output_width * cinfo.output_components;
-	while (cinfo.output_scanline < cinfo.output_height) {
-		JSAMPROW row = out + stride * cinfo.output_scanline;
-		jpeg_read_scanlines(&cinfo, &row, 1);
+	d->cinfo.dct_method = JDCT_ISLOW;
+	d->cinfo.do_fancy_upsampling = TRUE;
+	jpeg_start_decompress(&d->cinfo);
+	return d;
+}
+
+// read decodes up to n rows into out (stride bytes apart) and returns how many, or -1.
+static int read_rows(struct decoder *d, unsigned char *out, int n, size_t stride, char *msg) {
+	if (setjmp(d->err.jump)) {
+		strncpy(msg, d->err.msg, JMSG_LENGTH_MAX);
+		return -1;
 	}
-	// No jpeg_finish_decompress: like Pillow, nothing after the last scanline is read, so a
-	// file whose EOI marker is missing or followed by junk still loads.
-	jpeg_destroy_decompress(&cinfo);
-	return 1;
+	int got = 0;
+	while (got < n && d->cinfo.output_scanline < d->cinfo.output_height) {
+		JSAMPROW row = out + stride * got;
+		got += jpeg_read_scanlines(&d->cinfo, &row, 1);
+	}
+	return got;
+}
+
+// finish frees the decoder. No jpeg_finish_decompress: like Pillow, nothing after the last
+// scanline is read, so a file whose EOI marker is missing or followed by junk still loads.
+static void finish(struct decoder *d) {
+	jpeg_destroy_decompress(&d->cinfo);
+	free(d);
 }
 */
 import "C"
@@ -97,41 +137,88 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 )
 
-// cgo copies nothing: data and the output stay pinned for the calls; libjpeg only reads data.
+// cgo copies nothing: data and the rows stay where they are during the calls (and data, which
+// libjpeg reads between calls, is pinned until close); libjpeg only reads data.
 func jpegHeader(data []byte) (header, error) {
 	var (
-		w, h, comps, cmyk, progressive C.int
-		msg                            [C.JMSG_LENGTH_MAX]C.char
+		w, h, cmyk C.int
+		coef       C.long
+		msg        [C.JMSG_LENGTH_MAX]C.char
 	)
-	if C.header((*C.uchar)(unsafe.Pointer(unsafe.SliceData(data))), C.ulong(len(data)), &w, &h, &comps, &cmyk, &progressive, &msg[0]) == 0 {
+	if C.header((*C.uchar)(unsafe.Pointer(unsafe.SliceData(data))), C.ulong(len(data)), &w, &h, &cmyk, &coef, &msg[0]) == 0 {
 		return header{}, errors.New(C.GoString(&msg[0]))
 	}
-	hd := header{w: int(w), h: int(h), cmyk: cmyk != 0, bytesPerPixel: 1} // CMYK's fourth byte
-	if progressive != 0 {
-		hd.bytesPerPixel += 2 * int64(comps) // libjpeg keeps every DCT coefficient until the last scan
-	}
-	return hd, nil
+	// libjpeg's row buffers (a few rows of every component, upsampled, each up to 64 pixels
+	// wider: 256 bytes a pixel of width is plenty) and the rows read at a time.
+	return header{w: int(w), h: int(h), cmyk: cmyk != 0, whole: int64(coef), rowMemory: int64(w) * (256 + 4*jpegRows)}, nil
 }
 
-func decodeJPEG(data []byte, hd header) (*RGB, error) {
-	var msg [C.JMSG_LENGTH_MAX]C.char
-	n := hd.w * hd.h
-	px, cmyk := 3, C.int(0)
+// jpegRows is how many rows one call into libjpeg decodes.
+const jpegRows = 16
+
+type jpegDecoder struct {
+	d    *C.struct_decoder
+	pin  runtime.Pinner // the file's bytes, which libjpeg reads between calls
+	w, h int
+	px   int // bytes per pixel out of libjpeg: 3, or 4 for CMYK
+	buf  []byte
+	have int // rows in buf
+	next int // the next of them to hand out
+	done int // rows read from libjpeg
+	msg  [C.JMSG_LENGTH_MAX]C.char
+}
+
+func openJPEG(data []byte, hd header) (rows, error) {
+	j := &jpegDecoder{w: hd.w, h: hd.h, px: 3}
+	cmyk := C.int(0)
 	if hd.cmyk {
-		px, cmyk = 4, 1
+		j.px, cmyk = 4, 1
 	}
-	pix := make([]byte, px*n)
-	if C.decode((*C.uchar)(unsafe.Pointer(unsafe.SliceData(data))), C.ulong(len(data)), (*C.uchar)(unsafe.Pointer(&pix[0])), C.int(hd.w), C.int(hd.h), cmyk, &msg[0]) == 0 {
-		return nil, fmt.Errorf("%w: JPEG: %s", ErrFormat, C.GoString(&msg[0]))
+	p := unsafe.SliceData(data)
+	j.pin.Pin(p)
+	// Room for the coefficients and libjpeg's own buffers, and some to spare.
+	maxMem := C.long(hd.whole + hd.rowMemory + 16<<20)
+	j.d = C.start((*C.uchar)(unsafe.Pointer(p)), C.ulong(len(data)), C.int(hd.w), C.int(hd.h), cmyk, maxMem, &j.msg[0])
+	if j.d == nil {
+		j.pin.Unpin()
+		return nil, fmt.Errorf("%w: JPEG: %s", ErrFormat, C.GoString(&j.msg[0]))
 	}
-	if hd.cmyk {
-		cmykToRGB(pix, pix) // in place: pixel i's RGB never overwrites a CMYK byte not yet read
-		pix = pix[:3*n]
+	j.buf = make([]byte, jpegRows*j.px*hd.w)
+	return j, nil
+}
+
+func (j *jpegDecoder) size() (int, int) { return j.w, j.h }
+
+func (j *jpegDecoder) read(dst []byte) error {
+	stride := j.px * j.w
+	if j.next == j.have {
+		n := C.read_rows(j.d, (*C.uchar)(unsafe.Pointer(&j.buf[0])), C.int(min(jpegRows, j.h-j.done)), C.size_t(stride), &j.msg[0])
+		if n <= 0 {
+			if n == 0 {
+				return fmt.Errorf("%w: JPEG: no more rows", ErrFormat)
+			}
+			return fmt.Errorf("%w: JPEG: %s", ErrFormat, C.GoString(&j.msg[0]))
+		}
+		j.have, j.next = int(n), 0
+		j.done += int(n)
 	}
-	return &RGB{W: hd.w, H: hd.h, Pix: pix}, nil
+	row := j.buf[stride*j.next : stride*(j.next+1)]
+	j.next++
+	if j.px == 4 {
+		cmykToRGB(dst, row)
+	} else {
+		copy(dst, row)
+	}
+	return nil
+}
+
+func (j *jpegDecoder) close() {
+	C.finish(j.d)
+	j.pin.Unpin()
 }
 
 // cmykToRGB converts libjpeg's CMYK output as Pillow does: its JPEG plugin reads CMYK as

@@ -27,12 +27,29 @@ import (
 
 	simembed "simsearch/embed"
 	"simsearch/index"
+	"simsearch/pil"
 	"simsearch/prune"
 	"simsearch/query"
 )
 
 //go:embed page
 var page embed.FS
+
+// DefaultDecodeMemory is the decode budget a server is given unless told otherwise (serve's
+// --decode-memory): all uploads being decoded together hold at most this, and one image that
+// would hold more than three quarters of it is refused (the last quarter is kept for small
+// images). Smaller than extract's 1 GiB, and strict where extract decodes such an image alone:
+// with 8 hostile uploads at once a server stays under 500 MB. PNG and single-scan JPEG images
+// are decoded row by row into the resize and cost little at any size; the limit bites on
+// images their decoder holds whole: a WebP over about 64 million pixels (27 million lossless),
+// a progressive JPEG over 32 to 64 million, a BMP over 48 million, an interlaced PNG over 64
+// million, a TIFF over about 16 million.
+const DefaultDecodeMemory = 256 << 20
+
+// bigPixels is the size above which an upload is decoded in the lane for big images: at most
+// half the cores decode those at once, besides the small ones, so that a flood of big images
+// never keeps small ones waiting.
+const bigPixels = 4096 * 4096
 
 // Options configure a Server.
 type Options struct {
@@ -72,6 +89,7 @@ type Server struct {
 	objects *os.Root
 	ready   atomic.Bool
 	decode  chan struct{} // bounds concurrent decodes to the cores
+	big     chan struct{} // and big images' to half of them, besides
 	mux     *http.ServeMux
 	csp     string    // the Content-Security-Policy of every response
 	ex      *explorer // the page's views: thumbnails, duplicates, the map
@@ -98,6 +116,7 @@ func New(s Searcher, opt Options) (*Server, error) {
 		opt.MaxBatch = 8
 	}
 	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch, opt.Scan), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
+	srv.big = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	srv.local, _ = s.(*query.Searcher)
 	if opt.Objects != "" {
 		root, err := os.OpenRoot(opt.Objects)
@@ -260,9 +279,15 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), srv.opt.Timeout)
 	defer cancel()
-	// Decoding is bounded to the cores: beyond that, requests wait rather than thrash.
+	// Decoding is bounded to the cores: beyond that, requests wait rather than thrash. Big
+	// images have a lane of their own, of half the cores, so that however many there are,
+	// small ones still find every core.
+	lane := srv.decode
+	if wd, ht, err := pil.Size(data); err == nil && int64(wd)*int64(ht) > bigPixels {
+		lane = srv.big
+	}
 	select {
-	case srv.decode <- struct{}{}:
+	case lane <- struct{}{}:
 	case <-ctx.Done():
 		writeError(w, http.StatusServiceUnavailable, "timed out waiting to decode")
 		return
@@ -270,7 +295,7 @@ func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
 	t := time.Now()
 	input := make([]float32, srv.s.Model().InputLen())
 	err := srv.s.Model().PrepareBytes(data, input)
-	<-srv.decode
+	<-lane
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "cannot read the image: "+err.Error())
 		return

@@ -57,14 +57,7 @@ func testIndex(t testing.TB) string {
 			}
 			os.WriteFile(filepath.Join(photos, n), b, 0o644)
 		}
-		lib, err := embed.LibraryPath("")
-		if err == nil {
-			err = embed.Init(lib)
-		}
-		var m *embed.Model
-		if err == nil {
-			m, err = embed.Load(embed.Default(modelPath))
-		}
+		m, _, err := embed.OpenModel(embed.Default(modelPath), "", "")
 		if err != nil {
 			fixtureErr = err
 			return

@@ -16,14 +16,17 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
+	"simsearch/internal/atomicfile"
 	"simsearch/pil"
 )
 
 // Cache is a folder of thumbnails whose longest side is Size pixels.
 type Cache struct {
-	dir  string
-	size int
+	dir     string
+	size    int
+	cleaned sync.Map // the folders cleaned of stale temporary files
 }
 
 // Thumb is one thumbnail on disk and what was learnt about its original while making it.
@@ -70,24 +73,27 @@ func (c *Cache) Get(id string, st fs.FileInfo, read func() ([]byte, error)) (Thu
 	if err != nil {
 		return t, err
 	}
-	img, err := pil.Decode(data)
+	// Decoded by rows into the resize where the format allows, and counted against the decode
+	// budget until only the thumbnail is left: a photo of any size costs what a query of it does.
+	img, err := pil.Defaults().Named(id).DecodeFit(data, func(w, h int) (int, int) {
+		t.Width, t.Height = w, h
+		if longest := max(w, h); longest > c.size {
+			return max(1, w*c.size/longest), max(1, h*c.size/longest)
+		}
+		return w, h
+	})
 	if err != nil {
 		return t, fmt.Errorf("%s: %w", id, err)
-	}
-	t.Width, t.Height = img.W, img.H
-	w, h2 := img.W, img.H
-	if longest := max(w, h2); longest > c.size {
-		w, h2 = max(1, w*c.size/longest), max(1, h2*c.size/longest)
-		img = img.Resize(w, h2)
 	}
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, toImage(img), &jpeg.Options{Quality: 80}); err != nil {
 		return t, err
 	}
 	meta, _ := json.Marshal(t)
-	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(base), 0o777); err != nil {
 		return t, fmt.Errorf("thumbnail folder: %w", err)
 	}
+	c.clean(filepath.Dir(base))
 	// The JPEG first, then the record that says it exists.
 	if err := writeAtomic(t.Path, buf.Bytes()); err != nil {
 		return t, err
@@ -107,10 +113,19 @@ func toImage(m *pil.RGB) image.Image {
 	return out
 }
 
-// writeAtomic writes data to a temporary file beside path and renames it over path. A cache
-// loses nothing by a crash, so it skips the fsync.
+// clean removes, the first time this process writes into dir, the temporary files that
+// writers killed before their rename left there.
+func (c *Cache) clean(dir string) {
+	if _, done := c.cleaned.LoadOrStore(dir, true); !done {
+		atomicfile.RemoveStale(dir) // a cache can live with what it cannot remove
+	}
+}
+
+// writeAtomic writes data to a temporary file beside path (mode 0666 less the umask, named so
+// that a later run removes it if this one dies before the rename) and renames it over path.
+// A cache loses nothing by a crash, so it skips the fsync.
 func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,14 @@ package thumb
 
 import (
 	"bytes"
+	"fmt"
 	"image/jpeg"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,5 +80,84 @@ func TestGetRefusesNonImages(t *testing.T) {
 	}
 	if _, err := New(t.TempDir(), 5); err == nil {
 		t.Error("size 5 accepted")
+	}
+}
+
+// A thumbnail and its record get mode 0666 less the umask (os.CreateTemp made them 0600), its
+// folder 0777 less the umask; and a temporary file that a killed writer left in a folder is
+// removed when a thumbnail is next made there.
+func TestWritesHonourUmaskAndCleanUp(t *testing.T) {
+	dir := t.TempDir()
+	src := "../testdata/images/tiny_red.png"
+	st, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() ([]byte, error) { return os.ReadFile(src) }
+	c, err := New(dir, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := syscall.Umask(0o002)
+	th, err := c.Get("b", st, read)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := strings.TrimSuffix(th.Path, ".jpg") + ".json"
+	sub := filepath.Dir(th.Path)
+	for p, want := range map[string]os.FileMode{th.Path: 0o664, record: 0o664, sub: 0o775} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, mode %v; want %v", p, err, fi.Mode().Perm(), want)
+		}
+	}
+
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(sub, fmt.Sprintf(".%s.tmp-%d-1", filepath.Base(th.Path), dead.Process.Pid))
+	if err := os.WriteFile(stale, []byte("half a thumbnail"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(th.Path)
+	os.Remove(record)
+	c2, _ := New(dir, 64) // as a server started later would
+	if _, err := c2.Get("b", st, read); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file is still there: %v", err)
+	}
+	if ents, _ := os.ReadDir(sub); len(ents) != 2 {
+		t.Errorf("%d files in %s, want the thumbnail and its record", len(ents), sub)
+	}
+}
+
+// A thumbnail is decoded by rows into its resize: of a 16-million-pixel PNG it allocates a few
+// megabytes, where decoding it whole took 64.
+func TestThumbnailOfABomb(t *testing.T) {
+	c, err := New(t.TempDir(), 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "../testdata/hostile/loadable/bomb_4000x4000_1bit.png"
+	st, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	th, err := c.Get("bomb", st, func() ([]byte, error) { return data, nil })
+	runtime.ReadMemStats(&after)
+	if err != nil || th.Width != 4000 || th.Height != 4000 {
+		t.Fatalf("%+v, %v", th, err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("making the thumbnail allocated %d MB", got>>20)
 	}
 }

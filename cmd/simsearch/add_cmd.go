@@ -30,8 +30,8 @@ Examples:
 		Flags: append(append(append(changeFlags(), walkFlags()...),
 			&cli.BoolFlag{Name: "replace", Usage: "replace the rows of ids that are present"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		), append(modelFlags(false), decodeFlags()...)...),
-		Before: applyDecodeFlags,
+		), append(modelFlags(false), decodeFlags(false)...)...),
+		Before: applyDecodeFlags(false),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError(c, "want at least one image or folder")

@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,6 +111,25 @@ func TestHostileImages(t *testing.T) {
 // startServe starts a serve child on a free loopback port and returns its URL.
 func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Helper()
+	srv, url, _ := startServeLog(t, args...)
+	return srv, url
+}
+
+// serveLog is what a serve child writes on stderr.
+type serveLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *serveLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServeLog is startServe, keeping the child's stderr.
+func startServeLog(t *testing.T, args ...string) (*exec.Cmd, string, *serveLog) {
+	t.Helper()
 	srv := child(append([]string{"serve", "--addr", "127.0.0.1:0", "--quiet"}, args...)...)
 	stderr, err := srv.StderrPipe()
 	if err != nil {
@@ -127,11 +149,30 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 	if url == "" {
 		t.Fatal("serve never said where it listens")
 	}
+	log := &serveLog{}
 	go func() { // drain the rest of stderr so the child never blocks on it
 		for sc.Scan() {
+			log.mu.Lock()
+			log.b.WriteString(sc.Text() + "\n")
+			log.mu.Unlock()
 		}
 	}()
-	return srv, url
+	return srv, url, log
+}
+
+// vmHWM is a running process's peak resident memory, from /proc.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
 }
 
 // stopServe sends SIGTERM and waits for a clean exit.
@@ -181,7 +222,11 @@ func uploadAll(t *testing.T, url, path string, n int, ok func(code int, msg stri
 
 // postImage posts an image to /search and returns the status and the JSON answer's error.
 func postImage(url string, b []byte) (int, string, error) {
-	res, err := http.Post(url+"/search", "application/octet-stream", bytes.NewReader(b))
+	return postImageBody(url, bytes.NewReader(b))
+}
+
+func postImageBody(url string, body io.Reader) (int, string, error) {
+	res, err := http.Post(url+"/search", "application/octet-stream", body)
 	if err != nil {
 		return 0, "", err
 	}
@@ -219,30 +264,147 @@ func serveHostile(t *testing.T, idx string, files []string) {
 	t.Logf("serve: peak RSS %d MB after %d concurrent uploads of each of %d files", peakRSS(t, srv)>>20, 8, len(files))
 }
 
-// Eight concurrent uploads of an image Pillow opens but that costs 64 MB to decode (16 million
-// pixels in 2 KB) are all answered, and the decode budget (100 MB here) lets one decode at a
-// time: the server's peak RSS stays under 500 MB. (SIMSEARCH_TEST_DECODE_MEMORY=8000000000
-// shows what the budget saves; serve also decodes at most GOMAXPROCS images at once.)
-func TestServeDecodeBudget(t *testing.T) {
+// Eight concurrent uploads of bombs Pillow opens (under its pixel limit), at serve's default
+// settings: the server's peak RSS, read from /proc, stays under 500 MB (before decoding by rows
+// and the server's budget, one 13000x13000 PNG took it to 1.2 GB and eight to 2.4 GB). The PNG
+// and baseline JPEG of 169 million pixels are decoded by rows, the 5000x5000 lossless WebP
+// (175 MB in libwebp) within the budget, one at a time; the progressive JPEG and lossless WebP
+// of 169 million pixels, which libjpeg and libwebp would hold whole (1 and 1.1 GB), are refused
+// with the reason. Meanwhile small uploads are answered at once: big images decode in a lane of
+// their own.
+func TestServeBombsMemory(t *testing.T) {
 	dir := t.TempDir()
 	photos := filepath.Join(dir, "photos")
 	os.Mkdir(photos, 0o755)
-	b, err := os.ReadFile(filepath.Join(images, "tiny_red.png"))
+	small, err := os.ReadFile(filepath.Join(images, "tiny_red.png"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(photos, "tiny_red.png"), b, 0o644)
+	os.WriteFile(filepath.Join(photos, "tiny_red.png"), small, 0o644)
 	mustRun(t, "extract", photos, "-o", filepath.Join(dir, "shards"), "--model", model)
 	idx := filepath.Join(dir, "x.simidx")
 	mustRun(t, "convert", filepath.Join(dir, "shards"), "-o", idx)
-	budget := "100000000"
-	if b := os.Getenv("SIMSEARCH_TEST_DECODE_MEMORY"); b != "" {
-		budget = b // to see what the budget saves: SIMSEARCH_TEST_DECODE_MEMORY=8000000000
+	// Default decode settings; only the request timeout is raised, for slow machines.
+	srv, url := startServe(t, "--index", idx, "--timeout", "10m")
+	refusedTooLarge := func(code int, msg string) bool {
+		return code == 400 && strings.Contains(msg, "more than one image may hold here (192 MB: three quarters of --decode-memory 256 MB)")
 	}
-	srv, url := startServe(t, "--index", idx, "--decode-memory", budget, "--timeout", "5m")
-	uploadAll(t, url, hostile+"/loadable/bomb_4000x4000_1bit.png", 8, func(code int, _ string) bool { return code == 200 })
+	ok := func(code int, _ string) bool { return code == 200 }
+	uploads := []struct {
+		name string
+		want func(int, string) bool
+	}{
+		{"bomb_13000x13000_rgba.png", ok}, {"bomb_13000x13000_rgba.png", ok},
+		{"bomb_13000x13000_baseline.jpg", ok}, {"bomb_13000x13000_baseline.jpg", ok},
+		{"bomb_5000x5000_lossless.webp", ok}, {"bomb_5000x5000_lossless.webp", ok},
+		{"bomb_13000x13000_progressive.jpg", refusedTooLarge}, {"bomb_13000x13000_lossless.webp", refusedTooLarge},
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var order []string // answers, in the order they came
+	sent := make(chan struct{}, len(uploads))
+	for _, u := range uploads {
+		b, err := os.ReadFile(filepath.Join(hostile, "loadable", u.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, msg, err := postImageBody(url, &signalReader{r: bytes.NewReader(b), eof: sent})
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, u.name)
+			if err == nil && !u.want(code, msg) {
+				err = fmt.Errorf("%d %q", code, msg)
+			}
+			if err != nil {
+				t.Errorf("%s: %v", u.name, err)
+			}
+		}()
+	}
+	for range uploads {
+		<-sent // every bomb is in the server's hands
+	}
+	for range 3 {
+		code, msg, err := postImage(url, small)
+		if err != nil || code != 200 {
+			t.Fatalf("a small upload among the bombs: %d %q %v", code, msg, err)
+		}
+		mu.Lock()
+		order = append(order, "small")
+		mu.Unlock()
+	}
+	wg.Wait()
+	decoded := func(s string) bool {
+		return strings.HasSuffix(s, "13000x13000_rgba.png") || strings.HasSuffix(s, "13000x13000_baseline.jpg")
+	}
+	lastSmall := 0
+	for i, s := range order {
+		if s == "small" {
+			lastSmall = i
+		}
+	}
+	if lastSmall > slices.IndexFunc(order, decoded) {
+		t.Errorf("answers came %v: the small uploads waited for a 169-million-pixel decode", order)
+	}
+	rss := vmHWM(t, srv.Process.Pid)
 	stopServe(t, srv)
-	t.Logf("serve: peak RSS %d MB after 8 concurrent 4000x4000 decodes (--decode-memory %s)", peakRSS(t, srv)>>20, budget)
+	if rss > maxRSS {
+		t.Errorf("serve: peak RSS (VmHWM) %d MB after 8 concurrent bomb uploads, want under %d MB", rss>>20, maxRSS>>20)
+	}
+	t.Logf("serve: peak RSS (VmHWM) %d MB after 8 concurrent bomb uploads at the default settings", rss>>20)
+}
+
+// signalReader reads r, and sends on eof once it is all read.
+type signalReader struct {
+	r    io.Reader
+	eof  chan<- struct{}
+	done bool
+}
+
+func (s *signalReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF && !s.done {
+		s.done = true
+		s.eof <- struct{}{}
+	}
+	return n, err
+}
+
+// Pillow's DecompressionBombWarning, for an image between MAX_IMAGE_PIXELS and twice it: query
+// prints it on stderr, naming the file, and serve writes it in its log, --quiet or not; both
+// answer the query.
+func TestDecompressionBombWarning(t *testing.T) {
+	dir := t.TempDir()
+	idx := filepath.Join(dir, "x.simidx")
+	photos := filepath.Join(dir, "photos")
+	os.Mkdir(photos, 0o755)
+	small, err := os.ReadFile(filepath.Join(images, "tiny_red.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(photos, "tiny_red.png"), small, 0o644)
+	mustRun(t, "extract", photos, "-o", filepath.Join(dir, "shards"), "--model", model)
+	mustRun(t, "convert", filepath.Join(dir, "shards"), "-o", idx)
+	bomb := hostile + "/loadable/warn_10000x9000_1bit.png"
+	const warning = "Image size (90000000 pixels) exceeds limit of 89478485 pixels, could be decompression bomb DOS attack"
+	out, errs, code := simsearch(t, "query", "--index", idx, bomb)
+	if code != 0 || !strings.Contains(out, "tiny_red.png") || !strings.Contains(errs, "simsearch: warning: "+bomb+": "+warning) {
+		t.Errorf("query: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	srv, url, log := startServeLog(t, "--index", idx, "--timeout", "5m")
+	b, err := os.ReadFile(bomb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg, err := postImage(url, b); err != nil || code != 200 {
+		t.Errorf("serve: %d %q %v", code, msg, err)
+	}
+	stopServe(t, srv)
+	if !strings.Contains(log.String(), "warning: "+warning) {
+		t.Errorf("serve's log has no warning:\n%s", log.String())
+	}
 }
 
 // A finite query vector whose distances would overflow float32 is refused with the reason, in

@@ -67,8 +67,9 @@ Examples:
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 			&cli.Float64Flag{Name: "max-distance", Usage: "only results within this distance (all of them, unless -k is given too)"},
 			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
-		}, append(modelFlags(false), decodeFlags()...)...),
-		Before: applyDecodeFlags,
+			&cli.Int64Flag{Name: "max-stdin", Usage: "most bytes of standard input read for \"-\" (an image, or --vector -)", Value: defaultMaxStdin},
+		}, append(modelFlags(false), decodeFlags(false)...)...),
+		Before: applyDecodeFlags(false),
 		Action: runQuery,
 	}
 }
@@ -89,6 +90,9 @@ func runQuery(c *cli.Context) error {
 	if c.Bool("json") && c.Bool("tsv") {
 		return usageError(c, "choose --json or --tsv")
 	}
+	if n := c.Int64("max-stdin"); n < 1 {
+		return usageError(c, "--max-stdin must be at least 1 (bytes), not %d", n)
+	}
 	if engine, err := indexOrEngine(c); err != nil {
 		return err
 	} else if engine != "" {
@@ -106,7 +110,7 @@ func runQuery(c *cli.Context) error {
 	switch {
 	case vec != "":
 		var done func()
-		if vec, done, err = stdinFile(vec, c.App.Reader); err != nil {
+		if vec, done, err = stdinFile(vec, c.App.Reader, c.Int64("max-stdin")); err != nil {
 			return err
 		}
 		defer done()
@@ -125,7 +129,7 @@ func runQuery(c *cli.Context) error {
 		paths := c.Args().Slice()
 		for i, p := range paths {
 			var done func()
-			if paths[i], done, err = stdinFile(p, c.App.Reader); err != nil {
+			if paths[i], done, err = stdinFile(p, c.App.Reader, c.Int64("max-stdin")); err != nil {
 				return err
 			}
 			defer done()
@@ -302,8 +306,8 @@ Examples:
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace shards already in the output directory"},
 			&cli.IntFlag{Name: "batch", Usage: "images per inference", Value: 16},
 			&cli.IntFlag{Name: "shard-size", Usage: "images per shard", Value: 10000},
-		}, append(modelFlags(true), decodeFlags()...)...),
-		Before: applyDecodeFlags,
+		}, append(modelFlags(true), decodeFlags(false)...)...),
+		Before: applyDecodeFlags(false),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError(c, "want one image directory")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"simsearch/pil"
 	"simsearch/prune"
 	"simsearch/serve"
 )
@@ -62,8 +63,8 @@ Example:
 			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never", Value: 2 * time.Second},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
-		}, append(modelFlags(false), decodeFlags()...)...),
-		Before: applyDecodeFlags,
+		}, append(modelFlags(false), decodeFlags(true)...)...),
+		Before: applyDecodeFlags(true),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usageError(c, "serve takes no arguments")
@@ -107,6 +108,9 @@ Example:
 				return err
 			}
 			logger := log.New(c.App.ErrWriter, "", log.LstdFlags)
+			o := pil.Defaults() // Pillow's decompression-bomb warning goes to the log, --quiet or not
+			o.Warn = func(msg string) { logger.Printf("warning: %s", msg) }
+			pil.SetDefaults(o)
 			opt := serve.Options{Objects: c.String("objects"), ThumbDir: c.String("thumbs"), MaxBody: c.Int64("max-body"), Timeout: c.Duration("timeout"), Log: logger, Scan: scan}
 			if c.Bool("quiet") {
 				opt.Log = nil

@@ -6,12 +6,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 )
 
+// defaultMaxStdin is query's --max-stdin: as much as the decode budget, for an image.
+const defaultMaxStdin = 1 << 30
+
 // stdinFile returns path unchanged, or for "-" a temporary file holding standard input (the
-// decoders and the npy reader read files) and a function that removes it.
-func stdinFile(path string, stdin io.Reader) (string, func(), error) {
+// decoders and the npy reader read files) and a function that removes it. More than limit bytes
+// are refused, and removed. Until the function is called, SIGINT and SIGTERM remove the file
+// too, then end the process as the signal would have.
+func stdinFile(path string, stdin io.Reader, limit int64) (string, func(), error) {
 	if path != "-" {
 		return path, func() {}, nil
 	}
@@ -19,8 +27,13 @@ func stdinFile(path string, stdin io.Reader) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	done := func() { os.Remove(f.Name()) }
-	if _, err := io.Copy(f, stdin); err != nil {
+	temps.add(f.Name())
+	done := func() { temps.remove(f.Name()) }
+	n, err := io.Copy(f, io.LimitReader(stdin, limit+1))
+	if err == nil && n > limit {
+		err = fmt.Errorf("more than %d bytes (--max-stdin); give a file instead", limit)
+	}
+	if err != nil {
 		f.Close()
 		done()
 		return "", nil, fmt.Errorf("reading standard input: %w", err)
@@ -30,6 +43,51 @@ func stdinFile(path string, stdin io.Reader) (string, func(), error) {
 		return "", nil, err
 	}
 	return f.Name(), done, nil
+}
+
+// temps are the temporary files of standard input that a signal must not leave behind.
+var temps = &stdinTemps{names: map[string]bool{}, sigs: make(chan os.Signal, 1)}
+
+type stdinTemps struct {
+	mu    sync.Mutex
+	names map[string]bool
+	sigs  chan os.Signal
+	once  sync.Once
+}
+
+// add registers a file, catching SIGINT and SIGTERM while there is one.
+func (t *stdinTemps) add(name string) {
+	t.once.Do(func() { go t.catch() })
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.names) == 0 {
+		signal.Notify(t.sigs, syscall.SIGINT, syscall.SIGTERM)
+	}
+	t.names[name] = true
+}
+
+// remove removes the file, and lets the signals be as they were once none is left.
+func (t *stdinTemps) remove(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	os.Remove(name)
+	delete(t.names, name)
+	if len(t.names) == 0 {
+		signal.Stop(t.sigs)
+	}
+}
+
+// catch removes every file at a signal, then sends the signal again, uncaught.
+func (t *stdinTemps) catch() {
+	for sig := range t.sigs {
+		t.mu.Lock()
+		for name := range t.names {
+			os.Remove(name)
+		}
+		signal.Reset(sig)
+		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+		t.mu.Unlock()
+	}
 }
 
 // idArgs returns the ids given as arguments, with "-" replaced by the lines of standard input.

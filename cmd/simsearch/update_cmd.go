@@ -65,8 +65,8 @@ Examples:
 		Flags: append(append(append(changeFlags(), walkFlags()...),
 			&cli.BoolFlag{Name: "exif-transpose", Usage: "when creating the index: turn images upright by their EXIF orientation (the Python pipeline does not)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-		), append(modelFlags(false), decodeFlags()...)...),
-		Before: applyDecodeFlags,
+		), append(modelFlags(false), decodeFlags(false)...)...),
+		Before: applyDecodeFlags(false),
 		Action: runUpdate,
 	}
 }

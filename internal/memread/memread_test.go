@@ -7,10 +7,13 @@ import (
 	"unsafe"
 )
 
+// allWidths are the readers on any CPU.
+var allWidths = []string{"generic", "avx2", "avx512"}
+
 // forEachWidth runs f as a subtest per reader, skipping, by name and with the reason, those this
 // CPU or build lacks.
 func forEachWidth(t *testing.T, f func(t *testing.T, width string)) {
-	for _, width := range []string{"generic", "avx2", "avx512"} {
+	for _, width := range allWidths {
 		t.Run(width, func(t *testing.T) {
 			if !slices.Contains(Widths(), width) {
 				t.Skipf("no %s reader: this CPU lacks it or this is a purego build (available: %v)", width, Widths())

@@ -1,11 +1,15 @@
 // Command gen writes the hostile images of testdata/hostile: files that claim or decode to more
 // pixels than Pillow opens (header bombs and decompression bombs), truncated files and files
 // whose headers lie about their data, in every format simsearch reads. Every one must be refused
-// cleanly, quickly and without a large allocation. Run from the repository root:
+// cleanly, quickly and without a large allocation, but for those in loadable/: bombs under
+// Pillow's limit, which Pillow opens, and simsearch must decode within bounded memory (or, in a
+// server, refuse for their cost). Run from the repository root:
 //
 //	go run ./testdata/hostile/gen
 //
-// The output is deterministic; the files are committed (each well under 200 KB).
+// The output is deterministic; the files are committed (each under 200 KB, but for the one bomb
+// that cannot be smaller: deflate shrinks at most about 1000 to 1, so a PNG of 676 MB of pixel
+// data takes 657 KB).
 package main
 
 import (
@@ -60,13 +64,24 @@ func main() {
 		"lying_png_is_text.png": []byte("\x89PNG\r\n\x1a\nthis is not a PNG chunk stream"),
 	}
 	// Loadable bombs: under Pillow's limit, so Pillow opens them and simsearch must too, but each
-	// costs 64 MB or more to decode; the decode budget keeps concurrent ones from stacking.
+	// decodes to 16 to 169 million pixels: 64 MB to 1.2 GB if held whole.
 	files["loadable/bomb_4000x4000_1bit.png"] = pngFile(4000, 4000, 1, 0, zlibBytes(zeroRows(4000, (4000+7)/8, true)))
+	files["loadable/bomb_13000x13000_rgba.png"] = pngFile(13000, 13000, 8, 6, zlibBytes(zeroRows(13000, 4*13000, true)))
+	// JPEG: the entropy data stops after a few bytes, at the EOI marker; libjpeg (for Pillow too)
+	// warns and decodes the rest as zero coefficients, a flat grey image. The progressive one
+	// makes libjpeg keep every DCT coefficient of the image: 2 bytes x 64 per block, 1 GB here.
+	files["loadable/bomb_13000x13000_baseline.jpg"] = jpegBomb(13000, 13000, false)
+	files["loadable/bomb_13000x13000_progressive.jpg"] = jpegBomb(13000, 13000, true)
+	// WebP lossless: one colour, every prefix code of a single symbol, so no pixel costs a bit.
+	files["loadable/bomb_13000x13000_lossless.webp"] = webpLosslessBomb(13000, 13000)
+	files["loadable/bomb_5000x5000_lossless.webp"] = webpLosslessBomb(5000, 5000)
+	// Over Pillow's MAX_IMAGE_PIXELS but not over twice it: Pillow warns and loads it.
+	files["loadable/warn_10000x9000_1bit.png"] = pngFile(10000, 9000, 1, 0, zlibBytes(zeroRows(9000, (10000+7)/8, true)))
 	if err := os.MkdirAll(filepath.Join(out, "loadable"), 0o755); err != nil {
 		log.Fatal(err)
 	}
 	for name, b := range files {
-		if len(b) > 200<<10 {
+		if len(b) > 200<<10 && name != "loadable/bomb_13000x13000_rgba.png" {
 			log.Fatalf("%s: %d bytes, over the 200 KB budget", name, len(b))
 		}
 		if err := os.WriteFile(filepath.Join(out, name), b, 0o644); err != nil {
@@ -247,5 +262,70 @@ func bmpHeader(w, h int32, bits uint16, dataBytes int) []byte {
 	binary.Write(&buf, binary.LittleEndian, bits)
 	buf.Write(make([]byte, 24)) // compression 0 and the rest
 	buf.Write(make([]byte, dataBytes))
+	return buf.Bytes()
+}
+
+// jpegBomb is a w×h YCbCr JPEG (three components, no subsampling) whose Huffman tables have one
+// code each, of one bit: category 0 for DC, end-of-block for AC. Its entropy data is 16 zero
+// bytes, then EOI.
+func jpegBomb(w, h uint16, progressive bool) []byte {
+	var buf bytes.Buffer
+	seg := func(marker byte, data ...byte) {
+		buf.Write([]byte{0xFF, marker, byte((len(data) + 2) >> 8), byte(len(data) + 2)})
+		buf.Write(data)
+	}
+	buf.Write([]byte{0xFF, 0xD8})
+	seg(0xDB, append([]byte{0}, bytes.Repeat([]byte{1}, 64)...)...) // quantisation table 0: all 1
+	sof := byte(0xC0)
+	if progressive {
+		sof = 0xC2
+	}
+	seg(sof, 8, byte(h>>8), byte(h), byte(w>>8), byte(w), 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0)
+	oneCode := func(class, symbol byte) []byte { // BITS: one code of length 1; HUFFVAL
+		return append(append([]byte{class << 4}, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), symbol)
+	}
+	seg(0xC4, append(oneCode(0, 0), oneCode(1, 0)...)...)
+	if progressive {
+		seg(0xDA, 3, 1, 0, 2, 0, 3, 0, 0, 0, 0) // the DC first scan: Ss = Se = 0, Ah = Al = 0
+	} else {
+		seg(0xDA, 3, 1, 0, 2, 0, 3, 0, 0, 63, 0)
+	}
+	buf.Write(make([]byte, 16))
+	buf.Write([]byte{0xFF, 0xD9})
+	return buf.Bytes()
+}
+
+// webpLosslessBomb is a w×h VP8L image of one opaque black: no transform, no colour cache, and
+// five simple prefix codes of one symbol each (green, red, blue 0; alpha 255; distance 0).
+func webpLosslessBomb(w, h uint32) []byte {
+	var bits uint64
+	n := 0
+	put := func(v uint64, width int) { bits |= v << n; n += width }
+	put(uint64(w-1), 14)
+	put(uint64(h-1), 14)
+	put(0, 1) // alpha_is_used: a hint
+	put(0, 3) // version
+	put(0, 1) // no transform
+	put(0, 1) // no colour cache
+	put(0, 1) // one prefix-code group
+	for _, sym := range []uint64{0, 0, 0, 255, 0} {
+		put(1, 1) // simple code
+		put(0, 1) // of one symbol
+		if sym < 2 {
+			put(0, 1) // of 1 bit
+			put(sym, 1)
+		} else {
+			put(1, 1) // of 8 bits
+			put(sym, 8)
+		}
+	}
+	data := append([]byte{0x2f}, binary.LittleEndian.AppendUint64(nil, bits)...)
+	data = append(data, make([]byte, 7)...) // padding: the bit reader reads ahead
+	var buf bytes.Buffer
+	buf.WriteString("RIFF")
+	binary.Write(&buf, binary.LittleEndian, uint32(4+8+len(data)))
+	buf.WriteString("WEBPVP8L")
+	binary.Write(&buf, binary.LittleEndian, uint32(len(data)))
+	buf.Write(data)
 	return buf.Bytes()
 }
