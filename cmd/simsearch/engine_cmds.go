@@ -64,7 +64,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 	switch {
 	case c.String("vector") != "":
 		name := c.String("vector")
-		path, done, err := stdinFile(name, c.App.Reader)
+		path, done, err := stdinFile(name, c.App.Reader, c.Int64("max-stdin"))
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 		paths := c.Args().Slice()
 		for i, p := range paths {
 			var done func()
-			if paths[i], done, err = stdinFile(p, c.App.Reader); err != nil {
+			if paths[i], done, err = stdinFile(p, c.App.Reader, c.Int64("max-stdin")); err != nil {
 				return err
 			}
 			defer done()
