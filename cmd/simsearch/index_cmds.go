@@ -191,8 +191,11 @@ func verifyCommand() *cli.Command {
 				if rep.Exists && rep.Commits > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "%s: %d rows; its change log adds %d and deletes %d in %d commits (%d bytes)\n", path, rep.Rows, rep.AddedRows, rep.DeletedRows, rep.Commits, rep.Committed)
 				}
-				if rep.Tail > 0 {
-					fmt.Fprintf(c.App.ErrWriter, "%s: an interrupted call left %d uncommitted bytes (%d rows) in the change log: ignored, and reused by the next update\n", path, rep.Tail, rep.TailRows)
+				if rep.Tail > 0 || rep.Reusable > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: calls that did not commit left %d uncommitted bytes in the change log, with %d embedded rows that readers ignore and later calls reuse\n", path, rep.Tail, rep.Reusable)
+				}
+				if rep.Torn > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: the change log ends in %d bytes of an interrupted write: ignored, and cut by the next call that changes the index\n", path, rep.Torn)
 				}
 				if rep.Stale {
 					fmt.Fprintf(c.App.ErrWriter, "%s: the change log belongs to an older version of the index: ignored, and replaced by the next update\n", path)

@@ -317,8 +317,8 @@ func TestCrashAtAnyInstant(t *testing.T) {
 			states["with uncommitted tail"]++
 		}
 		s := updateJSON(t, "--index", path, "--batch", "2")
-		if s.Reused != rep.TailRows {
-			t.Fatalf("trial %d: the killed call left %d rows in the log, the next update reused %d (%+v)", trial, rep.TailRows, s.Reused, s)
+		if s.Reused != rep.Reusable {
+			t.Fatalf("trial %d: the killed call left %d rows in the log, the next update reused %d (%+v)", trial, rep.Reusable, s.Reused, s)
 		}
 		if got := collectionState(t, path); !equalState(got, after, ref) {
 			t.Fatalf("trial %d: the update after the kill does not reach the folder's state", trial)
