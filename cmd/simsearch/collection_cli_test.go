@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,5 +54,29 @@ func TestCollectionDamagedLog(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(log); !slices.Equal(now, b) {
 		t.Fatal("the damaged log was changed")
+	}
+}
+
+// TestVerifyJSONLog checks that verify --json reports the change log as the text output does.
+func TestVerifyJSONLog(t *testing.T) {
+	dir, idx := t.TempDir(), filepath.Join(t.TempDir(), "c.simidx")
+	copyPhoto(t, dir, "a.jpg", "rocket.jpg")
+	copyPhoto(t, dir, "b.png", "coffee.png")
+	mustRun(t, "update", "--index", idx, "--model", model, "--no-compact", dir)
+	mustRun(t, "remove", "--index", idx, "--no-compact", "a.jpg")
+	var res struct {
+		OK  bool
+		Log *struct {
+			Exists    bool
+			Commits   int
+			Rows      int `json:"rows"`
+			AddedRows int `json:"added_rows"`
+		}
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "verify", "--json", idx)), &res); err != nil || !res.OK || res.Log == nil {
+		t.Fatalf("verify --json: %+v, %v", res, err)
+	}
+	if !res.Log.Exists || res.Log.Commits != 2 || res.Log.Rows != 1 || res.Log.AddedRows != 1 {
+		t.Fatalf("verify --json log report: %+v", *res.Log)
 	}
 }

@@ -161,7 +161,7 @@ func verifyCommand() *cli.Command {
 		Name:        "verify",
 		Usage:       "check an index file's checksums and contents",
 		ArgsUsage:   "INDEX...",
-		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, the PCA section against the rows, and its change log INDEX.log (every\nrecord's checksum, ids unique across the index and the log). Exits non-zero if any file is\ndamaged. --json prints one {\"path\", \"ok\", \"error\"} object per file.\n\nExample:\n   simsearch verify photos.simidx",
+		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, the PCA section against the rows, and its change log INDEX.log (every\nrecord's checksum, ids unique across the index and the log). Exits non-zero if any file is\ndamaged. --json prints one {\"path\", \"ok\", \"error\", \"log\"} object per file (\"log\": what the\nchange log holds, as the text output reports it).\n\nExample:\n   simsearch verify photos.simidx",
 		Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print one JSON object per file"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -176,6 +176,8 @@ func verifyCommand() *cli.Command {
 					if err != nil {
 						res["error"] = err.Error()
 						failed++
+					} else {
+						res["log"] = rep
 					}
 					if err := enc.Encode(res); err != nil {
 						return err
