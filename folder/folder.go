@@ -39,17 +39,29 @@ func IsImage(name string) bool {
 }
 
 // ID is the id of the file at rel, a /-separated path relative to the collection's root: in the
-// seed's object-store layout (ab/cd/abcd….jpg, the first two pairs of the name's characters as
-// folders) it is the bare file name, as the seed's shards have it; otherwise the path itself.
+// seed's object-store layout (ab/cd/abcd….jpg: a name of 40 lowercase hex digits, the SHA-1 of
+// the file, and an extension, under two folders named by its first two pairs of digits) it is
+// the bare file name, as the seed's shards have it; otherwise the path itself.
 func ID(rel string) string {
 	parts := strings.Split(rel, "/")
-	if len(parts) == 3 {
-		name := parts[2]
-		if len(name) > 4 && parts[0] == name[:2] && parts[1] == name[2:4] {
-			return name
-		}
+	if len(parts) == 3 && storeName(parts[2]) && parts[0] == parts[2][:2] && parts[1] == parts[2][2:4] {
+		return parts[2]
 	}
 	return rel
+}
+
+// storeName reports whether name is an object-store file name: 40 lowercase hex digits, then an
+// extension.
+func storeName(name string) bool {
+	if len(name) < 42 || name[40] != '.' {
+		return false
+	}
+	for i := range 40 {
+		if c := name[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Walk lists the images under root, sorted by id. Symbolic links are followed, each folder is

@@ -8,11 +8,22 @@ import (
 	"testing"
 )
 
+// sha is a SHA-1 in hex, as the seed's object store names its files.
+const sha = "5577b0aa2c6f3e0f9d7c1b2a4e5f60718293a4b5"
+
 func TestID(t *testing.T) {
 	for _, c := range []struct{ rel, want string }{
-		{"55/77/5577b0aa.jpg", "5577b0aa.jpg"},
-		{"55/78/5577b0aa.jpg", "55/78/5577b0aa.jpg"},
-		{"x/55/77/5577b0aa.jpg", "x/55/77/5577b0aa.jpg"},
+		{"55/77/" + sha + ".jpg", sha + ".jpg"},
+		{"55/77/" + sha + ".JPEG", sha + ".JPEG"},
+		{"55/78/" + sha + ".jpg", "55/78/" + sha + ".jpg"},           // folders that do not match the name
+		{"x/55/77/" + sha + ".jpg", "x/55/77/" + sha + ".jpg"},       // deeper
+		{"55/77/" + sha[:39] + ".jpg", "55/77/" + sha[:39] + ".jpg"}, // 39 digits
+		{"55/77/" + sha + "0.jpg", "55/77/" + sha + "0.jpg"},         // 41 digits
+		{"55/77/" + strings.ToUpper(sha) + ".jpg", "55/77/" + strings.ToUpper(sha) + ".jpg"},
+		{"55/77/5577" + strings.Repeat("g", 36) + ".jpg", "55/77/5577" + strings.Repeat("g", 36) + ".jpg"}, // not hex
+		{"55/77/" + sha, "55/77/" + sha},                                                                   // no extension
+		{"24/01/240115_beach.jpg", "24/01/240115_beach.jpg"},                                               // a date layout, not a store
+		{"55/77/5577b0aa.jpg", "55/77/5577b0aa.jpg"},                                                       // a short name
 		{"holiday/beach 1.jpg", "holiday/beach 1.jpg"},
 		{"été.png", "été.png"},
 	} {
@@ -46,7 +57,7 @@ func ids(fs []File) string {
 func TestWalk(t *testing.T) {
 	root := t.TempDir()
 	write(t, root, "a.jpg", "B.JPEG", "notes.txt", ".hidden.jpg", ".cache/c.png", "sub/d.webp",
-		"sub/tmp/e.gif", "ab/cd/abcdef.bmp", "x y/été.tiff")
+		"sub/tmp/e.gif", "55/77/"+sha+".bmp", "x y/été.tiff")
 	other := t.TempDir()
 	write(t, other, "linked.png")
 	must(t, os.Symlink(other, filepath.Join(root, "sub", "link")))
@@ -58,9 +69,9 @@ func TestWalk(t *testing.T) {
 		opt  Options
 		want string
 	}{
-		{"default", Options{}, "B.JPEG,a.jpg,abcdef.bmp,f.jpg,sub/d.webp,sub/link/linked.png,sub/tmp/e.gif,x y/été.tiff"},
-		{"hidden", Options{Hidden: true}, ".cache/c.png,.hidden.jpg,B.JPEG,a.jpg,abcdef.bmp,f.jpg,sub/d.webp,sub/link/linked.png,sub/tmp/e.gif,x y/été.tiff"},
-		{"exclude", Options{Exclude: []string{"tmp", "*.webp", "sub/link"}}, "B.JPEG,a.jpg,abcdef.bmp,f.jpg,x y/été.tiff"},
+		{"default", Options{}, sha + ".bmp,B.JPEG,a.jpg,f.jpg,sub/d.webp,sub/link/linked.png,sub/tmp/e.gif,x y/été.tiff"},
+		{"hidden", Options{Hidden: true}, ".cache/c.png,.hidden.jpg," + sha + ".bmp,B.JPEG,a.jpg,f.jpg,sub/d.webp,sub/link/linked.png,sub/tmp/e.gif,x y/été.tiff"},
+		{"exclude", Options{Exclude: []string{"tmp", "*.webp", "sub/link"}}, sha + ".bmp,B.JPEG,a.jpg,f.jpg,x y/été.tiff"},
 	} {
 		var warned []string
 		c.opt.Warn = func(p string, err error) { warned = append(warned, filepath.Base(p)) }
@@ -78,8 +89,8 @@ func TestWalk(t *testing.T) {
 	if _, err := Walk(root, Options{Exclude: []string{"["}}); err == nil {
 		t.Error("a bad glob was accepted")
 	}
-	write(t, root, "abcdef.bmp") // the same id as ab/cd/abcdef.bmp
-	if _, err := Walk(root, Options{}); err == nil || !strings.Contains(err.Error(), "abcdef.bmp") {
+	write(t, root, sha+".bmp") // the same id as 55/77/<sha>.bmp
+	if _, err := Walk(root, Options{}); err == nil || !strings.Contains(err.Error(), sha+".bmp") {
 		t.Errorf("two files with one id: %v", err)
 	}
 }

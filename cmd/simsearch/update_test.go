@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"simsearch/collection"
+	"simsearch/folder"
 	"simsearch/index"
 	"simsearch/ingest"
 )
@@ -63,8 +64,8 @@ func (f *photoFolder) name(src string) string {
 		return fmt.Sprintf("2024/trip %d%s", f.n, ext)
 	case 1:
 		return fmt.Sprintf("été_%d%s", f.n, ext)
-	case 2:
-		h := fmt.Sprintf("%08x%d", f.r.Uint32(), f.n)
+	case 2: // the seed's object store: the SHA-1 (of anything: only the layout matters here)
+		h := fmt.Sprintf("%x", sha1.Sum(fmt.Appendf(nil, "%d-%d", f.n, f.r.Uint64())))
 		return h[:2] + "/" + h[2:4] + "/" + h + ext
 	}
 	return fmt.Sprintf("p%03d%s", f.n, ext)
@@ -89,13 +90,7 @@ func (f *photoFolder) write(rel, src string) {
 }
 
 // id is the collection id of the file at rel.
-func id(rel string) string {
-	parts := strings.Split(rel, "/")
-	if len(parts) == 3 && strings.HasPrefix(parts[2], parts[0]+parts[1]) {
-		return parts[2]
-	}
-	return rel
-}
+func id(rel string) string { return folder.ID(rel) }
 
 func (f *photoFolder) rels() []string {
 	var out []string
