@@ -1,6 +1,8 @@
 package folder
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +35,26 @@ func TestID(t *testing.T) {
 	}
 }
 
+func TestUnder(t *testing.T) {
+	for _, c := range []struct {
+		id, dir string
+		want    bool
+	}{
+		{"2024/a.jpg", "2024", true},
+		{"2024/a.jpg", "2024/a.jpg", true},
+		{"2024/a.jpg", "202", false},
+		{"2024b/a.jpg", "2024", false},
+		{sha + ".jpg", "55", true},
+		{sha + ".jpg", "55/77", true},
+		{sha + ".jpg", "55/78", false},
+		{"5577b0aa.jpg", "55", false},
+	} {
+		if got := Under(c.id, c.dir); got != c.want {
+			t.Errorf("Under(%q, %q) = %v, want %v", c.id, c.dir, got, c.want)
+		}
+	}
+}
+
 func write(t *testing.T, root string, files ...string) {
 	t.Helper()
 	for _, f := range files {
@@ -54,6 +76,14 @@ func ids(fs []File) string {
 	return strings.Join(s, ",")
 }
 
+func rels(ps []Problem) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.Rel)
+	}
+	return s
+}
+
 func TestWalk(t *testing.T) {
 	root := t.TempDir()
 	write(t, root, "a.jpg", "B.JPEG", "notes.txt", ".hidden.jpg", ".cache/c.png", "sub/d.webp",
@@ -73,25 +103,68 @@ func TestWalk(t *testing.T) {
 		{"hidden", Options{Hidden: true}, ".cache/c.png,.hidden.jpg," + sha + ".bmp,B.JPEG,a.jpg,f.jpg,sub/d.webp,sub/link/linked.png,sub/tmp/e.gif,x y/été.tiff"},
 		{"exclude", Options{Exclude: []string{"tmp", "*.webp", "sub/link"}}, sha + ".bmp,B.JPEG,a.jpg,f.jpg,x y/été.tiff"},
 	} {
-		var warned []string
-		c.opt.Warn = func(p string, err error) { warned = append(warned, filepath.Base(p)) }
-		fs, err := Walk(root, c.opt)
+		l, err := Walk(root, c.opt)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if got := ids(fs); got != c.want {
+		if got := ids(l.Files); got != c.want {
 			t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)
 		}
-		if !slices.Equal(warned, []string{"g.jpg"}) {
-			t.Errorf("%s: warned about %v, want the broken link g.jpg", c.name, warned)
+		if got := rels(l.Unreadable); !slices.Equal(got, []string{"g.jpg"}) || !errors.Is(l.Unreadable[0].Err, fs.ErrNotExist) {
+			t.Errorf("%s: unreadable %v (%v), want the broken link g.jpg", c.name, got, l.Unreadable)
+		}
+		if len(l.Refused) != 0 {
+			t.Errorf("%s: refused %v", c.name, l.Refused)
 		}
 	}
 	if _, err := Walk(root, Options{Exclude: []string{"["}}); err == nil {
 		t.Error("a bad glob was accepted")
 	}
-	write(t, root, sha+".bmp") // the same id as 55/77/<sha>.bmp
-	if _, err := Walk(root, Options{}); err == nil || !strings.Contains(err.Error(), sha+".bmp") {
-		t.Errorf("two files with one id: %v", err)
+}
+
+// TestWalkRefuses checks that an image whose name is not UTF-8, and two images with one id, are
+// refused with the reason while the rest is listed.
+func TestWalkRefuses(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "a.jpg", "caf\xe9.jpg", "55/77/"+sha+".png", sha+".png", "z.png")
+	l, err := Walk(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(l.Files); got != "a.jpg,z.png" {
+		t.Errorf("listed %s, want a.jpg,z.png", got)
+	}
+	want := []string{"55/77/" + sha + ".png", sha + ".png", "caf\xe9.jpg"}
+	got := rels(l.Refused)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("refused %q, want %q", got, want)
+	}
+	for _, p := range l.Refused {
+		msg := p.Err.Error()
+		if strings.HasPrefix(p.Rel, "caf") && !strings.Contains(msg, "UTF-8") ||
+			!strings.HasPrefix(p.Rel, "caf") && !strings.Contains(msg, "would have one id, \""+sha+".png\"") {
+			t.Errorf("%s refused with %q", p.Rel, msg)
+		}
+	}
+}
+
+// TestWalkUnreadableFolder checks that a folder that cannot be read is listed as unreadable
+// (not as a folder without images).
+func TestWalkUnreadableFolder(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every folder")
+	}
+	root := t.TempDir()
+	write(t, root, "a.jpg", "locked/b.jpg")
+	must(t, os.Chmod(filepath.Join(root, "locked"), 0))
+	t.Cleanup(func() { os.Chmod(filepath.Join(root, "locked"), 0o755) })
+	l, err := Walk(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids(l.Files) != "a.jpg" || !slices.Equal(rels(l.Unreadable), []string{"locked"}) || !errors.Is(l.Unreadable[0].Err, fs.ErrPermission) {
+		t.Fatalf("files %s, unreadable %v", ids(l.Files), l.Unreadable)
 	}
 }
 

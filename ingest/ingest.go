@@ -2,7 +2,7 @@
 // what changed in a photo folder since the last call, embeds only new and changed files, batch by
 // batch, appending each batch to the collection's log durably, and commits once at the end. A
 // call that dies loses at most the batch it was embedding: the next call finds the rest in the
-// log and does not embed it again.
+// log and does not embed it again. Files that cannot be embedded are reported, not fatal.
 package ingest
 
 import (
@@ -38,7 +38,7 @@ type Progress struct {
 	Elapsed     time.Duration
 }
 
-// Failure is a file that could not be embedded.
+// Failure is a file that could not be embedded, or a part of the folder that could not be read.
 type Failure struct {
 	Path  string `json:"path"`
 	Error string `json:"error"`
@@ -49,36 +49,44 @@ type Summary struct {
 	Added     int       `json:"added"`     // new ids
 	Changed   int       `json:"changed"`   // ids whose file changed, embedded again
 	Removed   int       `json:"removed"`   // ids dropped
-	Unchanged int       `json:"unchanged"` // files left as they were
+	Unchanged int       `json:"unchanged"` // rows left as they were
 	Embedded  int       `json:"embedded"`  // images run through the model in this call
 	Reused    int       `json:"reused"`    // vectors found in the log, left by a call that did not finish
-	Failed    []Failure `json:"failed"`    // files that are not readable images (not in the collection)
+	Failed    []Failure `json:"failed"`    // files not in the collection, and folders not read
 }
 
 // job is one file to embed.
 type job struct {
 	file    folder.File
 	replace bool // its id has a row, to be deleted when the new one is added
-	hash    *[32]byte
+	// drop: when the new file cannot be embedded, its id's row goes too (update: the collection
+	// follows the folder, where the file is no longer a readable image); otherwise (add
+	// --replace) the row stays as it was.
+	drop bool
+	hash *[32]byte
 }
 
-// Update brings w's collection in step with files, a folder's listing (folder.Walk): rows of
-// files that are gone are deleted, new and changed files are embedded with the model m returns, and touched but
-// identical files (same size and content, other mtime) get their new state only. An empty
-// listing for a collection that has rows is refused (an unmounted disk looks like that). It does
-// not commit.
-func Update(w *collection.Writer, m ModelFunc, files []folder.File, opt Options) (Summary, error) {
+// Update brings w's collection in step with l, a folder's listing (folder.Walk): rows of files
+// that are gone are deleted, new and changed files are embedded with the model m returns, and
+// touched but identical files (same size and content, other mtime) get their new state only.
+// Rows under a part of the folder that could not be read are kept as they were. An empty listing
+// for a collection that has rows is refused (an unmounted disk looks like that). It does not
+// commit.
+func Update(w *collection.Writer, m ModelFunc, l folder.Listing, opt Options) (Summary, error) {
 	sum := Summary{Failed: []Failure{}}
 	live, err := w.States()
 	if err != nil {
 		return sum, err
 	}
-	if len(files) == 0 && len(live) > 0 {
+	if len(l.Files)+len(l.Refused) == 0 && len(live) > 0 {
 		return sum, fmt.Errorf("the folder has no images but the index holds %d: not removing them all (is the disk mounted?)", len(live))
+	}
+	for _, p := range l.Refused {
+		sum.Failed = append(sum.Failed, Failure{p.Path, p.Err.Error()})
 	}
 	var jobs []job
 	var first collection.Batch
-	for _, f := range files {
+	for _, f := range l.Files {
 		st, ok := live[f.ID]
 		delete(live, f.ID)
 		switch {
@@ -97,7 +105,7 @@ func Update(w *collection.Writer, m ModelFunc, files []folder.File, opt Options)
 			// Touched: the content decides, read now (a changed file is read again to embed it).
 			h, err := hashFile(f.Path)
 			if err != nil {
-				sum.Failed = append(sum.Failed, Failure{f.Path, err.Error()})
+				sum.fail(f, err)
 				sum.Removed++
 				first.Delete = append(first.Delete, f.ID)
 				continue
@@ -108,16 +116,28 @@ func Update(w *collection.Writer, m ModelFunc, files []folder.File, opt Options)
 				continue
 			}
 			sum.Changed++
-			jobs = append(jobs, job{file: f, replace: true, hash: &h})
+			jobs = append(jobs, job{file: f, replace: true, drop: true, hash: &h})
 		default:
 			sum.Changed++
-			jobs = append(jobs, job{file: f, replace: true})
+			jobs = append(jobs, job{file: f, replace: true, drop: true})
 		}
+	}
+	for _, p := range l.Unreadable {
+		kept := 0
+		for id := range live {
+			if folder.Under(id, p.Rel) {
+				delete(live, id)
+				kept++
+			}
+		}
+		sum.Unchanged += kept
+		sum.Failed = append(sum.Failed, Failure{p.Path, fmt.Sprintf("%v: not read, so the %d rows of files under it are kept as they were", p.Err, kept)})
 	}
 	for id := range live {
 		first.Delete = append(first.Delete, id)
 		sum.Removed++
 	}
+	slices.Sort(first.Delete)
 	if err := w.Apply(first); err != nil {
 		return sum, err
 	}
@@ -126,32 +146,50 @@ func Update(w *collection.Writer, m ModelFunc, files []folder.File, opt Options)
 	return sum, err
 }
 
+// fail records that f could not be embedded.
+func (s *Summary) fail(f folder.File, err error) {
+	s.Failed = append(s.Failed, Failure{f.Path, err.Error()})
+}
+
 // sortFailures orders failures by path: decoders finish in any order.
 func sortFailures(fs []Failure) {
 	slices.SortFunc(fs, func(a, b Failure) int { return strings.Compare(a.Path, b.Path) })
 }
 
-// Add embeds files with m and adds them under their ids. An id that has a row already is an
-// error unless replace, in which case the row is replaced. Nothing is embedded when an id is
-// refused. It does not commit.
-func Add(w *collection.Writer, m ModelFunc, files []folder.File, replace bool, opt Options) (Summary, error) {
+// Add embeds the files of l with m and adds them under their ids. An id that has a row already
+// is an error unless replace, in which case the row is replaced (and kept if the new file cannot
+// be embedded); nothing is embedded when an id is refused. Files that cannot be embedded, files
+// whose id is not valid or is shared with another file, and the parts of the listing that could
+// not be read are reported in the summary's Failed, and the rest is added. It does not commit.
+func Add(w *collection.Writer, m ModelFunc, l folder.Listing, replace bool, opt Options) (Summary, error) {
 	sum := Summary{Failed: []Failure{}}
-	jobs := make([]job, len(files))
-	seen := map[string]string{}
-	for i, f := range files {
-		if p, dup := seen[f.ID]; dup {
-			return sum, fmt.Errorf("%s and %s would both have the id %q", p, f.Path, f.ID)
+	for _, p := range append(slices.Clone(l.Refused), l.Unreadable...) {
+		sum.Failed = append(sum.Failed, Failure{p.Path, p.Err.Error()})
+	}
+	byID := map[string][]string{}
+	for _, f := range l.Files {
+		byID[f.ID] = append(byID[f.ID], f.Path)
+	}
+	var jobs []job
+	for _, f := range l.Files {
+		if err := collection.ValidID(f.ID); err != nil {
+			sum.Failed = append(sum.Failed, Failure{f.Path, fmt.Sprintf("%s: %v (ids are the paths relative to the index's folder, or file names)", f.Path, err)})
+			continue
 		}
-		seen[f.ID] = f.Path
-		jobs[i] = job{file: f, replace: w.Has(f.ID)}
-		if jobs[i].replace && !replace {
+		if ps := byID[f.ID]; len(ps) > 1 {
+			sum.Failed = append(sum.Failed, Failure{f.Path, fmt.Sprintf("%s: these files would have one id, %q: none of them is added", strings.Join(ps, " and "), f.ID)})
+			continue
+		}
+		j := job{file: f, replace: w.Has(f.ID)}
+		if j.replace && !replace {
 			return sum, fmt.Errorf("%s: the id %q is in the index already (--replace replaces it)", f.Path, f.ID)
 		}
-		if jobs[i].replace {
+		if j.replace {
 			sum.Changed++
 		} else {
 			sum.Added++
 		}
+		jobs = append(jobs, j)
 	}
 	err := embedAll(w, m, jobs, opt, &sum)
 	sortFailures(sum.Failed)
@@ -212,6 +250,66 @@ func embedAll(w *collection.Writer, load ModelFunc, jobs []job, opt Options, sum
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	start := time.Now()
+	done := 0
+	var batch []prepared
+	flush := func() error {
+		var inputs []float32
+		for _, p := range batch {
+			if p.input != nil {
+				inputs = append(inputs, p.input...)
+			}
+		}
+		var vecs []float32
+		if len(inputs) > 0 {
+			var err error
+			if vecs, err = m.Run(inputs); err != nil {
+				return err
+			}
+		}
+		var b collection.Batch
+		next := 0
+		for _, p := range batch {
+			if p.err != nil {
+				switch {
+				case p.replace && p.drop:
+					sum.fail(p.file, p.err)
+					b.Delete = append(b.Delete, p.file.ID)
+					sum.Changed--
+					sum.Removed++
+				case p.replace:
+					sum.fail(p.file, fmt.Errorf("%w (its id's row is kept as it was)", p.err))
+					sum.Changed--
+					sum.Unchanged++
+				default:
+					sum.fail(p.file, p.err)
+					sum.Added--
+				}
+				continue
+			}
+			if p.replace {
+				b.Delete = append(b.Delete, p.file.ID)
+			}
+			if p.reused != nil {
+				b.Add = append(b.Add, collection.Row{ID: p.file.ID, State: p.state, Vector: p.reused})
+				sum.Reused++
+				continue
+			}
+			dim := m.Dim()
+			b.Add = append(b.Add, collection.Row{ID: p.file.ID, State: p.state, Vector: vecs[next*dim : (next+1)*dim]})
+			next++
+			sum.Embedded++
+		}
+		if err := w.Apply(b); err != nil {
+			return err
+		}
+		done += len(batch)
+		batch = batch[:0]
+		if opt.Progress != nil {
+			opt.Progress(Progress{Done: done, Total: len(jobs), Embedded: sum.Embedded, Elapsed: time.Since(start)})
+		}
+		return nil
+	}
+
 	// Decoders run ahead of inference, bounded to two batches in flight so that memory stays
 	// bounded however many files there are.
 	todo := make(chan job)
@@ -222,7 +320,7 @@ func embedAll(w *collection.Writer, load ModelFunc, jobs []job, opt Options, sum
 		go func() {
 			defer wg.Done()
 			for j := range todo {
-				out <- prepare(w, m, j, opt)
+				out <- prepare(w, m, j)
 			}
 		}()
 	}
@@ -243,58 +341,6 @@ func embedAll(w *collection.Writer, load ModelFunc, jobs []job, opt Options, sum
 		for range out {
 		}
 	}()
-
-	var batch []prepared
-	done := 0
-	flush := func() error {
-		var inputs []float32
-		for _, p := range batch {
-			if p.input != nil {
-				inputs = append(inputs, p.input...)
-			}
-		}
-		var vecs []float32
-		if len(inputs) > 0 {
-			var err error
-			if vecs, err = m.Run(inputs); err != nil {
-				return err
-			}
-		}
-		var b collection.Batch
-		dim, next := m.Dim(), 0
-		for _, p := range batch {
-			if p.replace {
-				b.Delete = append(b.Delete, p.file.ID)
-			}
-			switch {
-			case p.err != nil:
-				sum.Failed = append(sum.Failed, Failure{p.file.Path, p.err.Error()})
-				if p.replace {
-					sum.Changed--
-					sum.Removed++
-				} else {
-					sum.Added--
-				}
-				continue
-			case p.reused != nil:
-				b.Add = append(b.Add, collection.Row{ID: p.file.ID, State: p.state, Vector: p.reused})
-				sum.Reused++
-			default:
-				b.Add = append(b.Add, collection.Row{ID: p.file.ID, State: p.state, Vector: vecs[next*dim : (next+1)*dim]})
-				next++
-				sum.Embedded++
-			}
-		}
-		if err := w.Apply(b); err != nil {
-			return err
-		}
-		done += len(batch)
-		batch = batch[:0]
-		if opt.Progress != nil {
-			opt.Progress(Progress{Done: done, Total: len(jobs), Embedded: sum.Embedded, Elapsed: time.Since(start)})
-		}
-		return nil
-	}
 	for p := range out {
 		batch = append(batch, p)
 		if len(batch) == opt.Batch {
@@ -311,7 +357,7 @@ func embedAll(w *collection.Writer, load ModelFunc, jobs []job, opt Options, sum
 
 // prepare reads, hashes and decodes a job's file into a model input, unless the log holds its
 // vector already.
-func prepare(w *collection.Writer, m *embed.Model, j job, opt Options) prepared {
+func prepare(w *collection.Writer, m *embed.Model, j job) prepared {
 	p := prepared{job: j}
 	if row, ok := w.Reused(j.file.ID, j.file.Size, j.file.MtimeNS); ok && (j.hash == nil || *j.hash == row.State.SHA256) {
 		p.reused, p.state = row.Vector, row.State

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/sha1"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +26,21 @@ func copyPhoto(t *testing.T, dir, rel, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func summaryOf(t *testing.T, out string) ingestSummary {
+	t.Helper()
+	var s ingestSummary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("summary %q: %v", out, err)
+	}
+	return s
+}
+
+// ingestSummary is the JSON summary update, add and remove print.
+type ingestSummary struct {
+	Added, Changed, Removed, Unchanged, Embedded, Reused int
+	Failed                                               []struct{ Path, Error string }
 }
 
 // TestCollectionDamagedLog flips a byte of the first of three committed records: verify, query
@@ -78,5 +95,82 @@ func TestVerifyJSONLog(t *testing.T) {
 	}
 	if !res.Log.Exists || res.Log.Commits != 2 || res.Log.Rows != 1 || res.Log.AddedRows != 1 {
 		t.Fatalf("verify --json log report: %+v", *res.Log)
+	}
+}
+
+// TestUpdateRefusedNames checks that a file whose name is not UTF-8, and two files with one id,
+// are listed as failed with the reason while the rest of the folder is indexed.
+func TestUpdateRefusedNames(t *testing.T) {
+	dir, idx := t.TempDir(), filepath.Join(t.TempDir(), "c.simidx")
+	copyPhoto(t, dir, "good.jpg", "rocket.jpg")
+	copyPhoto(t, dir, "caf\xe9.jpg", "coffee_cmyk.jpg")
+	data, _ := os.ReadFile(filepath.Join(images, "wood.webp"))
+	sha := fmt.Sprintf("%x", sha1.Sum(data))
+	copyPhoto(t, dir, sha[:2]+"/"+sha[2:4]+"/"+sha+".webp", "wood.webp")
+	copyPhoto(t, dir, sha+".webp", "wood.webp")
+	s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, "--model", model, dir))
+	if s.Added != 1 || s.Embedded != 1 || len(s.Failed) != 3 {
+		t.Fatalf("%+v", s)
+	}
+	for _, f := range s.Failed {
+		if !strings.Contains(f.Error, "UTF-8") && !strings.Contains(f.Error, "one id") {
+			t.Errorf("%s failed with %q", f.Path, f.Error)
+		}
+	}
+	// And again: the rest stays indexed, nothing is embedded.
+	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx)); s.Unchanged != 1 || s.Embedded != 0 || len(s.Failed) != 3 {
+		t.Fatalf("second update: %+v", s)
+	}
+}
+
+// TestAddFailures checks that add --replace with a file that is not an image keeps the id's row,
+// that the others are added and replaced, and that the exit status says some failed.
+func TestAddFailures(t *testing.T) {
+	dir, idx := t.TempDir(), filepath.Join(t.TempDir(), "c.simidx")
+	a := copyPhoto(t, dir, "a.jpg", "rocket.jpg")
+	b := copyPhoto(t, dir, "b.png", "coffee.png")
+	mustRun(t, "update", "--index", idx, "--model", model, dir)
+	before := collectionState(t, idx)["a.jpg"]
+	copyPhoto(t, dir, "a.jpg", "broken_truncated.jpg")
+	copyPhoto(t, dir, "b.png", "wood.webp")
+	c := copyPhoto(t, dir, "c.gif", "astronaut.gif")
+	out, errs, code := simsearch(t, "add", "--index", idx, "--replace", "--json", a, b, c)
+	s := summaryOf(t, out)
+	if code == 0 || !strings.Contains(errs, "could not be added") {
+		t.Fatalf("add with a file that failed: exit %d, %s", code, errs)
+	}
+	if s.Changed != 1 || s.Added != 1 || s.Removed != 0 || len(s.Failed) != 1 || s.Failed[0].Path != a || !strings.Contains(s.Failed[0].Error, "kept") {
+		t.Fatalf("%+v", s)
+	}
+	if after := collectionState(t, idx)["a.jpg"]; before == nil || !slices.Equal(after, before) {
+		t.Fatal("the row of the file that failed is gone or changed")
+	}
+	// Every file failing: the same, nothing added.
+	if _, errs, code := simsearch(t, "add", "--index", idx, filepath.Join(images, "broken_text.jpg"), filepath.Join(dir, "nosuch.jpg")); code == 0 || !strings.Contains(errs, "2 of the files") {
+		t.Fatalf("add of files that all fail: exit %d, %s", code, errs)
+	}
+}
+
+// TestUpdateUnreadableFolder replaces a subfolder by a broken link (an unmounted disk): its rows
+// stay, and the summary says so.
+func TestUpdateUnreadableFolder(t *testing.T) {
+	dir, idx := t.TempDir(), filepath.Join(t.TempDir(), "c.simidx")
+	copyPhoto(t, dir, "a.jpg", "rocket.jpg")
+	copyPhoto(t, dir, "trip/b.jpg", "coffee_cmyk.jpg")
+	copyPhoto(t, dir, "trip/c.png", "coffee.png")
+	mustRun(t, "update", "--index", idx, "--model", model, dir)
+	if err := os.Rename(filepath.Join(dir, "trip"), filepath.Join(t.TempDir(), "trip")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(t.TempDir(), "unmounted"), filepath.Join(dir, "trip")); err != nil {
+		t.Fatal(err)
+	}
+	s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx))
+	if s.Removed != 0 || s.Unchanged != 3 || len(s.Failed) != 1 || !strings.Contains(s.Failed[0].Error, "kept") {
+		t.Fatalf("%+v", s)
+	}
+	var in indexInfo
+	if err := json.Unmarshal([]byte(mustRun(t, "info", "--json", idx)), &in); err != nil || in.Count != 3 {
+		t.Fatalf("%+v, %v", in, err)
 	}
 }

@@ -56,7 +56,12 @@ Ids are paths relative to the folder ("2024/beach 1.jpg"); in the seed's object-
 with 'convert --root' is updated without embedding again what it holds.
 
 Interrupted (a crash, kill -9, power loss), it leaves the index as it was, and the next update
-goes on from where it stopped: every batch it embedded is kept in the change log.
+goes on from where it stopped: every batch it embedded is kept in the change log, whatever runs
+in between (a remove, a compact, an update that fails), until a call adds it.
+
+Files that cannot be embedded are listed under "failed" and left out; the rest carries on. A
+subfolder that cannot be read, or a broken link, is reported and the rows of the files under it
+are kept as they were.
 
 Examples:
    simsearch update --index photos.simidx --model mobilenet.onnx ~/Pictures   # the first time
@@ -124,17 +129,17 @@ func runUpdate(c *cli.Context) error {
 		return fmt.Errorf("--exif-transpose is chosen when an index is created: %s was made without it", path)
 	}
 	start := time.Now()
-	files, err := folder.Walk(root, walkOptions(c))
+	l, err := folder.Walk(root, walkOptions(c))
 	if err != nil {
 		return err
 	}
 	walk := time.Since(start)
 	bar := newRateProgress(c.App.ErrWriter, "update")
-	sum, err := ingest.Update(w, lazyModel(c, path, meta, &model, w.Dim()), files, ingest.Options{Batch: c.Int("batch"), Progress: bar.update})
+	sum, err := ingest.Update(w, lazyModel(c, path, meta, &model, w.Dim()), l, ingest.Options{Batch: c.Int("batch"), Progress: bar.update})
 	if err != nil {
 		return err
 	}
-	return finish(c, w, sum, fmt.Sprintf("%d files in %s (walked in %.2fs)", len(files), root, walk.Seconds()))
+	return finish(c, w, sum, fmt.Sprintf("%d files in %s (walked in %.2fs)", len(l.Files), root, walk.Seconds()), false)
 }
 
 func sameDir(a, b string) bool {
@@ -144,11 +149,7 @@ func sameDir(a, b string) bool {
 }
 
 func walkOptions(c *cli.Context) folder.Options {
-	return folder.Options{
-		Hidden:  c.Bool("hidden"),
-		Exclude: c.StringSlice("exclude"),
-		Warn:    func(p string, err error) { fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %v\n", err) },
-	}
+	return folder.Options{Hidden: c.Bool("hidden"), Exclude: c.StringSlice("exclude")}
 }
 
 // lazyModel loads the model the index records (or the flags name) the first time there is
@@ -212,8 +213,9 @@ func decodeAsRecorded(meta index.Meta) {
 	pil.SetDefaults(o)
 }
 
-// finish commits, compacts when the log has grown enough, and prints the summary.
-func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what string) error {
+// finish commits, compacts when the log has grown enough, and prints the summary. With
+// failIfAny, a failed file makes the call's exit status non-zero once the summary is printed.
+func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what string, failIfAny bool) error {
 	if err := w.Commit(); err != nil {
 		return err
 	}
@@ -228,8 +230,15 @@ func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what strin
 	for _, f := range sum.Failed {
 		fmt.Fprintf(c.App.ErrWriter, "simsearch: not indexed: %s\n", f.Error)
 	}
+	var failed error
+	if failIfAny && len(sum.Failed) > 0 {
+		failed = fmt.Errorf("%d of the files given could not be added (listed above); the others are committed", len(sum.Failed))
+	}
 	if c.Bool("json") {
-		return json.NewEncoder(c.App.Writer).Encode(sum)
+		if err := json.NewEncoder(c.App.Writer).Encode(sum); err != nil {
+			return err
+		}
+		return failed
 	}
 	fmt.Fprintf(c.App.ErrWriter, "%s: %d added, %d changed, %d removed, %d unchanged; %d embedded", what, sum.Added, sum.Changed, sum.Removed, sum.Unchanged, sum.Embedded)
 	if sum.Reused > 0 {
@@ -243,7 +252,7 @@ func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what strin
 		fmt.Fprint(c.App.ErrWriter, ", index compacted")
 	}
 	fmt.Fprintln(c.App.ErrWriter)
-	return nil
+	return failed
 }
 
 // rateProgress reports a call's progress on stderr: count, rate and time left. On a terminal it
