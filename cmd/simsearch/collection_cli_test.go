@@ -43,6 +43,9 @@ type ingestSummary struct {
 	Failed                                               []struct{ Path, Error string }
 }
 
+// missingModel names a model file that does not exist: a call that needs no model still works.
+func missingModel(t *testing.T) string { return filepath.Join(t.TempDir(), "nosuch.onnx") }
+
 // TestCollectionDamagedLog flips a byte of the first of three committed records: verify, query
 // and update must report the damage with the file and the offset (not take it for a torn tail
 // and silently drop the two commits after it), and leave the log as it is.
@@ -172,5 +175,28 @@ func TestUpdateUnreadableFolder(t *testing.T) {
 	var in indexInfo
 	if err := json.Unmarshal([]byte(mustRun(t, "info", "--json", idx)), &in); err != nil || in.Count != 3 {
 		t.Fatalf("%+v, %v", in, err)
+	}
+}
+
+// TestUpdateRemembersFailures checks that an unchanged folder with a broken photo does not need
+// the model (the failure is remembered, and reported), that --retry-failed tries again, and that
+// a fixed photo is embedded.
+func TestUpdateRemembersFailures(t *testing.T) {
+	dir, idx := t.TempDir(), filepath.Join(t.TempDir(), "c.simidx")
+	copyPhoto(t, dir, "a.jpg", "rocket.jpg")
+	copyPhoto(t, dir, "b.jpg", "broken_truncated.jpg")
+	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, "--model", model, dir)); s.Added != 1 || len(s.Failed) != 1 {
+		t.Fatalf("%+v", s)
+	}
+	s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, "--model", missingModel(t)))
+	if s.Unchanged != 1 || len(s.Failed) != 1 || !strings.Contains(s.Failed[0].Error, "unchanged since") {
+		t.Fatalf("unchanged folder: %+v", s)
+	}
+	if _, errs, code := simsearch(t, "update", "--index", idx, "--model", missingModel(t), "--retry-failed"); code == 0 || !strings.Contains(errs, "nosuch.onnx") {
+		t.Fatalf("--retry-failed did not need the model: exit %d, %s", code, errs)
+	}
+	copyPhoto(t, dir, "b.jpg", "coffee_cmyk.jpg")
+	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx)); s.Added != 1 || s.Embedded != 1 || len(s.Failed) != 0 {
+		t.Fatalf("after the photo was fixed: %+v", s)
 	}
 }

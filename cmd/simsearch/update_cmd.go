@@ -59,9 +59,10 @@ Interrupted (a crash, kill -9, power loss), it leaves the index as it was, and t
 goes on from where it stopped: every batch it embedded is kept in the change log, whatever runs
 in between (a remove, a compact, an update that fails), until a call adds it.
 
-Files that cannot be embedded are listed under "failed" and left out; the rest carries on. A
-subfolder that cannot be read, or a broken link, is reported and the rows of the files under it
-are kept as they were.
+Files that cannot be embedded are listed under "failed" and left out; the rest carries on. They
+are remembered (INDEX.failed) and not read again while they stay the same (size, modification
+and status-change time): --retry-failed tries them anyway. A subfolder that cannot be read, or a
+broken link, is reported and the rows of the files under it are kept as they were.
 
 Examples:
    simsearch update --index photos.simidx --model mobilenet.onnx ~/Pictures   # the first time
@@ -70,6 +71,7 @@ Examples:
 		Flags: append(append(append(changeFlags(), walkFlags()...),
 			&cli.BoolFlag{Name: "exif-transpose", Usage: "when creating the index: turn images upright by their EXIF orientation (the Python pipeline does not)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
+			&cli.BoolFlag{Name: "retry-failed", Usage: "try again the files that failed before, even if they have not changed"},
 		), append(modelFlags(false), decodeFlags()...)...),
 		Before: applyDecodeFlags,
 		Action: runUpdate,
@@ -135,7 +137,8 @@ func runUpdate(c *cli.Context) error {
 	}
 	walk := time.Since(start)
 	bar := newRateProgress(c.App.ErrWriter, "update")
-	sum, err := ingest.Update(w, lazyModel(c, path, meta, &model, w.Dim()), l, ingest.Options{Batch: c.Int("batch"), Progress: bar.update})
+	opt := ingest.Options{Batch: c.Int("batch"), Progress: bar.update, RetryFailed: c.Bool("retry-failed")}
+	sum, err := ingest.Update(w, lazyModel(c, path, meta, &model, w.Dim()), l, opt)
 	if err != nil {
 		return err
 	}
@@ -216,7 +219,7 @@ func decodeAsRecorded(meta index.Meta) {
 // finish commits, compacts when the log has grown enough, and prints the summary. With
 // failIfAny, a failed file makes the call's exit status non-zero once the summary is printed.
 func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what string, failIfAny bool) error {
-	if err := w.Commit(); err != nil {
+	if err := ingest.Commit(w, sum); err != nil {
 		return err
 	}
 	written := w.Written()
