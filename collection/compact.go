@@ -39,6 +39,9 @@ func (w *Writer) Compact() error {
 		return err
 	}
 	meta.SortedIDs, meta.Created = true, ""
+	if w.root != "" {
+		meta.Root = w.root
+	}
 	rank := compactRank(st.base)
 	iw, err := index.Create(w.path, dim, false)
 	if err != nil {
@@ -94,7 +97,7 @@ func (w *Writer) Compact() error {
 		closeFile(w.log)
 	}
 	st.base.Close()
-	w.st, w.log = nil, nil
+	w.st, w.log, w.root = nil, nil, ""
 	if err := w.open(nil); err != nil {
 		return err
 	}

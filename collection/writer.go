@@ -34,6 +34,7 @@ type Writer struct {
 	pca     *prune.Section
 	spare   map[reuseKey]spareRow
 	forgot  map[reuseKey]bool // spare rows ForgetReusable dropped, across a compaction's reopen
+	root    string            // a root for the next compaction to record; "" for none
 }
 
 type reuseKey struct {
@@ -480,10 +481,17 @@ func (w *Writer) Commit() error {
 // Written returns the bytes this writer appended to the log (compaction not included).
 func (w *Writer) Written() int64 { return w.written }
 
+// SetRoot records root as the folder the collection's ids are relative to, in the base's
+// metadata: the next Compact writes it (NeedsCompaction reports true until then).
+func (w *Writer) SetRoot(root string) { w.root = root }
+
 // NeedsCompaction reports whether the log has grown enough, next to the base, that folding it
 // into a new base is worth its cost: a log over a tenth of the base's bytes, or deleted rows
-// over a tenth of the base's rows.
+// over a tenth of the base's rows; or whether SetRoot asks for a new base.
 func (w *Writer) NeedsCompaction() bool {
+	if w.root != "" {
+		return true
+	}
 	if w.st.logEnd <= logHeaderSize {
 		return false
 	}

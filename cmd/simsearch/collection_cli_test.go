@@ -154,6 +154,29 @@ func TestAddFailures(t *testing.T) {
 	}
 }
 
+// TestUpdateRemembersFailures checks that an unchanged folder with a broken photo does not need
+// the model (the failure is remembered, and reported), that --retry-failed tries again, and that
+// a fixed photo is embedded.
+func TestUpdateRemembersFailures(t *testing.T) {
+	dir, idx := t.TempDir(), filepath.Join(t.TempDir(), "c.simidx")
+	copyPhoto(t, dir, "a.jpg", "rocket.jpg")
+	copyPhoto(t, dir, "b.jpg", "broken_truncated.jpg")
+	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, "--model", model, dir)); s.Added != 1 || len(s.Failed) != 1 {
+		t.Fatalf("%+v", s)
+	}
+	s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, "--model", missingModel(t)))
+	if s.Unchanged != 1 || len(s.Failed) != 1 || !strings.Contains(s.Failed[0].Error, "unchanged since") {
+		t.Fatalf("unchanged folder: %+v", s)
+	}
+	if _, errs, code := simsearch(t, "update", "--index", idx, "--model", missingModel(t), "--retry-failed"); code == 0 || !strings.Contains(errs, "nosuch.onnx") {
+		t.Fatalf("--retry-failed did not need the model: exit %d, %s", code, errs)
+	}
+	copyPhoto(t, dir, "b.jpg", "coffee_cmyk.jpg")
+	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx)); s.Added != 1 || s.Embedded != 1 || len(s.Failed) != 0 {
+		t.Fatalf("after the photo was fixed: %+v", s)
+	}
+}
+
 // TestUpdateUnreadableFolder replaces a subfolder by a broken link (an unmounted disk): its rows
 // stay, and the summary says so.
 func TestUpdateUnreadableFolder(t *testing.T) {
@@ -178,25 +201,36 @@ func TestUpdateUnreadableFolder(t *testing.T) {
 	}
 }
 
-// TestUpdateRemembersFailures checks that an unchanged folder with a broken photo does not need
-// the model (the failure is remembered, and reported), that --retry-failed tries again, and that
-// a fixed photo is embedded.
-func TestUpdateRemembersFailures(t *testing.T) {
-	dir, idx := t.TempDir(), filepath.Join(t.TempDir(), "c.simidx")
-	copyPhoto(t, dir, "a.jpg", "rocket.jpg")
-	copyPhoto(t, dir, "b.jpg", "broken_truncated.jpg")
-	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, "--model", model, dir)); s.Added != 1 || len(s.Failed) != 1 {
+// TestUpdateGivesRootlessIndexItsFolder converts shards without --root, then names the folder to
+// update: a folder that lacks some of the index's ids is refused; the right one is recorded,
+// nothing is embedded again, and later updates need no folder.
+func TestUpdateGivesRootlessIndexItsFolder(t *testing.T) {
+	store, tmp := t.TempDir(), t.TempDir()
+	for _, n := range []string{"rocket.jpg", "coffee.png", "wood.webp"} {
+		copyPhoto(t, store, n, n)
+	}
+	shards, idx := filepath.Join(tmp, "shards"), filepath.Join(tmp, "c.simidx")
+	mustRun(t, "extract", store, "-o", shards, "--model", model)
+	mustRun(t, "convert", shards, "-o", idx)
+	wrong := t.TempDir()
+	copyPhoto(t, wrong, "rocket.jpg", "rocket.jpg")
+	if _, errs, code := simsearch(t, "update", "--index", idx, wrong); code == 0 || !strings.Contains(errs, "not files of") {
+		t.Fatalf("a folder without the index's ids: exit %d, %s", code, errs)
+	}
+	copyPhoto(t, store, "new.gif", "astronaut.gif")
+	s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, store))
+	if s.Unchanged != 3 || s.Added != 1 || s.Embedded != 1 {
 		t.Fatalf("%+v", s)
 	}
-	s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx, "--model", missingModel(t)))
-	if s.Unchanged != 1 || len(s.Failed) != 1 || !strings.Contains(s.Failed[0].Error, "unchanged since") {
-		t.Fatalf("unchanged folder: %+v", s)
+	var in indexInfo
+	if err := json.Unmarshal([]byte(mustRun(t, "info", "--json", idx)), &in); err != nil || in.Meta.Root == "" || in.Count != 4 {
+		t.Fatalf("info after: %+v, %v", in, err)
 	}
-	if _, errs, code := simsearch(t, "update", "--index", idx, "--model", missingModel(t), "--retry-failed"); code == 0 || !strings.Contains(errs, "nosuch.onnx") {
-		t.Fatalf("--retry-failed did not need the model: exit %d, %s", code, errs)
+	if !sameDir(in.Meta.Root, store) {
+		t.Fatalf("recorded root %s, want %s", in.Meta.Root, store)
 	}
-	copyPhoto(t, dir, "b.jpg", "coffee_cmyk.jpg")
-	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx)); s.Added != 1 || s.Embedded != 1 || len(s.Failed) != 0 {
-		t.Fatalf("after the photo was fixed: %+v", s)
+	if s := summaryOf(t, mustRun(t, "update", "--json", "--index", idx)); s.Unchanged != 4 || s.Embedded != 0 {
+		t.Fatalf("update without the folder: %+v", s)
 	}
+	mustRun(t, "verify", idx)
 }

@@ -64,6 +64,10 @@ are remembered (INDEX.failed) and not read again while they stay the same (size,
 and status-change time): --retry-failed tries them anyway. A subfolder that cannot be read, or a
 broken link, is reported and the rows of the files under it are kept as they were.
 
+An index without a folder (converted from shards without --root) is given one by naming it:
+every id of the index must then be a file of the folder, and the folder is recorded in the index
+file at the compaction that ends the call.
+
 Examples:
    simsearch update --index photos.simidx --model mobilenet.onnx ~/Pictures   # the first time
    simsearch update --index photos.simidx                                     # from then on
@@ -121,10 +125,17 @@ func runUpdate(c *cli.Context) error {
 	}
 	defer w.Close()
 	root := meta.Root
-	if root == "" {
-		return fmt.Errorf("%s records no photo folder (it was converted from shards without --root): use add, or convert again with --root", path)
-	}
-	if dir != "" && !sameDir(dir, root) {
+	adopt := root == ""
+	switch {
+	case adopt && dir == "":
+		return fmt.Errorf("%s records no photo folder (it was converted from shards without --root): name it (update --index %s PHOTO_DIR), or use add", path, path)
+	case adopt && c.Bool("no-compact"):
+		return usageError(c, "recording %s as the folder of %s rewrites the index file: leave out --no-compact", dir, path)
+	case adopt:
+		if root, err = filepath.Abs(dir); err != nil {
+			return err
+		}
+	case dir != "" && !sameDir(dir, root):
 		return fmt.Errorf("%s is the index of %s, not of %s: use another index for another folder", path, root, dir)
 	}
 	if c.Bool("exif-transpose") && create == nil && !meta.ExifTranspose {
@@ -136,13 +147,45 @@ func runUpdate(c *cli.Context) error {
 		return err
 	}
 	walk := time.Since(start)
+	if adopt {
+		if err := checkAdoption(w, l, path, root); err != nil {
+			return err
+		}
+		w.SetRoot(root)
+	}
 	bar := newRateProgress(c.App.ErrWriter, "update")
 	opt := ingest.Options{Batch: c.Int("batch"), Progress: bar.update, RetryFailed: c.Bool("retry-failed")}
 	sum, err := ingest.Update(w, lazyModel(c, path, meta, &model, w.Dim()), l, opt)
 	if err != nil {
 		return err
 	}
-	return finish(c, w, sum, fmt.Sprintf("%d files in %s (walked in %.2fs)", len(l.Files), root, walk.Seconds()), false)
+	what := fmt.Sprintf("%d files in %s (walked in %.2fs)", len(l.Files), root, walk.Seconds())
+	if adopt {
+		what += "; recording it as the index's folder"
+	}
+	return finish(c, w, sum, what, false)
+}
+
+// checkAdoption checks that the folder root can be the folder of the index at path, which
+// records none: every id of the index is a file of it, so that recording it deletes nothing.
+func checkAdoption(w *collection.Writer, l folder.Listing, path, root string) error {
+	live, err := w.States()
+	if err != nil {
+		return err
+	}
+	for _, f := range l.Files {
+		delete(live, f.ID)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	var example string
+	for id := range live {
+		if example == "" || id < example {
+			example = id
+		}
+	}
+	return fmt.Errorf("%s records no photo folder, and %d of its ids are not files of %s (%q is not): not taking it as the index's folder (is it the right one?)", path, len(live), root, example)
 }
 
 func sameDir(a, b string) bool {
