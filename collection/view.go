@@ -123,10 +123,9 @@ type logState struct {
 	logExists bool     // a log for this base exists (else none, or a stale one)
 	stale     bool     // a log for another base is there
 	logEnd    int64    // where the last commit ends
-	spanEnd   int64    // where the last commit or abort ends: what follows is the tail
+	spanEnd   int64    // where the last commit or abort ends: records after it are a tail (pending)
 	intact    int64    // where the intact records end (≥ spanEnd); torn bytes follow
 	seq       uint64
-	tail      []op // the records of the tail: a call that has not committed, or died
 	// spare lists the rows of add records that are not part of the collection: in spans that an
 	// abort voided and in the tail (a stale log's are all of its uncommitted ones). Writers offer
 	// them for reuse: embedding work that is never thrown away.
@@ -216,7 +215,6 @@ func readLogState(ix *index.Index, f *os.File, spare bool) (*logState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	st.tail = pending
 	if spare {
 		st.spare = appendRows(st.spare, pending)
 	}

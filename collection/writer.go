@@ -172,7 +172,7 @@ func (w *Writer) prepare() ([]byte, error) {
 	}
 	w.ready = true
 	if st.spanEnd < st.intact {
-		st.tail, st.spanEnd = nil, st.intact
+		st.spanEnd = st.intact
 		return record(abortBody()), nil
 	}
 	return nil, nil
