@@ -105,8 +105,7 @@ func (w *Writer) Compact() error {
 		return nil
 	}
 	if len(w.spare) > 0 {
-		_, err := w.prepare()
-		return err
+		return w.makeReady() // a new log holding them
 	}
 	closeFile(w.st.file)
 	w.st.file = nil

@@ -219,7 +219,9 @@ type op struct {
 // where the intact records end: a record that runs past the end of the file or whose checksum
 // fails ends them, and what follows is the torn tail of an interrupted append, which readers
 // ignore, unless a valid commit record follows it: then the log is damaged (a committed record
-// changed on disk), and scanLog says so rather than lose what was committed after it.
+// changed on disk: a commit is appended only once every record before it is synced, so a crash
+// cannot leave a bad record before one), and scanLog says so rather than lose what was committed
+// after it.
 //
 // sigWidth is the width of the base PCA section's signatures, 0 when the base has none this
 // package reads (the signatures of add records are then ignored).

@@ -132,7 +132,7 @@ func (w *Writer) open(create *NewBase) error {
 }
 
 // prepare readies the log for this writer's first records and returns the records to write
-// before them. The log is only ever appended to: a version-1 log is first copied whole under a
+// before them (the writer is ready once they are appended). The log is only ever appended to: a version-1 log is first copied whole under a
 // version-2 header (the records keep their offsets), torn bytes after the intact records are
 // cut, and a tail of uncommitted records is closed by an abort record, so that this writer's
 // commit does not commit them while their rows stay in the log for reuse. A stale log (of an
@@ -170,12 +170,26 @@ func (w *Writer) prepare() ([]byte, error) {
 		w.log, w.end, st.file, st.version, st.size = f, end, f, LogVersion, end
 		st.logExists, st.stale, st.logEnd, st.spanEnd, st.intact = true, false, logHeaderSize, end, end
 	}
-	w.ready = true
 	if st.spanEnd < st.intact {
-		st.spanEnd = st.intact
 		return record(abortBody()), nil
 	}
 	return nil, nil
+}
+
+// makeReady makes the log ready for this writer's records, if it is not yet: see prepare.
+func (w *Writer) makeReady() error {
+	if w.ready {
+		return nil
+	}
+	prefix, err := w.prepare()
+	if err == nil && prefix != nil {
+		err = w.append(prefix)
+	}
+	if err != nil {
+		return err
+	}
+	w.ready, w.st.spanEnd = true, w.end
+	return nil
 }
 
 // newLog writes a new log for the current base under a temporary name, its header then what
@@ -373,6 +387,7 @@ func (w *Writer) Apply(b Batch) error {
 	if len(b.Delete)+len(b.Touch)+len(b.Add) == 0 {
 		return nil
 	}
+	// The first append also carries prepare's records (an abort), so that it costs one fsync.
 	var buf []byte
 	if !w.ready {
 		var err error
@@ -380,6 +395,7 @@ func (w *Writer) Apply(b Batch) error {
 			return err
 		}
 	}
+	prefix := int64(len(buf))
 	var ops []op
 	if len(b.Delete) > 0 {
 		buf = append(buf, record(deleteBody(b.Delete))...)
@@ -395,8 +411,12 @@ func (w *Writer) Apply(b Batch) error {
 		buf = append(buf, rec...)
 		ops = append(ops, op{kind: recAddSig, rows: refs})
 	}
+	start := w.end
 	if err := w.append(buf); err != nil {
 		return err
+	}
+	if !w.ready {
+		w.ready, w.st.spanEnd = true, start+prefix
 	}
 	for _, o := range ops {
 		if err := w.st.apply(o); err != nil {
@@ -444,11 +464,15 @@ func (w *Writer) encodeAdd(rows []Row, at int64) ([]byte, []rowRef) {
 	return record(body), refs
 }
 
+// append writes buf at the end of the log and syncs it. On an error, what it may have written is
+// cut, so that the next append does not follow it.
 func (w *Writer) append(buf []byte) error {
-	if _, err := w.log.WriteAt(buf, w.end); err != nil {
-		return fmt.Errorf("%s: %w", LogPath(w.path), err)
+	_, err := w.log.WriteAt(buf, w.end)
+	if err == nil {
+		err = w.log.Sync()
 	}
-	if err := w.log.Sync(); err != nil {
+	if err != nil {
+		w.log.Truncate(w.end)
 		return fmt.Errorf("%s: %w", LogPath(w.path), err)
 	}
 	w.end += int64(len(buf))
