@@ -132,11 +132,12 @@ func (w *Writer) open(create *NewBase) error {
 }
 
 // prepare readies the log for this writer's first records and returns the records to write
-// before them (the writer is ready once they are appended). The log is only ever appended to: a version-1 log is first copied whole under a
-// version-2 header (the records keep their offsets), torn bytes after the intact records are
-// cut, and a tail of uncommitted records is closed by an abort record, so that this writer's
-// commit does not commit them while their rows stay in the log for reuse. A stale log (of an
-// older base) is replaced by a new log that holds its uncommitted rows, aborted.
+// before them (the writer is ready once they are appended). The log is only ever appended to:
+// a version-1 log is first copied whole under a version-2 header (the records keep their
+// offsets), torn bytes after the intact records are cut, and a tail of uncommitted records is
+// closed by an abort record, so that this writer's commit does not commit them while their rows
+// stay in the log for reuse. A stale log (of an older base) is replaced by a new log that holds
+// its uncommitted rows, aborted.
 func (w *Writer) prepare() ([]byte, error) {
 	st := w.st
 	switch {

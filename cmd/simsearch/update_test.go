@@ -295,33 +295,47 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	const wantKills = 20
 	states := map[string]int{}
 	kills, midEmbedding, trials := 0, 0, 0
-	for trial := 0; kills < wantKills; trial++ {
+	// Until 20 kills, and kills that caught a call before its commit and after it.
+	for trial := 0; kills < wantKills || states["old"] == 0 || states["new"] == 0; trial++ {
 		trials++
 		if trial == 4*wantKills {
-			t.Fatalf("%d trials killed only %d calls while they ran", trial, kills)
+			t.Fatalf("%d trials killed %d calls while they ran, in states %v: the trial timing is off", trial, kills, states)
 		}
 		var args []string
+		embeds := 0 // photos the call embeds, at least
 		kind := trial % 5
 		switch kind {
 		case 0, 1, 4:
-			f.add(4 + f.r.IntN(4))
+			embeds = len(f.add(4 + f.r.IntN(4)))
 			f.remove(f.r.IntN(2))
 			f.modify(f.r.IntN(2), false)
 			f.modify(f.r.IntN(2), true)
 			args = []string{"update", "--index", path, "--batch", "2"}
 		case 2:
 			args = []string{"add", "--index", path, "--batch", "2"}
-			for _, rel := range f.add(3 + f.r.IntN(4)) {
+			for _, rel := range f.add(4 + f.r.IntN(4)) {
 				args = append(args, filepath.Join(f.root, rel))
+				embeds++
 			}
 		case 3:
 			args = append([]string{"remove", "--index", path}, f.remove(1+f.r.IntN(2))...)
 		}
 		after := f.snapshot()
-		// Most kills wait until the call has made a batch durable, then fall within the next
-		// few batches; the others fall anywhere in a call's span.
-		killed := killChild(t, path, args, kind != 3 && trial%3 != 2, span, f.r)
+		// Most kills fall mid-embedding: once the log holds some of the call's rows, before its
+		// last batch (-batch 2). Every fourth falls around the end: in the last batch, the commit
+		// or the compaction. Those of remove fall anywhere in a call's span.
+		rows, late := 0, time.Duration(0)
+		switch {
+		case embeds > 0 && trial%4 == 3:
+			rows, late = embeds-1, time.Duration(f.r.Int64N(int64(span/4)))
+		case embeds > 0:
+			rows = 1 + f.r.IntN(embeds-2)
+		}
+		killed := killChild(t, path, args, rows, late, span, f.r)
 		rep, state := check(trial, args[0]+" killed", after)
+		if killed && rows > 0 && late == 0 && state == "old" && rep.Reusable < rows {
+			t.Fatalf("trial %d: %s killed after it logged %d rows, but the log offers %d for reuse", trial, args[0], rows, rep.Reusable)
+		}
 		if !killed { // it finished first: not a kill
 			if state != "new" {
 				t.Fatalf("trial %d: %s finished but the index holds the state before it", trial, args[0])
@@ -338,7 +352,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 			switch midEmbedding % 5 {
 			case 1: // killed again while resuming
 				what = "second kill"
-				killChild(t, path, []string{"update", "--index", path, "--batch", "2"}, true, span, f.r)
+				killChild(t, path, []string{"update", "--index", path, "--batch", "2"}, 1, 0, span, f.r)
 			case 2:
 				what = "refused remove"
 				if _, _, code := simsearch(t, "remove", "--index", path, "nosuch.jpg"); code == 0 {
@@ -376,18 +390,15 @@ func TestCrashAtAnyInstant(t *testing.T) {
 		before = after
 	}
 	t.Logf("%d kills in %d trials: states %v, %d of them with embedded rows left in the log (a call takes about %v)", kills, trials, states, midEmbedding, span)
-	if states["old"] == 0 || states["new"] == 0 {
-		t.Errorf("the kills never caught a call before (%d) or after (%d) its commit: the trial timing is off", states["old"], states["new"])
-	}
 	if midEmbedding < kills/2 {
 		t.Errorf("only %d of %d kills left embedded rows in the log: the kills do not land mid-embedding", midEmbedding, kills)
 	}
 }
 
-// killChild runs args in a child process and kills it (kill -9): once it has appended a row to
-// the log at path (afterBatch) and then within the next few batches, or at a random instant of
-// span. It reports whether the kill caught the process running.
-func killChild(t *testing.T, path string, args []string, afterBatch bool, span time.Duration, r *rand.Rand) bool {
+// killChild runs args in a child process and kills it (kill -9): once the log at path has grown
+// by rows rows (of 1,280 floats; deletions are far smaller) and then after late, or with rows 0
+// at a random instant of span. It reports whether the kill caught the process running.
+func killChild(t *testing.T, path string, args []string, rows int, late, span time.Duration, r *rand.Rand) bool {
 	t.Helper()
 	size := func() int64 {
 		fi, err := os.Stat(path + ".log")
@@ -409,12 +420,10 @@ func killChild(t *testing.T, path string, args []string, afterBatch bool, span t
 			return true
 		}
 	}
-	if afterBatch {
-		// A row is 1,280 floats: a log grown by more holds one (deletions are far smaller).
-		deadline := time.Now().Add(3 * span)
-		for size() < start+4*1280 && time.Now().Before(deadline) && wait(time.Millisecond) {
+	if rows > 0 {
+		for size() < start+int64(rows)*4*1280 && wait(time.Millisecond) {
 		}
-		wait(time.Duration(r.Int64N(int64(span / 5))))
+		wait(late)
 	} else {
 		wait(time.Duration(r.Int64N(int64(span))))
 	}
