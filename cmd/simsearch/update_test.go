@@ -322,18 +322,21 @@ func TestCrashAtAnyInstant(t *testing.T) {
 		}
 		after := f.snapshot()
 		// Most kills fall mid-embedding: once the log holds some of the call's rows, before its
-		// last batch (-batch 2). Every fourth falls around the end: in the last batch, the commit
-		// or the compaction. Those of remove fall anywhere in a call's span.
-		rows, late := 0, time.Duration(0)
+		// last batch (-batch 2). Every fourth falls in the compaction that follows a commit, if
+		// the call compacts. Those of remove fall anywhere in a call's span.
+		rows := 0
 		switch {
 		case embeds > 0 && trial%4 == 3:
-			rows, late = embeds-1, time.Duration(f.r.Int64N(int64(span/4)))
+			rows = inCompaction
 		case embeds > 0:
 			rows = 1 + f.r.IntN(embeds-2)
 		}
-		killed := killChild(t, path, args, rows, late, span, f.r)
+		killed := killChild(t, path, args, rows, span, f.r)
 		rep, state := check(trial, args[0]+" killed", after)
-		if killed && rows > 0 && late == 0 && state == "old" && rep.Reusable < rows {
+		switch {
+		case killed && rows == inCompaction && state != "new":
+			t.Fatalf("trial %d: %s killed while compacting, but the index does not hold its commit", trial, args[0])
+		case killed && rows > 0 && state == "old" && rep.Reusable < rows:
 			t.Fatalf("trial %d: %s killed after it logged %d rows, but the log offers %d for reuse", trial, args[0], rows, rep.Reusable)
 		}
 		if !killed { // it finished first: not a kill
@@ -352,7 +355,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 			switch midEmbedding % 5 {
 			case 1: // killed again while resuming
 				what = "second kill"
-				killChild(t, path, []string{"update", "--index", path, "--batch", "2"}, 1, 0, span, f.r)
+				killChild(t, path, []string{"update", "--index", path, "--batch", "2"}, 1, span, f.r)
 			case 2:
 				what = "refused remove"
 				if _, _, code := simsearch(t, "remove", "--index", path, "nosuch.jpg"); code == 0 {
@@ -395,10 +398,14 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	}
 }
 
-// killChild runs args in a child process and kills it (kill -9): once the log at path has grown
-// by rows rows (of 1,280 floats; deletions are far smaller) and then after late, or with rows 0
-// at a random instant of span. It reports whether the kill caught the process running.
-func killChild(t *testing.T, path string, args []string, rows int, late, span time.Duration, r *rand.Rand) bool {
+// inCompaction asks killChild to kill once the call writes a new index file (compaction).
+const inCompaction = -1
+
+// killChild runs args in a child process and kills it (kill -9): as soon as the log at path has
+// grown by rows rows (of 1,280 floats; deletions are far smaller), or with rows inCompaction as
+// soon as the call starts writing a new index file, or with rows 0 at a random instant of span.
+// It reports whether the kill caught the process running.
+func killChild(t *testing.T, path string, args []string, rows int, span time.Duration, r *rand.Rand) bool {
 	t.Helper()
 	size := func() int64 {
 		fi, err := os.Stat(path + ".log")
@@ -406,6 +413,10 @@ func killChild(t *testing.T, path string, args []string, rows int, late, span ti
 			return 0
 		}
 		return fi.Size()
+	}
+	compacting := func() bool {
+		tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+		return len(tmp) > 0
 	}
 	start := size()
 	cmd := startChild(t, args...)
@@ -420,11 +431,14 @@ func killChild(t *testing.T, path string, args []string, rows int, late, span ti
 			return true
 		}
 	}
-	if rows > 0 {
+	switch {
+	case rows == inCompaction:
+		for !compacting() && wait(time.Millisecond) {
+		}
+	case rows > 0:
 		for size() < start+int64(rows)*4*1280 && wait(time.Millisecond) {
 		}
-		wait(late)
-	} else {
+	default:
 		wait(time.Duration(r.Int64N(int64(span))))
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
