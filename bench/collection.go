@@ -70,7 +70,7 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 			ids = append(ids, files[i].ID)
 		}
 		t, b, err := timedCall(base, func(w *collection.Writer) error {
-			_, err := ingest.Add(w, func() (*embed.Model, error) { return m, nil }, files, false, ingest.Options{})
+			_, err := ingest.Add(w, func() (*embed.Model, error) { return m, nil }, folder.Listing{Files: files}, false, ingest.Options{})
 			return err
 		})
 		if err != nil {
@@ -189,11 +189,11 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 			return err
 		}
 		start := time.Now()
-		files, err := folder.Walk(tree, folder.Options{})
+		l, err := folder.Walk(tree, folder.Options{})
 		if err != nil {
 			return err
 		}
-		s, err := ingest.Update(w, func() (*embed.Model, error) { return nil, fmt.Errorf("nothing should be embedded") }, files, ingest.Options{})
+		s, err := ingest.Update(w, func() (*embed.Model, error) { return nil, fmt.Errorf("nothing should be embedded") }, l, ingest.Options{})
 		if err == nil {
 			err = w.Commit()
 		}
@@ -331,7 +331,8 @@ func benchPhotos(dir string, n int) ([]folder.File, error) {
 			return nil, err
 		}
 	}
-	return folder.Walk(dir, folder.Options{})
+	l, err := folder.Walk(dir, folder.Options{})
+	return l.Files, err
 }
 
 func copyFile(src, dst string) error {
@@ -361,7 +362,7 @@ func makeTree(root string, n int) error {
 // indexTree makes an index of the tree's files with their current states (dim 8: the walk's cost
 // does not depend on the vectors).
 func indexTree(root, path string) error {
-	files, err := folder.Walk(root, folder.Options{})
+	l, err := folder.Walk(root, folder.Options{})
 	if err != nil {
 		return err
 	}
@@ -371,7 +372,7 @@ func indexTree(root, path string) error {
 	}
 	defer w.Close()
 	var b collection.Batch
-	for _, f := range files {
+	for _, f := range l.Files {
 		b.Add = append(b.Add, collection.Row{ID: f.ID, State: collection.FileState{Size: f.Size, MtimeNS: f.MtimeNS}, Vector: make([]float32, 8)})
 	}
 	if err := w.Apply(b); err != nil {

@@ -49,8 +49,8 @@ func bruteForce(rows map[string][]float32, q []float32, k int) []Result {
 }
 
 // sawPCA records that some checked view had a PCA section (written by compaction), so that the
-// pruned path was checked too.
-var sawPCA bool
+// pruned path was checked too; sawAddedPCA that its added rows were pruned as well.
+var sawPCA, sawAddedPCA bool
 
 func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Rand) {
 	t.Helper()
@@ -108,6 +108,18 @@ func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Ran
 			if v.pca != nil {
 				sawPCA = true
 			}
+			if v.pca != nil && len(v.addIDs) > 0 {
+				// The added rows have signatures on the base's basis, and a pruned search of
+				// them takes the pruned path.
+				if v.addPCA == nil {
+					t.Fatal("a view whose base has a PCA section holds its added rows without signatures")
+				}
+				_, ast, err := prune.SearchBatch(v.added, v.Dim(), v.addPCA, q, prune.Request{K: 7, MaxDistance: prune.NoLimit, Scan: prune.Pruned})
+				if err != nil || ast[0].Path != "pruned" {
+					t.Fatalf("pruned search of the added rows: %v, %v", ast, err)
+				}
+				sawAddedPCA = true
+			}
 			if !slices.Equal(res[0], exp) {
 				t.Fatalf("query %v, scan %v:\n got %v\nwant %v", q, scan, res[0], exp)
 			}
@@ -131,11 +143,15 @@ func checkView(t *testing.T, path string, want map[string][]float32, r *rand.Ran
 
 // TestRandomChanges applies random additions, deletions and replacements, committed or
 // abandoned (a crash), with compactions in between, and checks after each step that the
-// collection holds exactly the committed rows and answers queries as a fresh build would.
+// collection holds exactly the committed rows and answers queries as a fresh build would, and
+// that every abandoned row is offered for reuse until a call adds it: by the next writer, by
+// writers after it that did other things, across compactions.
 func TestRandomChanges(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	path := filepath.Join(t.TempDir(), "c.simidx")
 	want := map[string][]float32{}
+	wantState := map[string]FileState{}
+	abandoned := map[reuseKey]Row{} // rows of calls that did not commit
 	w, err := OpenWriter(path, &NewBase{Dim: testDim})
 	if err != nil {
 		t.Fatal(err)
@@ -147,22 +163,28 @@ func TestRandomChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pending := maps(want)
+		checkReusable(t, w, abandoned, wantState)
+		pending, pendingState := maps(want), mapsOf(wantState)
 		var appended []Row
+		taken := map[string]bool{}
 		for range 1 + r.IntN(3) {
 			var b Batch
 			ids := keys(pending)
 			for _, id := range ids {
+				if taken[id] {
+					continue // a reused row stays, so that the call's commit adds it
+				}
 				switch r.IntN(6) {
 				case 0:
 					b.Delete = append(b.Delete, id)
 					delete(pending, id)
+					delete(pendingState, id)
 				case 1: // replaced: a changed file
 					b.Delete = append(b.Delete, id)
 					v := randomVector(r)
 					next++
 					b.Add = append(b.Add, Row{ID: id, Vector: v, State: FileState{Size: int64(next)}})
-					pending[id] = v
+					pending[id], pendingState[id] = v, FileState{Size: int64(next)}
 				}
 			}
 			for range r.IntN(12) {
@@ -170,7 +192,23 @@ func TestRandomChanges(t *testing.T) {
 				next++
 				v := randomVector(r)
 				b.Add = append(b.Add, Row{ID: id, Vector: v, State: FileState{Size: int64(next), MtimeNS: 7}})
-				pending[id] = v
+				pending[id], pendingState[id] = v, FileState{Size: int64(next), MtimeNS: 7}
+			}
+			// Now and then a row an abandoned call embedded, as update would take it.
+			for _, k := range sortedKeys(abandoned) {
+				a := abandoned[k]
+				if s, live := wantState[k.id]; live && s == a.State {
+					continue // in the collection: not offered
+				}
+				if _, present := pending[k.id]; !present && r.IntN(3) == 0 {
+					row, ok := w.Reused(k.id, k.size, k.mtime)
+					if !ok {
+						t.Fatalf("step %d: abandoned row %q not offered", step, k.id)
+					}
+					b.Add = append(b.Add, row)
+					pending[k.id], pendingState[k.id] = a.Vector, a.State
+					taken[k.id] = true
+				}
 			}
 			if err := w.Apply(b); err != nil {
 				t.Fatal(err)
@@ -178,31 +216,28 @@ func TestRandomChanges(t *testing.T) {
 			appended = append(appended, b.Add...)
 		}
 		switch step % 5 {
-		case 4: // crash: nothing committed; the next writer finds the rows for reuse
+		case 4: // crash: nothing committed
 			w.Close()
-			w2, err := OpenWriter(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			for _, a := range appended {
-				row, ok := w2.Reused(a.ID, a.State.Size, a.State.MtimeNS)
-				if !ok || !slices.Equal(row.Vector, a.Vector) || row.State != a.State {
-					t.Fatalf("step %d: the abandoned row %q is not offered for reuse", step, a.ID)
-				}
+				abandoned[reuseKey{a.ID, a.State.Size, a.State.MtimeNS}] = a
 			}
-			if w2.ReusableRows() != len(appended) {
-				t.Fatalf("step %d: %d rows offered for reuse, %d were appended", step, w2.ReusableRows(), len(appended))
-			}
-			w2.Close()
 		default:
 			if err := w.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			want = pending
-			if step%7 == 6 || w.NeedsCompaction() {
+			want, wantState = pending, pendingState
+			if step%7 == 6 {
 				if err := w.Compact(); err != nil {
 					t.Fatal(err)
 				}
+				// Compaction carries over the rows that are not in the collection; the others
+				// are in the new base, and the log that held them is gone.
+				for k, a := range abandoned {
+					if s, live := wantState[k.id]; live && s == a.State {
+						delete(abandoned, k)
+					}
+				}
+				checkReusable(t, w, abandoned, wantState)
 			}
 			w.Close()
 		}
@@ -211,6 +246,51 @@ func TestRandomChanges(t *testing.T) {
 	if !sawPCA {
 		t.Error("no compacted base had a PCA section: the pruned path was never checked")
 	}
+	if !sawAddedPCA {
+		t.Error("no view pruned its added rows")
+	}
+}
+
+// checkReusable checks that w offers for reuse exactly the abandoned rows that the collection
+// does not hold (with that file state: a row taken for reuse and replaced since is offered again).
+func checkReusable(t *testing.T, w *Writer, abandoned map[reuseKey]Row, live map[string]FileState) {
+	t.Helper()
+	n := 0
+	for k, a := range abandoned {
+		row, ok := w.Reused(k.id, k.size, k.mtime)
+		if s, in := live[k.id]; in && s == a.State {
+			if ok {
+				t.Fatalf("the row %q, in the collection, is offered for reuse", k.id)
+			}
+			continue
+		}
+		n++
+		if !ok || !slices.Equal(row.Vector, a.Vector) || row.State != a.State {
+			t.Fatalf("the abandoned row %q is not offered for reuse (%v)", k.id, ok)
+		}
+	}
+	if w.ReusableRows() != n {
+		t.Fatalf("%d rows offered for reuse, %d abandoned rows are not in the collection", w.ReusableRows(), n)
+	}
+}
+
+func sortedKeys(m map[reuseKey]Row) []reuseKey {
+	ks := make([]reuseKey, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, func(a, b reuseKey) int {
+		return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(a.size, b.size), cmp.Compare(a.mtime, b.mtime))
+	})
+	return ks
+}
+
+func mapsOf(m map[string]FileState) map[string]FileState {
+	out := make(map[string]FileState, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 func maps(m map[string][]float32) map[string][]float32 {

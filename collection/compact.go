@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 
 	"simsearch/index"
 	"simsearch/prune"
@@ -13,63 +15,73 @@ import (
 const compactChunk = 4096
 
 // Compact folds the committed log into a new base holding every live row sorted by id, with
-// their file states in a Files section, and renames it over the old base; the log, now stale,
-// is removed. Readers with the old base mapped keep it until they release it. A crash at any
-// point leaves either the old base with its log or the new base (with a stale log that readers
-// ignore and the next writer replaces). The writer stays usable.
+// their file states in a Files section, and renames it over the old base. The rows stream from
+// the old base's mapping and the log file, a chunk at a time. Readers with the old base mapped
+// keep it until they release it. Rows of uncommitted records (embedding work of calls that did
+// not finish) are carried over into a new log for the new base; without any, the log is removed.
+// A crash at any point leaves either the old base with its log or the new base (with a stale
+// log that readers ignore and the next writer takes the uncommitted rows from). The writer stays
+// usable.
 //
-// The pruned search's PCA section is fitted anew to the live rows (package prune: deterministic,
-// so the same rows give the same bytes as convert would write for them).
+// The pruned search's PCA section is fitted anew to the live rows with the rank of the old
+// base's section (package prune: deterministic, so the same rows give the same bytes as convert
+// would write for them). A base without one keeps none when it was written so (version 2, with
+// rows: convert --pca-rank 0); an empty base or a version-1 file gets prune.DefaultRank.
 func (w *Writer) Compact() error {
 	if w.dirty {
 		return errors.New("collection: compacting with uncommitted changes")
 	}
-	st, err := readLogState(w.st.base)
+	st := w.st
+	dim := w.Dim()
+	n := st.base.Len() - st.deleted + len(st.adds)
+	meta, err := st.base.Meta()
 	if err != nil {
 		return err
 	}
-	v, err := st.view()
-	if err != nil {
-		return err
-	}
-	meta := v.meta
 	meta.SortedIDs, meta.Created = true, ""
-	iw, err := index.Create(w.path, v.Dim(), false)
+	if w.root != "" {
+		meta.Root = w.root
+	}
+	rank := compactRank(st.base)
+	iw, err := index.Create(w.path, dim, false)
 	if err != nil {
 		return err
 	}
 	defer iw.Abort()
 	iw.SetMeta(meta)
-	dim := v.Dim()
-	files := make([]byte, 0, v.Len()*stateSize)
-	ids := make([]string, 0, compactChunk)
-	rows := make([]float32, 0, compactChunk*dim)
+	files := make([]byte, 0, n*stateSize)
 	var state [stateSize]byte
 	var sampler *prune.Sampler
-	if v.Len() > 0 {
-		sampler = prune.NewSampler(v.Len(), dim)
+	if n > 0 && rank > 0 {
+		sampler = prune.NewSampler(n, dim)
 	}
-	err = v.Each(func(id string, s FileState, vec []float32) error {
-		sampler.Add(vec)
-		putState(state[:], s)
-		files = append(files, state[:]...)
-		ids, rows = append(ids, id), append(rows, vec...)
-		if len(ids) < compactChunk {
-			return nil
+	err = st.each(func(ids []string, states []FileState, rows []float32) error {
+		if sampler != nil {
+			sampler.Add(rows)
 		}
-		err := iw.Append(ids, rows)
-		ids, rows = ids[:0], rows[:0]
-		return err
+		for _, s := range states {
+			putState(state[:], s)
+			files = append(files, state[:]...)
+		}
+		return iw.Append(ids, rows)
 	})
-	if err == nil && len(ids) > 0 {
-		err = iw.Append(ids, rows)
-	}
 	if err != nil {
 		return err
 	}
 	iw.AddSection(index.SectionFiles, filesVersion, files)
 	if sampler != nil {
-		sec, err := pcaSection(v, sampler)
+		b, err := sampler.Fit(rank)
+		if err != nil {
+			return err
+		}
+		width := b.Width()
+		sec := &prune.Section{Basis: b, Rows: make([]float32, n*width)}
+		r := 0
+		err = st.each(func(ids []string, _ []FileState, rows []float32) error {
+			sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(rows, sec.Rows[r*width:]))
+			r += len(ids)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -78,31 +90,122 @@ func (w *Writer) Compact() error {
 	if err := iw.Commit(); err != nil {
 		return err
 	}
+	// The old log is stale now: its committed records are in the new base. Reopening reads its
+	// uncommitted rows; prepare carries them into a new log.
+	closeFile(st.file)
+	if w.log != st.file {
+		closeFile(w.log)
+	}
+	st.base.Close()
+	w.st, w.log, w.root = nil, nil, ""
+	if err := w.open(nil); err != nil {
+		return err
+	}
+	if !w.st.stale {
+		return nil
+	}
+	if len(w.spare) > 0 {
+		return w.makeReady() // a new log holding them
+	}
+	closeFile(w.st.file)
+	w.st.file = nil
 	if err := os.Remove(LogPath(w.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if w.log != nil {
-		w.log.Close()
-	}
-	w.st.base.Close()
-	w.log, w.st = nil, nil
-	return w.open(nil)
+	return nil
 }
 
-// pcaSection fits the pruned search's basis to the rows the sampler saw (the view's live rows in
-// id order, as the new base stores them) and projects every row on it.
-func pcaSection(v *View, sampler *prune.Sampler) (*prune.Section, error) {
-	b, err := sampler.Fit(prune.DefaultRank)
-	if err != nil {
-		return nil, err
+// compactRank is the rank of the PCA section a compaction of base writes; 0 for none.
+func compactRank(base *index.Index) int {
+	if s, err := prune.FromIndex(base); err == nil && s != nil {
+		return s.Basis.Rank
 	}
-	w := b.Width()
-	sec := &prune.Section{Basis: b, Rows: make([]float32, v.Len()*w)}
-	r := 0
-	err = v.Each(func(_ string, _ FileState, vec []float32) error {
-		sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(vec, sec.Rows[r*w:(r+1)*w]))
-		r++
-		return nil
-	})
-	return sec, err
+	if _, _, ok := base.Section(index.SectionPCA); ok {
+		return prune.DefaultRank // damaged, or of a version this build does not read
+	}
+	if base.FormatVersion() >= 2 && base.Len() > 0 {
+		return 0
+	}
+	return prune.DefaultRank
+}
+
+// each calls fn with the live rows in increasing id order, compactChunk at a time: ids, file
+// states and the rows, row-major (valid during the call). Added rows are read from the log.
+func (st *logState) each(fn func(ids []string, states []FileState, rows []float32) error) error {
+	base := st.base
+	dim := base.Dim()
+	order := make([]int, 0, base.Len()-st.deleted)
+	ids := make([]string, base.Len())
+	for r := range ids {
+		id, err := base.ID(r)
+		if err != nil {
+			return err
+		}
+		ids[r] = id
+		if !st.isDeleted(r) {
+			order = append(order, r)
+		}
+	}
+	if !st.sorted {
+		slices.SortFunc(order, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
+	}
+	added := make([]string, 0, len(st.adds))
+	for id := range st.adds {
+		added = append(added, id)
+	}
+	slices.Sort(added)
+
+	chunkIDs := make([]string, 0, compactChunk)
+	states := make([]FileState, 0, compactChunk)
+	rows := make([]float32, 0, compactChunk*dim)
+	var refs []rowRef // added rows of the chunk
+	var at []int      // their places in it
+	var tmp []float32
+	flush := func() error {
+		if len(refs) > 0 {
+			tmp = slices.Grow(tmp[:0], len(refs)*dim)[:len(refs)*dim]
+			if err := readVectors(st.file, refs, func(r rowRef) int64 { return r.vec }, dim, tmp); err != nil {
+				return err
+			}
+			for k, i := range at {
+				copy(rows[i*dim:(i+1)*dim], tmp[k*dim:(k+1)*dim])
+			}
+		}
+		err := fn(chunkIDs, states, rows)
+		chunkIDs, states, rows, refs, at = chunkIDs[:0], states[:0], rows[:0], refs[:0], at[:0]
+		return err
+	}
+	a := 0
+	next := func() (id string, fromBase bool, r int) {
+		switch {
+		case len(order) > 0 && (a == len(added) || ids[order[0]] < added[a]):
+			r, order = order[0], order[1:]
+			return ids[r], true, r
+		default:
+			a++
+			return added[a-1], false, 0
+		}
+	}
+	for len(order) > 0 || a < len(added) {
+		id, fromBase, r := next()
+		chunkIDs = append(chunkIDs, id)
+		if fromBase {
+			states = append(states, st.baseState(r, id))
+			rows = append(rows, base.Row(r)...)
+		} else {
+			ref := st.adds[id]
+			states = append(states, ref.State)
+			at, refs = append(at, len(chunkIDs)-1), append(refs, ref)
+			rows = rows[:len(rows)+dim] // filled by flush
+		}
+		if len(chunkIDs) == compactChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(chunkIDs) > 0 {
+		return flush()
+	}
+	return nil
 }

@@ -21,10 +21,11 @@ type Result struct {
 // Search returns, for each query (row-major, Dim floats each), its nearest live rows, nearest
 // first: the req.K nearest, or with req.MaxDistance those within it (the K nearest of them when K
 // is set too). The base is searched with its PCA section when it has one (the pruned exact
-// search; req.Scan chooses), the rows added by the log by a full scan beside it. Rows at equal
-// squared distance are ordered by id, so that an updated collection answers exactly as a fresh
-// build whose rows are sorted by id. Without a log the base's own order (by row) breaks ties, as
-// a plain index search does. Each query's Stats add up its parts.
+// search; req.Scan chooses), and the rows added by the log beside it, with their signatures on
+// the same basis. Rows at equal squared distance are ordered by id, so that an updated
+// collection answers exactly as a fresh build whose rows are sorted by id. Without a log the
+// base's own order (by row) breaks ties, as a plain index search does. Each query's Stats add up
+// its parts.
 func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune.Stats, error) {
 	dim := v.Dim()
 	if len(queries) == 0 || len(queries)%dim != 0 {
@@ -48,7 +49,7 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 		if len(v.addIDs) > 0 {
 			r := req
 			r.Exclude, r.Workers = nil, 1
-			added, addStats, addErr = prune.SearchBatch(v.added, dim, nil, queries, r)
+			added, addStats, addErr = prune.SearchBatch(v.added, dim, v.addPCA, queries, r)
 		}
 	}()
 	if v.base.Len() > v.deleted {

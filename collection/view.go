@@ -6,9 +6,13 @@
 package collection
 
 import (
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -24,8 +28,9 @@ import (
 func LogPath(path string) string { return path + ".log" }
 
 // View is a consistent snapshot of a collection: the mapped base with a deletion bitset, and the
-// rows added by the log as one contiguous block sorted by id. It is immutable; methods are safe
-// for concurrent use until Release drops the last reference.
+// rows added by the log as one contiguous block sorted by id, with their signatures on the base's
+// PCA basis beside them so that the pruned search covers them too. It is immutable; methods are
+// safe for concurrent use until Release drops the last reference.
 type View struct {
 	path  string
 	base  *index.Index
@@ -43,6 +48,7 @@ type View struct {
 
 	pca    *prune.Section // the base's PCA section, for the pruned search; nil: none
 	pcaErr error          // a damaged PCA section: only a full scan may answer
+	addPCA *prune.Section // the added rows' signatures on pca's basis; nil when pca is
 
 	logEnd int64  // bytes of the log through its last commit; 0 without a log
 	seq    uint64 // the last commit's number
@@ -66,17 +72,22 @@ func Open(path string) (*View, error) {
 		if err != nil {
 			return nil, err
 		}
-		st, err := readLogState(ix)
+		f, err := openLog(path, os.O_RDONLY)
+		var st *logState
+		if err == nil {
+			st, err = readLogState(ix, f, false)
+		}
 		after, serr := os.Stat(path)
 		if serr == nil && !os.SameFile(before, after) && attempt < 10 {
+			closeFile(f)
 			ix.Close()
 			continue
 		}
-		if err != nil {
-			ix.Close()
-			return nil, err
+		var v *View
+		if err == nil {
+			v, err = st.view()
 		}
-		v, err := st.view()
+		closeFile(f) // the view holds what it needs of the log in memory
 		if err != nil {
 			ix.Close()
 			return nil, err
@@ -85,74 +96,149 @@ func Open(path string) (*View, error) {
 	}
 }
 
-// logState is a base and its log, read: the committed state and the uncommitted tail.
+// openLog opens the change log of the base at path, or returns nil if there is none.
+func openLog(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(LogPath(path), flag, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return f, err
+}
+
+func closeFile(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
+}
+
+// logState is a base and its log, read: the committed state, and what lies after it.
 type logState struct {
 	*replay
 	ident     Identity
-	logExists bool // a log for this base exists (else none, or a stale one)
-	stale     bool // a log for another base is there
-	logEnd    int64
-	intact    int64 // where the intact records end (≥ logEnd)
+	pca       *prune.Section // the base's PCA section; nil: none (or damaged: pcaErr)
+	pcaErr    error
+	file      *os.File // the log the rows are read from; nil without one
+	size      int64    // the log's size when read
+	version   int      // the log's format version
+	logExists bool     // a log for this base exists (else none, or a stale one)
+	stale     bool     // a log for another base is there
+	logEnd    int64    // where the last commit ends
+	spanEnd   int64    // where the last commit or abort ends: records after it are a tail (pending)
+	intact    int64    // where the intact records end (≥ spanEnd); torn bytes follow
 	seq       uint64
-	tail      []op // records after the last commit
+	// spare lists the rows of add records that are not part of the collection: in spans that an
+	// abort voided and in the tail (a stale log's are all of its uncommitted ones). Writers offer
+	// them for reuse: embedding work that is never thrown away.
+	spare []rowRef
 }
 
-func readLogState(ix *index.Index) (*logState, error) {
+// readLogState reads the log f (nil: none) of base ix. With spare, it also gathers the rows of
+// the uncommitted records (of a stale log, too), for a writer.
+func readLogState(ix *index.Index, f *os.File, spare bool) (*logState, error) {
 	rp, err := newReplay(ix)
 	if err != nil {
 		return nil, err
 	}
-	st := &logState{replay: rp, ident: identityOf(ix.Header())}
-	b, err := os.ReadFile(LogPath(ix.Path()))
-	if errors.Is(err, fs.ErrNotExist) {
+	st := &logState{replay: rp, ident: identityOf(ix.Header()), file: f}
+	st.pca, st.pcaErr = prune.FromIndex(ix)
+	if f == nil {
 		return st, nil
 	}
+	name := f.Name()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	id, dim, err := parseLogHeader(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", LogPath(ix.Path()), err)
+	st.size = fi.Size()
+	head := make([]byte, logHeaderSize)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
 	}
+	id, dim, version, err := parseLogHeader(head[:n])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	st.version = version
 	if id != st.ident {
 		st.stale = true
+		if spare && dim == ix.Dim() {
+			// Its committed records are in the base (a compaction wrote it); what it did not
+			// commit is embedding work to keep. A damaged stale log gives what precedes the damage.
+			var pending []op
+			scanLog(f, st.size, version, dim, 0, func(o op, _, _ int64) error {
+				switch o.kind {
+				case recCommit:
+					pending = pending[:0]
+				case recAbort:
+					st.spare = appendRows(st.spare, pending)
+					pending = pending[:0]
+				default:
+					pending = append(pending, o)
+				}
+				return nil
+			})
+			st.spare = appendRows(st.spare, pending)
+		}
 		return st, nil
 	}
 	if dim != ix.Dim() {
-		return nil, fmt.Errorf("%s: %w: rows of dim %d, the base holds dim %d", LogPath(ix.Path()), ErrFormat, dim, ix.Dim())
+		return nil, fmt.Errorf("%s: %w: rows of dim %d, the base holds dim %d", name, ErrFormat, dim, ix.Dim())
 	}
-	st.logExists, st.logEnd = true, logHeaderSize
+	sigWidth := 0
+	if st.pca != nil {
+		sigWidth = st.pca.Basis.Width()
+	}
+	st.logExists, st.logEnd, st.spanEnd = true, logHeaderSize, logHeaderSize
 	var pending []op
-	st.intact, err = scanLog(b, dim, func(o op, end int64) error {
-		if o.kind != recCommit {
-			pending = append(pending, o)
-			return nil
-		}
-		for _, p := range pending {
-			if err := st.apply(p); err != nil {
-				return fmt.Errorf("%w: %v", ErrFormat, err)
+	st.intact, err = scanLog(f, st.size, version, dim, sigWidth, func(o op, _, end int64) error {
+		switch o.kind {
+		case recCommit:
+			for _, p := range pending {
+				if err := st.apply(p); err != nil {
+					return fmt.Errorf("%w: %v", ErrFormat, err)
+				}
 			}
+			pending = pending[:0]
+			st.logEnd, st.spanEnd, st.seq = end, end, o.seq
+		case recAbort:
+			if spare {
+				st.spare = appendRows(st.spare, pending)
+			}
+			pending = pending[:0]
+			st.spanEnd = end
+		default:
+			pending = append(pending, o)
 		}
-		pending = pending[:0]
-		st.logEnd, st.seq = end, o.seq
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", LogPath(ix.Path()), err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	st.tail = pending
+	if spare {
+		st.spare = appendRows(st.spare, pending)
+	}
 	return st, nil
+}
+
+// appendRows appends the rows of the add records among ops.
+func appendRows(dst []rowRef, ops []op) []rowRef {
+	for _, o := range ops {
+		dst = append(dst, o.rows...)
+	}
+	return dst
 }
 
 // replay applies log records to a base.
 type replay struct {
 	base    *index.Index
+	files   []byte         // the base's Files section, nil if none
 	sorted  bool           // the base's rows are in id order
 	baseRow map[string]int // built on first use when not sorted
 	del     []uint64
 	deleted int
 	touch   map[string]FileState
-	adds    map[string]Row
+	adds    map[string]rowRef
 }
 
 func newReplay(ix *index.Index) (*replay, error) {
@@ -160,7 +246,11 @@ func newReplay(ix *index.Index) (*replay, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &replay{base: ix, sorted: meta.SortedIDs, touch: map[string]FileState{}, adds: map[string]Row{}}, nil
+	files, err := filesSection(ix)
+	if err != nil {
+		return nil, err
+	}
+	return &replay{base: ix, files: files, sorted: meta.SortedIDs, touch: map[string]FileState{}, adds: map[string]rowRef{}}, nil
 }
 
 // row returns the live base row with this id, or -1. A base sorted by id is searched in place
@@ -207,7 +297,7 @@ func (r *replay) live(id string) bool {
 
 func (r *replay) apply(o op) error {
 	switch o.kind {
-	case recAdd:
+	case recAdd, recAddSig:
 		for _, row := range o.rows {
 			if r.live(row.ID) {
 				return fmt.Errorf("add of id %q, which is present", row.ID)
@@ -247,34 +337,141 @@ func (r *replay) apply(o op) error {
 	return nil
 }
 
-// view freezes the committed state into a View.
+// stateOf returns the file state of the live row id.
+func (r *replay) stateOf(id string) (FileState, bool) {
+	if a, ok := r.adds[id]; ok {
+		return a.State, true
+	}
+	i := r.row(id)
+	if i < 0 {
+		return FileState{}, false
+	}
+	return r.baseState(i, id), true
+}
+
+// baseState is the file state of base row i, whose id is id.
+func (r *replay) baseState(i int, id string) FileState {
+	if s, ok := r.touch[id]; ok {
+		return s
+	}
+	if r.files != nil {
+		return getState(r.files[i*stateSize:])
+	}
+	return FileState{}
+}
+
+// view freezes the committed state into a View: the added rows are read from the log into one
+// block, the only copy of them in memory.
 func (st *logState) view() (*View, error) {
 	meta, err := st.base.Meta()
 	if err != nil {
 		return nil, err
 	}
-	files, err := filesSection(st.base)
-	if err != nil {
-		return nil, err
-	}
 	dim := st.base.Dim()
-	v := &View{path: st.base.Path(), base: st.base, ident: st.ident, meta: meta, files: files,
-		del: st.del, deleted: st.deleted, baseTouch: st.touch, logEnd: st.logEnd, seq: st.seq}
+	v := &View{path: st.base.Path(), base: st.base, ident: st.ident, meta: meta, files: st.files,
+		del: st.del, deleted: st.deleted, baseTouch: st.touch, logEnd: st.logEnd, seq: st.seq,
+		pca: st.pca, pcaErr: st.pcaErr}
 	v.addIDs = make([]string, 0, len(st.adds))
 	for id := range st.adds {
 		v.addIDs = append(v.addIDs, id)
 	}
 	slices.SortFunc(v.addIDs, strings.Compare)
+	refs := make([]rowRef, len(v.addIDs))
 	v.addStates = make([]FileState, len(v.addIDs))
-	v.added = make([]float32, len(v.addIDs)*dim)
 	for i, id := range v.addIDs {
-		row := st.adds[id]
-		v.addStates[i] = row.State
-		copy(v.added[i*dim:], row.Vector)
+		refs[i] = st.adds[id]
+		v.addStates[i] = refs[i].State
 	}
-	v.pca, v.pcaErr = prune.FromIndex(st.base)
+	v.added = make([]float32, len(refs)*dim)
+	if err := readVectors(st.file, refs, func(r rowRef) int64 { return r.vec }, dim, v.added); err != nil {
+		return nil, err
+	}
+	if st.pca != nil && len(refs) > 0 {
+		if v.addPCA, err = st.signatures(refs, v.added); err != nil {
+			return nil, err
+		}
+	}
 	v.refs.Store(1)
 	return v, nil
+}
+
+// signatures returns the added rows' signatures on the base's basis: read from the log where
+// the writer stored them, computed for the rows of records without (a version-1 log's).
+func (st *logState) signatures(refs []rowRef, rows []float32) (*prune.Section, error) {
+	b := st.pca.Basis
+	w, dim := b.Width(), b.Dim
+	sec := &prune.Section{Basis: b, Rows: make([]float32, len(refs)*w)}
+	var stored, missing []int
+	for i, r := range refs {
+		if r.sig != 0 {
+			stored = append(stored, i)
+			sec.MaxNorm = max(sec.MaxNorm, r.norm)
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	sub := make([]rowRef, len(stored))
+	for k, i := range stored {
+		sub[k] = refs[i]
+	}
+	got := make([]float32, len(stored)*w)
+	if err := readVectors(st.file, sub, func(r rowRef) int64 { return r.sig }, w, got); err != nil {
+		return nil, err
+	}
+	for k, i := range stored {
+		copy(sec.Rows[i*w:(i+1)*w], got[k*w:(k+1)*w])
+	}
+	if len(missing) > 0 {
+		in, out := make([]float32, len(missing)*dim), make([]float32, len(missing)*w)
+		for k, i := range missing {
+			copy(in[k*dim:], rows[i*dim:(i+1)*dim])
+		}
+		sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(in, out))
+		for k, i := range missing {
+			copy(sec.Rows[i*w:(i+1)*w], out[k*w:(k+1)*w])
+		}
+	}
+	return sec, nil
+}
+
+// readVectors reads n float32 values at at(refs[i]) of f into dst[i*n:], in file order, one read
+// for each run of rows that lie close together (a batch's rows do).
+func readVectors(f io.ReaderAt, refs []rowRef, at func(rowRef) int64, n int, dst []float32) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	order := make([]int, len(refs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(at(refs[a]), at(refs[b])) })
+	const window = 1 << 20
+	row := int64(4 * n)
+	var buf []byte
+	for lo := 0; lo < len(order); {
+		start := at(refs[order[lo]])
+		hi := lo + 1
+		for hi < len(order) && at(refs[order[hi]])+row-start <= max(window, row) {
+			hi++
+		}
+		need := at(refs[order[hi-1]]) + row - start
+		if int64(cap(buf)) < need {
+			buf = make([]byte, need)
+		}
+		buf = buf[:need]
+		if _, err := f.ReadAt(buf, start); err != nil {
+			return fmt.Errorf("reading the change log: %w", err)
+		}
+		for _, i := range order[lo:hi] {
+			b := buf[at(refs[i])-start:]
+			d := dst[i*n : (i+1)*n]
+			for c := range d {
+				d[c] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*c:]))
+			}
+		}
+		lo = hi
+	}
+	return nil
 }
 
 // Path returns the base file's path.

@@ -175,7 +175,7 @@ func verifyCommand() *cli.Command {
 		Name:        "verify",
 		Usage:       "check an index file's checksums and contents",
 		ArgsUsage:   "INDEX...",
-		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, the PCA section against the rows, and its change log INDEX.log (every\nrecord's checksum, ids unique across the index and the log). Exits non-zero if any file is\ndamaged. --json prints one {\"path\", \"ok\", \"error\"} object per file.\n\nExample:\n   simsearch verify photos.simidx",
+		Description: "Reads each INDEX whole: section checksums, id offsets and encoding, duplicate ids,\nfinite values, metadata, the PCA section against the rows, and its change log INDEX.log (every\nrecord's checksum, ids unique across the index and the log). Exits non-zero if any file is\ndamaged. --json prints one {\"path\", \"ok\", \"error\", \"log\"} object per file (\"log\": what the\nchange log holds, as the text output reports it).\n\nExample:\n   simsearch verify photos.simidx",
 		Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print one JSON object per file"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -190,6 +190,8 @@ func verifyCommand() *cli.Command {
 					if err != nil {
 						res["error"] = err.Error()
 						failed++
+					} else {
+						res["log"] = rep
 					}
 					if err := enc.Encode(res); err != nil {
 						return err
@@ -205,8 +207,11 @@ func verifyCommand() *cli.Command {
 				if rep.Exists && rep.Commits > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "%s: %d rows; its change log adds %d and deletes %d in %d commits (%d bytes)\n", path, rep.Rows, rep.AddedRows, rep.DeletedRows, rep.Commits, rep.Committed)
 				}
-				if rep.Tail > 0 {
-					fmt.Fprintf(c.App.ErrWriter, "%s: an interrupted call left %d uncommitted bytes (%d rows) in the change log: ignored, and reused by the next update\n", path, rep.Tail, rep.TailRows)
+				if rep.Tail > 0 || rep.Reusable > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: calls that did not commit left %d uncommitted bytes in the change log, with %d embedded rows that readers ignore and later calls reuse\n", path, rep.Tail, rep.Reusable)
+				}
+				if rep.Torn > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%s: the change log ends in %d bytes of an interrupted write: ignored, and cut by the next call that changes the index\n", path, rep.Torn)
 				}
 				if rep.Stale {
 					fmt.Fprintf(c.App.ErrWriter, "%s: the change log belongs to an older version of the index: ignored, and replaced by the next update\n", path)

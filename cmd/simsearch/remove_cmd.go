@@ -45,7 +45,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return finish(c, w, sum, fmt.Sprintf("%d ids", len(ids)))
+			return finish(c, w, sum, fmt.Sprintf("%d ids", len(ids)), false)
 		},
 	}
 }

@@ -23,11 +23,10 @@ func stdinFile(path string, stdin io.Reader, limit int64) (string, func(), error
 	if path != "-" {
 		return path, func() {}, nil
 	}
-	f, err := os.CreateTemp("", "simsearch-stdin-*")
+	f, err := temps.create()
 	if err != nil {
 		return "", nil, err
 	}
-	temps.add(f.Name())
 	done := func() { temps.remove(f.Name()) }
 	n, err := io.Copy(f, io.LimitReader(stdin, limit+1))
 	if err == nil && n > limit {
@@ -55,15 +54,25 @@ type stdinTemps struct {
 	once  sync.Once
 }
 
-// add registers a file, catching SIGINT and SIGTERM while there is one.
-func (t *stdinTemps) add(name string) {
+// create makes a temporary file and registers it, catching SIGINT and SIGTERM while there is
+// one. The signals are caught before the file exists, and a signal that comes while it is being
+// made waits for the lock, so no instant leaves a file that a signal would not remove.
+func (t *stdinTemps) create() (*os.File, error) {
 	t.once.Do(func() { go t.catch() })
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.names) == 0 {
 		signal.Notify(t.sigs, syscall.SIGINT, syscall.SIGTERM)
 	}
-	t.names[name] = true
+	f, err := os.CreateTemp("", "simsearch-stdin-*")
+	if err != nil {
+		if len(t.names) == 0 {
+			signal.Stop(t.sigs)
+		}
+		return nil, err
+	}
+	t.names[f.Name()] = true
+	return f, nil
 }
 
 // remove removes the file, and lets the signals be as they were once none is left.

@@ -56,7 +56,17 @@ Ids are paths relative to the folder ("2024/beach 1.jpg"); in the seed's object-
 with 'convert --root' is updated without embedding again what it holds.
 
 Interrupted (a crash, kill -9, power loss), it leaves the index as it was, and the next update
-goes on from where it stopped: every batch it embedded is kept in the change log.
+goes on from where it stopped: every batch it embedded is kept in the change log, whatever runs
+in between (a remove, a compact, an update that fails), until a call adds it.
+
+Files that cannot be embedded are listed under "failed" and left out; the rest carries on. They
+are remembered (INDEX.failed) and not read again while they stay the same (size, modification
+and status-change time): --retry-failed tries them anyway. A subfolder that cannot be read, or a
+broken link, is reported and the rows of the files under it are kept as they were.
+
+An index without a folder (converted from shards without --root) is given one by naming it:
+every id of the index must then be a file of the folder, and the folder is recorded in the index
+file at the compaction that ends the call.
 
 Examples:
    simsearch update --index photos.simidx --model mobilenet.onnx ~/Pictures   # the first time
@@ -65,6 +75,7 @@ Examples:
 		Flags: append(append(append(changeFlags(), walkFlags()...),
 			&cli.BoolFlag{Name: "exif-transpose", Usage: "when creating the index: turn images upright by their EXIF orientation (the Python pipeline does not)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
+			&cli.BoolFlag{Name: "retry-failed", Usage: "try again the files that failed before, even if they have not changed"},
 		), append(modelFlags(false), decodeFlags(false)...)...),
 		Before: applyDecodeFlags(false),
 		Action: runUpdate,
@@ -114,27 +125,67 @@ func runUpdate(c *cli.Context) error {
 	}
 	defer w.Close()
 	root := meta.Root
-	if root == "" {
-		return fmt.Errorf("%s records no photo folder (it was converted from shards without --root): use add, or convert again with --root", path)
-	}
-	if dir != "" && !sameDir(dir, root) {
+	adopt := root == ""
+	switch {
+	case adopt && dir == "":
+		return fmt.Errorf("%s records no photo folder (it was converted from shards without --root): name it (update --index %s PHOTO_DIR), or use add", path, path)
+	case adopt && c.Bool("no-compact"):
+		return usageError(c, "recording %s as the folder of %s rewrites the index file: leave out --no-compact", dir, path)
+	case adopt:
+		if root, err = filepath.Abs(dir); err != nil {
+			return err
+		}
+	case dir != "" && !sameDir(dir, root):
 		return fmt.Errorf("%s is the index of %s, not of %s: use another index for another folder", path, root, dir)
 	}
 	if c.Bool("exif-transpose") && create == nil && !meta.ExifTranspose {
 		return fmt.Errorf("--exif-transpose is chosen when an index is created: %s was made without it", path)
 	}
 	start := time.Now()
-	files, err := folder.Walk(root, walkOptions(c))
+	l, err := folder.Walk(root, walkOptions(c))
 	if err != nil {
 		return err
 	}
 	walk := time.Since(start)
+	if adopt {
+		if err := checkAdoption(w, l, path, root); err != nil {
+			return err
+		}
+		w.SetRoot(root)
+	}
 	bar := newRateProgress(c.App.ErrWriter, "update")
-	sum, err := ingest.Update(w, lazyModel(c, path, meta, &model, w.Dim()), files, ingest.Options{Batch: c.Int("batch"), Progress: bar.update})
+	opt := ingest.Options{Batch: c.Int("batch"), Progress: bar.update, RetryFailed: c.Bool("retry-failed")}
+	sum, err := ingest.Update(w, lazyModel(c, path, meta, &model, w.Dim()), l, opt)
 	if err != nil {
 		return err
 	}
-	return finish(c, w, sum, fmt.Sprintf("%d files in %s (walked in %.2fs)", len(files), root, walk.Seconds()))
+	what := fmt.Sprintf("%d files in %s (walked in %.2fs)", len(l.Files), root, walk.Seconds())
+	if adopt {
+		what += "; recording it as the index's folder"
+	}
+	return finish(c, w, sum, what, false)
+}
+
+// checkAdoption checks that the folder root can be the folder of the index at path, which
+// records none: every id of the index is a file of it, so that recording it deletes nothing.
+func checkAdoption(w *collection.Writer, l folder.Listing, path, root string) error {
+	live, err := w.States()
+	if err != nil {
+		return err
+	}
+	for _, f := range l.Files {
+		delete(live, f.ID)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	var example string
+	for id := range live {
+		if example == "" || id < example {
+			example = id
+		}
+	}
+	return fmt.Errorf("%s records no photo folder, and %d of its ids are not files of %s (%q is not): not taking it as the index's folder (is it the right one?)", path, len(live), root, example)
 }
 
 func sameDir(a, b string) bool {
@@ -144,11 +195,7 @@ func sameDir(a, b string) bool {
 }
 
 func walkOptions(c *cli.Context) folder.Options {
-	return folder.Options{
-		Hidden:  c.Bool("hidden"),
-		Exclude: c.StringSlice("exclude"),
-		Warn:    func(p string, err error) { fmt.Fprintf(c.App.ErrWriter, "simsearch: skipping %v\n", err) },
-	}
+	return folder.Options{Hidden: c.Bool("hidden"), Exclude: c.StringSlice("exclude")}
 }
 
 // lazyModel loads the model the index records (or the flags name) the first time there is
@@ -212,9 +259,10 @@ func decodeAsRecorded(meta index.Meta) {
 	pil.SetDefaults(o)
 }
 
-// finish commits, compacts when the log has grown enough, and prints the summary.
-func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what string) error {
-	if err := w.Commit(); err != nil {
+// finish commits, compacts when the log has grown enough, and prints the summary. With
+// failIfAny, a failed file makes the call's exit status non-zero once the summary is printed.
+func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what string, failIfAny bool) error {
+	if err := ingest.Commit(w, sum); err != nil {
 		return err
 	}
 	written := w.Written()
@@ -228,8 +276,15 @@ func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what strin
 	for _, f := range sum.Failed {
 		fmt.Fprintf(c.App.ErrWriter, "simsearch: not indexed: %s\n", f.Error)
 	}
+	var failed error
+	if failIfAny && len(sum.Failed) > 0 {
+		failed = fmt.Errorf("%d of the files given could not be added (listed above); the others are committed", len(sum.Failed))
+	}
 	if c.Bool("json") {
-		return json.NewEncoder(c.App.Writer).Encode(sum)
+		if err := json.NewEncoder(c.App.Writer).Encode(sum); err != nil {
+			return err
+		}
+		return failed
 	}
 	fmt.Fprintf(c.App.ErrWriter, "%s: %d added, %d changed, %d removed, %d unchanged; %d embedded", what, sum.Added, sum.Changed, sum.Removed, sum.Unchanged, sum.Embedded)
 	if sum.Reused > 0 {
@@ -243,7 +298,7 @@ func finish(c *cli.Context, w *collection.Writer, sum ingest.Summary, what strin
 		fmt.Fprint(c.App.ErrWriter, ", index compacted")
 	}
 	fmt.Fprintln(c.App.ErrWriter)
-	return nil
+	return failed
 }
 
 // rateProgress reports a call's progress on stderr: count, rate and time left. On a terminal it

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha1"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"simsearch/collection"
+	"simsearch/folder"
 	"simsearch/index"
 	"simsearch/ingest"
 )
@@ -62,8 +64,8 @@ func (f *photoFolder) name(src string) string {
 		return fmt.Sprintf("2024/trip %d%s", f.n, ext)
 	case 1:
 		return fmt.Sprintf("été_%d%s", f.n, ext)
-	case 2:
-		h := fmt.Sprintf("%08x%d", f.r.Uint32(), f.n)
+	case 2: // the seed's object store: the SHA-1 (of anything: only the layout matters here)
+		h := fmt.Sprintf("%x", sha1.Sum(fmt.Appendf(nil, "%d-%d", f.n, f.r.Uint64())))
 		return h[:2] + "/" + h[2:4] + "/" + h + ext
 	}
 	return fmt.Sprintf("p%03d%s", f.n, ext)
@@ -88,13 +90,7 @@ func (f *photoFolder) write(rel, src string) {
 }
 
 // id is the collection id of the file at rel.
-func id(rel string) string {
-	parts := strings.Split(rel, "/")
-	if len(parts) == 3 && strings.HasPrefix(parts[2], parts[0]+parts[1]) {
-		return parts[2]
-	}
-	return rel
-}
+func id(rel string) string { return folder.ID(rel) }
 
 func (f *photoFolder) rels() []string {
 	var out []string
@@ -246,13 +242,16 @@ func equalState(got map[string][]float32, files map[string]string, ref map[strin
 	return true
 }
 
-// TestCrashAtAnyInstant kills update, add and remove processes (kill -9) at random instants, at
-// least 20 times, and checks each time that the index opens, verifies, and holds either the state
-// before the call or the state after it; then that the next update completes, taking every row
-// the killed call had made durable from the log instead of embedding it again.
+// TestCrashAtAnyInstant kills update, add and remove processes (kill -9), at least 20 times
+// while they run, most of them mid-embedding, and checks each time that the index opens,
+// verifies, and holds either the state before the call or the state after it; that the calls
+// which used to lose the killed call's embedding work (a second kill during the resume, a refused
+// remove, a compact, an update whose model does not load) keep it; and that the next update
+// completes, taking every row the killed calls made durable from the log instead of embedding
+// it again (so that it re-embeds at most the batch that was in flight).
 func TestCrashAtAnyInstant(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs simsearch processes for about a minute")
+		t.Skip("runs simsearch processes for about half a minute")
 	}
 	// Reference vectors: every photo of the pool, embedded once.
 	refIndex := filepath.Join(t.TempDir(), "ref.simidx")
@@ -271,54 +270,119 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	if err := startChild(t, "update", "--index", path, "--model", model, "--batch", "2", f.root).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	// The kills fall anywhere in a call like this one: model load, batches, commit, compaction.
-	span := time.Since(start) * 5 / 4
+	// A call like this one, for the kills that fall anywhere: model load, batches, commit,
+	// compaction.
+	span := time.Since(start) * 3 / 2
 	before := f.snapshot()
 
-	const trials = 22
+	// check verifies the index and finds its state: the one before the call, or the one after.
+	check := func(trial int, what string, after map[string]string) (collection.LogReport, string) {
+		t.Helper()
+		rep, err := collection.Verify(path)
+		if err != nil {
+			t.Fatalf("trial %d (%s): %v", trial, what, err)
+		}
+		got := collectionState(t, path)
+		switch {
+		case equalState(got, after, ref):
+			return rep, "new"
+		case equalState(got, before, ref):
+			return rep, "old"
+		}
+		t.Fatalf("trial %d (%s): the index holds %d rows, neither the %d before nor the %d after", trial, what, len(got), len(before), len(after))
+		return rep, ""
+	}
+	const wantKills = 20
 	states := map[string]int{}
-	for trial := range trials {
+	kills, midEmbedding, trials := 0, 0, 0
+	// Until 20 kills, and kills that caught a call before its commit and after it.
+	for trial := 0; kills < wantKills || states["old"] == 0 || states["new"] == 0; trial++ {
+		trials++
+		if trial == 4*wantKills {
+			t.Fatalf("%d trials killed %d calls while they ran, in states %v: the trial timing is off", trial, kills, states)
+		}
 		var args []string
-		switch trial % 4 {
-		case 0, 1:
-			f.add(1 + f.r.IntN(4))
+		embeds := 0 // photos the call embeds, at least
+		kind := trial % 5
+		switch kind {
+		case 0, 1, 4:
+			embeds = len(f.add(4 + f.r.IntN(4)))
 			f.remove(f.r.IntN(2))
 			f.modify(f.r.IntN(2), false)
 			f.modify(f.r.IntN(2), true)
 			args = []string{"update", "--index", path, "--batch", "2"}
 		case 2:
 			args = []string{"add", "--index", path, "--batch", "2"}
-			for _, rel := range f.add(1 + f.r.IntN(4)) {
+			for _, rel := range f.add(4 + f.r.IntN(4)) {
 				args = append(args, filepath.Join(f.root, rel))
+				embeds++
 			}
 		case 3:
 			args = append([]string{"remove", "--index", path}, f.remove(1+f.r.IntN(2))...)
 		}
 		after := f.snapshot()
-		cmd := startChild(t, args...)
-		time.Sleep(time.Duration(f.r.Int64N(int64(span))))
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-
-		rep, err := collection.Verify(path)
-		if err != nil {
-			t.Fatalf("trial %d (%s): after kill -9: %v", trial, args[0], err)
-		}
-		got := collectionState(t, path)
+		// Most kills fall mid-embedding: once the log holds some of the call's rows, before its
+		// last batch (-batch 2). Every fourth falls in the compaction that follows a commit, if
+		// the call compacts. Those of remove fall anywhere in a call's span.
+		rows := 0
 		switch {
-		case equalState(got, after, ref):
-			states["new"]++
-		case equalState(got, before, ref):
-			states["old"]++
-		default:
-			t.Fatalf("trial %d (%s): after kill -9 the index holds %d rows, neither the %d before nor the %d after", trial, args[0], len(got), len(before), len(after))
+		case embeds > 0 && trial%4 == 3:
+			rows = inCompaction
+		case embeds > 0:
+			rows = 1 + f.r.IntN(embeds-2)
 		}
-		if rep.Tail > 0 {
-			states["with uncommitted tail"]++
+		killed := killChild(t, path, args, rows, span, f.r)
+		rep, state := check(trial, args[0]+" killed", after)
+		switch {
+		case killed && rows == inCompaction && state != "new":
+			t.Fatalf("trial %d: %s killed while compacting, but the index does not hold its commit", trial, args[0])
+		case killed && rows > 0 && state == "old" && rep.Reusable < rows:
+			t.Fatalf("trial %d: %s killed after it logged %d rows, but the log offers %d for reuse", trial, args[0], rows, rep.Reusable)
+		}
+		if !killed { // it finished first: not a kill
+			if state != "new" {
+				t.Fatalf("trial %d: %s finished but the index holds the state before it", trial, args[0])
+			}
+			before = after
+			continue
+		}
+		kills++
+		states[state]++
+		if rep.Reusable > 0 {
+			midEmbedding++
+			// The calls that used to throw the killed call's work away.
+			var what string
+			switch midEmbedding % 5 {
+			case 1: // killed again while resuming
+				what = "second kill"
+				killChild(t, path, []string{"update", "--index", path, "--batch", "2"}, 1, span, f.r)
+			case 2:
+				what = "refused remove"
+				if _, _, code := simsearch(t, "remove", "--index", path, "nosuch.jpg"); code == 0 {
+					t.Fatalf("trial %d: remove of an absent id succeeded", trial)
+				}
+			case 3:
+				what = "compact"
+				mustRun(t, "compact", path)
+			case 4: // a new photo needs the model, which does not load
+				what = "update with a missing model"
+				f.add(1)
+				after = f.snapshot()
+				if _, _, code := simsearch(t, "update", "--index", path, "--model", filepath.Join(t.TempDir(), "nosuch.onnx")); code == 0 {
+					t.Fatalf("trial %d: an update with a missing model succeeded", trial)
+				}
+			}
+			if what != "" {
+				rep2, state2 := check(trial, what, after)
+				if state2 == "old" && rep2.Reusable < rep.Reusable {
+					t.Fatalf("trial %d: after a %s the log offers %d embedded rows for reuse; the killed call had left %d", trial, what, rep2.Reusable, rep.Reusable)
+				}
+				rep = rep2
+			}
 		}
 		s := updateJSON(t, "--index", path, "--batch", "2")
-		if s.Reused != rep.TailRows {
-			t.Fatalf("trial %d: the killed call left %d rows in the log, the next update reused %d (%+v)", trial, rep.TailRows, s.Reused, s)
+		if s.Reused != rep.Reusable {
+			t.Fatalf("trial %d: the log offered %d embedded rows, the next update reused %d (%+v)", trial, rep.Reusable, s.Reused, s)
 		}
 		if got := collectionState(t, path); !equalState(got, after, ref) {
 			t.Fatalf("trial %d: the update after the kill does not reach the folder's state", trial)
@@ -328,10 +392,59 @@ func TestCrashAtAnyInstant(t *testing.T) {
 		}
 		before = after
 	}
-	t.Logf("states found after kill -9 in %d trials: %v (a call takes about %v)", trials, states, span)
-	if states["old"] == 0 || states["new"] == 0 {
-		t.Errorf("the kills never caught a call before (%d) or after (%d) its commit: the trial timing is off", states["old"], states["new"])
+	t.Logf("%d kills in %d trials: states %v, %d of them with embedded rows left in the log (a call takes about %v)", kills, trials, states, midEmbedding, span)
+	if midEmbedding < kills/2 {
+		t.Errorf("only %d of %d kills left embedded rows in the log: the kills do not land mid-embedding", midEmbedding, kills)
 	}
+}
+
+// inCompaction asks killChild to kill once the call writes a new index file (compaction).
+const inCompaction = -1
+
+// killChild runs args in a child process and kills it (kill -9): as soon as the log at path has
+// grown by rows rows (of 1,280 floats; deletions are far smaller), or with rows inCompaction as
+// soon as the call starts writing a new index file, or with rows 0 at a random instant of span.
+// It reports whether the kill caught the process running.
+func killChild(t *testing.T, path string, args []string, rows int, span time.Duration, r *rand.Rand) bool {
+	t.Helper()
+	size := func() int64 {
+		fi, err := os.Stat(path + ".log")
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	compacting := func() bool {
+		tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+		return len(tmp) > 0
+	}
+	start := size()
+	cmd := startChild(t, args...)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	wait := func(d time.Duration) bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	switch {
+	case rows == inCompaction:
+		for !compacting() && wait(time.Millisecond) {
+		}
+	case rows > 0:
+		for size() < start+int64(rows)*4*1280 && wait(time.Millisecond) {
+		}
+	default:
+		wait(time.Duration(r.Int64N(int64(span))))
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	err := <-exited
+	var ee *exec.ExitError
+	return errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
 }
 
 // start runs args in a child simsearch process (see TestHelperProcess).
