@@ -96,11 +96,10 @@ func pcaSection(v *View, sampler *prune.Sampler) (*prune.Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := b.Width()
-	sec := &prune.Section{Basis: b, Rows: make([]float32, v.Len()*w)}
+	sec := prune.NewSection(b, v.Len())
 	r := 0
 	err = v.Each(func(_ string, _ FileState, vec []float32) error {
-		sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(vec, sec.Rows[r*w:(r+1)*w]))
+		sec.Project(r, vec)
 		r++
 		return nil
 	})

@@ -3,9 +3,12 @@ package prune
 import (
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
+
+	"simsearch/shard"
 )
 
 // benchRows is the collection size of the benchmarks: SIMSEARCH_BENCH_ROWS, default 20,000
@@ -69,6 +72,19 @@ var benchSets = sync.OnceValue(func() map[string]*dataset {
 		}
 		sets[name] = &dataset{name: name, dim: benchDim, data: data, queries: qs}
 	}
+	// mixed: real embeddings (bench/realish's output, when SIMSEARCH_BENCH_REALISH names it) before
+	// the bench rows, as make bench mixes them, with the real-ish queries.
+	if dir := os.Getenv("SIMSEARCH_BENCH_REALISH"); dir != "" {
+		real, _, err := shard.ReadVectors(filepath.Join(dir, "shards", "0000"+shard.FeaturesSuffix))
+		if err != nil {
+			panic(err)
+		}
+		qs, _, err := shard.ReadVectors(filepath.Join(dir, "queries.npy"))
+		if err != nil {
+			panic(err)
+		}
+		sets["mixed"] = &dataset{name: "mixed", dim: benchDim, data: append(real, flat...), queries: qs}
+	}
 	return sets
 })
 
@@ -89,8 +105,11 @@ func benchSection(b *testing.B, ds *dataset) *Section {
 // BenchmarkSearch compares, on the same data in the same run, the full scan with the pruned and
 // automatic paths: exact top-10, one query at a time.
 func BenchmarkSearch(b *testing.B) {
-	for _, name := range []string{"bench", "embedding-like"} {
-		ds := benchSets()[name]
+	for _, name := range []string{"bench", "embedding-like", "mixed"} {
+		ds, ok := benchSets()[name]
+		if !ok {
+			continue
+		}
 		sec := benchSection(b, ds)
 		nq := len(ds.queries) / ds.dim
 		for _, scan := range []Scan{Full, Pruned, Auto} {

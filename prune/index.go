@@ -7,14 +7,16 @@ import (
 )
 
 // FromIndex returns the PCA section of an open index, or nil when it has none or one of a
-// version this build does not read (FORMAT.md: readers ignore those; the full scan answers). The
-// section aliases the index's mapping: it is valid until the index is closed.
+// version this build does not read (FORMAT.md: readers ignore those; the full scan answers). A
+// section of the current version aliases the index's mapping: it is valid until the index is
+// closed. A version 1 section (written before the signatures were packed) is packed into memory
+// here, a copy of 4·(rank+1) bytes a row; convert again to avoid it.
 func FromIndex(ix *index.Index) (*Section, error) {
 	data, version, ok := ix.Section(index.SectionPCA)
-	if !ok || version != Version {
+	if !ok || (version != Version && version != version1) {
 		return nil, nil
 	}
-	s, err := Decode(data, ix.Len(), ix.Dim())
+	s, err := decode(data, int(version), ix.Len(), ix.Dim())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ix.Path(), err)
 	}

@@ -2,12 +2,16 @@ package prune
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"simsearch/index"
 	"simsearch/kernel"
 	"simsearch/knn"
 )
@@ -138,7 +142,16 @@ func sameResults(t *testing.T, what string, got, want []knn.Neighbor) {
 	}
 }
 
+// splitSmall makes the search split its passes over several workers even for the tests' small
+// sets (chunks of 48 rows, any number of them per part), until the test ends.
+func splitSmall(t *testing.T) {
+	chunk, par := chunkGroups, parallelGroups
+	chunkGroups, parallelGroups = 3, 1
+	t.Cleanup(func() { chunkGroups, parallelGroups = chunk, par })
+}
+
 func TestSearchEqualsFullScan(t *testing.T) {
+	splitSmall(t)
 	for _, ds := range datasets() {
 		sec, err := Build(ds.data, ds.dim, 6)
 		if err != nil {
@@ -171,6 +184,17 @@ func TestSearchEqualsFullScan(t *testing.T) {
 								if scan == Pruned && stats[j].Path != "pruned" {
 									t.Fatalf("%s: forced pruning answered by the %s path", what, stats[j].Path)
 								}
+								// Alone, the query's passes are split over three workers.
+								r := req
+								r.Workers = 3
+								one, st, err := Search(ds.data, ds.dim, sec, q, r)
+								if err != nil {
+									t.Fatal(err)
+								}
+								sameResults(t, what+", alone on 3 workers", one, want)
+								if st.Path != stats[j].Path {
+									t.Fatalf("%s: alone, answered by the %s path", what, st.Path)
+								}
 							}
 						}
 					}
@@ -181,6 +205,7 @@ func TestSearchEqualsFullScan(t *testing.T) {
 }
 
 func TestRangeEqualsFullScan(t *testing.T) {
+	splitSmall(t)
 	for _, ds := range datasets() {
 		sec, err := Build(ds.data, ds.dim, 6)
 		if err != nil {
@@ -203,7 +228,7 @@ func TestRangeEqualsFullScan(t *testing.T) {
 						}
 						for _, k := range []int{0, 5} {
 							for _, scan := range []Scan{Pruned, Auto, Full} {
-								got, _, err := Search(ds.data, ds.dim, sec, q, Request{K: k, MaxDistance: radius, Scan: scan})
+								got, _, err := Search(ds.data, ds.dim, sec, q, Request{K: k, MaxDistance: radius, Scan: scan, Workers: 1 + j%3})
 								if err != nil {
 									t.Fatal(err)
 								}
@@ -294,7 +319,7 @@ func TestSectionRoundTripAndDeterminism(t *testing.T) {
 	if err := dec.Check(changed); err == nil {
 		t.Error("Check accepted signatures of a changed row")
 	}
-	_, _, rOff, _ := layout(ds.dim, 9, n)
+	_, _, rOff, _ := layout(Version, ds.dim, 9, n)
 	for _, tc := range []struct {
 		name string
 		edit func([]byte) []byte
@@ -318,6 +343,15 @@ func TestSectionRoundTripAndDeterminism(t *testing.T) {
 		t.Fatal(err)
 	} else if err := d.Check(ds.data); err == nil {
 		t.Error("Check accepted a damaged signature")
+	}
+	// The rows padding the last group must be zero (n = 3000 leaves 8 of them).
+	padded := slices.Clone(enc)
+	w := a.Basis.Width()
+	binary.LittleEndian.PutUint32(padded[rOff+4*(group*w*(n/group)+3*group+n%group+1):], math.Float32bits(1))
+	if d, err := Decode(padded, n, ds.dim); err != nil {
+		t.Fatal(err)
+	} else if err := d.Check(ds.data); err == nil || !strings.Contains(err.Error(), "padding row") {
+		t.Errorf("Check on a non-zero padding row: %v", err)
 	}
 }
 
@@ -370,5 +404,119 @@ func TestSamplerInPieces(t *testing.T) {
 	}
 	if _, err := NewSampler(n+1, dim).Fit(5); err == nil {
 		t.Error("Fit with rows missing succeeded")
+	}
+}
+
+// encodeV1 writes s in the version 1 layout: the same header and basis, the signatures row
+// after row.
+func encodeV1(s *Section) []byte {
+	b := s.Basis
+	v2 := s.Encode()
+	_, _, rOff, end := layout(version1, b.Dim, b.Rank, s.Count())
+	out := append([]byte(nil), v2[:rOff]...)
+	out = append(out, make([]byte, end-rOff)...)
+	sig := make([]float32, b.Width())
+	for r := range s.Count() {
+		s.Signature(r, sig)
+		putFloats(out[rOff+4*r*b.Width():], sig)
+	}
+	return out
+}
+
+// TestVersion1Section checks that an index written with a version 1 PCA section (signatures row
+// after row) still prunes, exactly: FromIndex packs its signatures, verify checks them.
+func TestVersion1Section(t *testing.T) {
+	ds := datasets()[2] // clustered: it prunes
+	n := len(ds.data) / ds.dim
+	sec, err := Build(ds.data, ds.dim, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "v1.simidx")
+	w, err := index.Create(path, ds.dim, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+	}
+	if err := w.Append(ids, ds.data); err != nil {
+		t.Fatal(err)
+	}
+	w.AddSection(index.SectionPCA, version1, encodeV1(sec))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := index.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	old, err := FromIndex(ix)
+	if err != nil || old == nil {
+		t.Fatalf("FromIndex: %v, %v", old, err)
+	}
+	if !bytes.Equal(old.Encode(), sec.Encode()) {
+		t.Error("the version 1 section, packed, differs from the section it was written from")
+	}
+	if err := Verify(ix); err != nil {
+		t.Error(err)
+	}
+	q := ds.queries[ds.dim : 2*ds.dim]
+	got, st, err := Search(ix.Vectors(), ds.dim, old, q, Request{K: 10, MaxDistance: NoLimit, Scan: Pruned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := knn.Search(ix.Vectors(), ds.dim, q, 10, knn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResults(t, "version 1 section", got, want)
+	if st.Visited > n/4 {
+		t.Errorf("visited %d of %d rows with the version 1 section", st.Visited, n)
+	}
+	// A version 1 section of the wrong length is refused, naming the version.
+	bad := encodeV1(sec)
+	if _, err := decode(bad[:len(bad)-4], version1, n, ds.dim); err == nil || !strings.Contains(err.Error(), "section version 1") {
+		t.Errorf("a truncated version 1 section: %v", err)
+	}
+}
+
+// TestKEach asks one batch for a different number of neighbours per query, on every path, and
+// checks each answer against the full scan's for that query and k: the shared full pass runs at
+// the largest k and must cut each answer at its own.
+func TestKEach(t *testing.T) {
+	ds := datasets()[2] // clustered
+	sec, err := Build(ds.data, ds.dim, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nq := len(ds.queries) / ds.dim
+	ks := make([]int, nq)
+	for j := range ks {
+		ks[j] = []int{1, 7, 3, 30}[j%4]
+	}
+	for _, scan := range []Scan{Auto, Pruned, Full} {
+		got, stats, err := SearchBatch(ds.data, ds.dim, sec, ds.queries, Request{K: 99, KEach: ks, MaxDistance: NoLimit, Scan: scan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range nq {
+			want, err := knn.Search(ds.data, ds.dim, ds.queries[j*ds.dim:(j+1)*ds.dim], ks[j], knn.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameResults(t, fmt.Sprintf("%v, query %d, k %d", scan, j, ks[j]), got[j], want)
+			if scan == Full && (stats[j].SharedBy != nq || stats[j].SharedPass <= 0 || stats[j].Time != 0) {
+				t.Errorf("query %d of a full pass shared by %d: stats %+v", j, nq, stats[j])
+			}
+		}
+	}
+	if _, _, err := SearchBatch(ds.data, ds.dim, sec, ds.queries, Request{KEach: ks[1:], MaxDistance: NoLimit}); err == nil {
+		t.Error("a KEach of the wrong length was accepted")
+	}
+	if _, _, err := SearchBatch(ds.data, ds.dim, sec, ds.queries[:ds.dim], Request{KEach: []int{0}, MaxDistance: NoLimit}); err == nil {
+		t.Error("k 0 without a maximum distance was accepted")
 	}
 }
