@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -194,7 +195,10 @@ func (s *Searcher) Follow(ctx context.Context, every time.Duration, report func(
 
 // Request says what each query asks for.
 type Request struct {
-	K           int        // the number of neighbours; 0 with MaxDistance: all rows in range
+	K int // the number of neighbours; 0 with MaxDistance: all rows in range
+	// KEach, when not nil, is each query's own number of neighbours (one per query); K must then
+	// be at least the largest of them.
+	KEach       []int
 	MaxDistance float64    // the largest distance returned; prune.NoLimit for none
 	Scan        prune.Scan // the pruned or the full scan, or the choice per query (prune.Auto)
 }
@@ -220,6 +224,14 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 	if err := index.CheckVectors(queries, v.Dim()); err != nil {
 		return nil, nil, fmt.Errorf("query %w", err)
 	}
+	if req.KEach != nil {
+		if len(req.KEach) != len(queries)/v.Dim() {
+			return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), len(queries)/v.Dim())
+		}
+		if m := slices.Max(req.KEach); m > req.K {
+			return nil, nil, fmt.Errorf("a query asks for %d neighbours, more than k %d", m, req.K)
+		}
+	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
@@ -233,7 +245,7 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 		err   error
 	)
 	ferr := fault.Guard(func() {
-		res, stats, err = v.Search(queries, prune.Request{K: req.K, MaxDistance: req.MaxDistance, Scan: req.Scan})
+		res, stats, err = v.Search(queries, prune.Request{K: req.K, KEach: req.KEach, MaxDistance: req.MaxDistance, Scan: req.Scan})
 	})
 	if ferr != nil {
 		err = ferr
@@ -246,6 +258,9 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 	scanned := make([]Scanned, len(res))
 	for j, r := range res {
 		scanned[j] = Scanned{Stats: stats[j], Wait: wait, Faults: f}
+		if req.KEach != nil && req.KEach[j] > 0 {
+			r = r[:min(req.KEach[j], len(r))] // the collection merges its parts up to K
+		}
 		out[j] = make([]Hit, len(r))
 		for i, n := range r {
 			out[j][i] = Hit{ID: n.ID, Distance: float64(n.Distance)}

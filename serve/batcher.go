@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"simsearch/prune"
@@ -108,7 +109,7 @@ func (b *batcher) process(batch []*job) {
 			return
 		}
 	}
-	k := 0
+	ks := make([]int, len(batch))
 	next := 0
 	for i, j := range batch {
 		if next < len(images) && images[next] == i {
@@ -117,13 +118,15 @@ func (b *batcher) process(batch []*job) {
 		} else {
 			queries = append(queries, j.vector...)
 		}
-		k = max(k, j.k)
+		ks[i] = j.k
 	}
-	hits, scanned, err := b.s.Search(queries, query.Request{K: k, MaxDistance: prune.NoLimit, Scan: b.scan})
+	// Each query with its own k: a pruned query asking for 1 neighbour visits the rows 1 needs,
+	// not those the batch's largest k needs.
+	hits, scanned, err := b.s.Search(queries, query.Request{K: slices.Max(ks), KEach: ks, MaxDistance: prune.NoLimit, Scan: b.scan})
 	for i, j := range batch {
 		r := result{err: err}
 		if err == nil {
-			r.hits = hits[i][:min(j.k, len(hits[i]))]
+			r.hits = hits[i]
 			r.timings = map[string]float64{
 				"queue": ms(start.Sub(j.queued)),
 				"batch": float64(len(batch)),
