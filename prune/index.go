@@ -12,15 +12,22 @@ import (
 // closed. A version 1 section (written before the signatures were packed) is packed into memory
 // here, a copy of 4·(rank+1) bytes a row; convert again to avoid it.
 func FromIndex(ix *index.Index) (*Section, error) {
-	data, version, ok := ix.Section(index.SectionPCA)
-	if !ok || (version != Version && version != version1) {
+	if !Readable(ix) {
 		return nil, nil
 	}
+	data, version, _ := ix.Section(index.SectionPCA)
 	s, err := decode(data, int(version), ix.Len(), ix.Dim())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ix.Path(), err)
 	}
 	return s, nil
+}
+
+// Readable reports whether ix has a PCA section of a version this build reads, without decoding
+// it: whether the pruned search can run on it at all.
+func Readable(ix *index.Index) bool {
+	_, version, ok := ix.Section(index.SectionPCA)
+	return ok && (version == Version || version == version1)
 }
 
 // Verify checks an index's PCA section, if it has one, against the index's rows (it reads every

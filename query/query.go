@@ -232,6 +232,11 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 			return nil, nil, fmt.Errorf("a query asks for %d neighbours, more than k %d", m, req.K)
 		}
 	}
+	if req.Scan == prune.Pruned && !prune.Readable(v.Base()) {
+		// Forcing the pruned path is for measuring it: a full scan answering in its place
+		// would be measured under the wrong name.
+		return nil, nil, fmt.Errorf("%s has no PCA section this version reads (convert writes one): the pruned scan cannot run; use the automatic or the full scan", v.Path())
+	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)

@@ -90,6 +90,9 @@ Example:
 				return err
 			}
 			defer s.Close()
+			if local != nil && scan == prune.Pruned && !prune.Readable(local.Index().Base()) {
+				return fmt.Errorf("--scan pruned: %s has no PCA section this version reads (convert writes one)", local.Index().Path())
+			}
 			if local != nil {
 				decodeAsRecorded(local.Meta()) // query images are decoded as the indexed ones were
 				local.Warm()                   // maps the index while the model loads
