@@ -520,3 +520,103 @@ func TestKEach(t *testing.T) {
 		t.Error("k 0 without a maximum distance was accepted")
 	}
 }
+
+// TestRoundingMarginNearTies puts hundreds of rows at the same distance from a query, up to
+// float32 rounding, at 1280 dims with the default rank, all in the span the basis captures: their
+// bounds are then as tight as rounding allows, and whether each tied row is visited is decided by
+// the rounding margin alone. The answer must still be the full scan's, on every kernel.
+func TestRoundingMarginNearTies(t *testing.T) {
+	const dim, rank, sphere, others = 1280, DefaultRank, 400, 1600
+	rng := rand.New(rand.NewPCG(31, 1280))
+	dirs := make([][]float64, rank) // orthonormal, by Gram–Schmidt in float64
+	for i := range dirs {
+		v := make([]float64, dim)
+		for c := range v {
+			v[c] = rng.NormFloat64()
+		}
+		for range 2 {
+			for _, d := range dirs[:i] {
+				dot := 0.0
+				for c := range v {
+					dot += v[c] * d[c]
+				}
+				for c := range v {
+					v[c] -= dot * d[c]
+				}
+			}
+		}
+		nrm := 0.0
+		for _, x := range v {
+			nrm += x * x
+		}
+		for c := range v {
+			v[c] /= math.Sqrt(nrm)
+		}
+		dirs[i] = v
+	}
+	centre := make([]float64, dim)
+	for c := range centre {
+		centre[c] = rng.NormFloat64()
+	}
+	// point returns centre + radius·u for a random unit u in the span of dirs, in float32.
+	point := func(radius float64) []float32 {
+		coef := make([]float64, rank)
+		s := 0.0
+		for i := range coef {
+			coef[i] = rng.NormFloat64()
+			s += coef[i] * coef[i]
+		}
+		out := make([]float32, dim)
+		for c := range out {
+			x := centre[c]
+			for i, d := range dirs {
+				x += radius * coef[i] / math.Sqrt(s) * d[c]
+			}
+			out[c] = float32(x)
+		}
+		return out
+	}
+	var data []float32
+	for r := range sphere + others {
+		if r%5 == 0 && r/5 < sphere { // the tied rows, spread through the collection
+			data = append(data, point(3)...)
+		} else {
+			data = append(data, point(6+6*rng.Float64())...)
+		}
+	}
+	sec, err := Build(data, dim, rank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queries []float32
+	for c := range dim {
+		queries = append(queries, float32(centre[c]))
+	}
+	moved := slices.Clone(queries) // the centre, a few components one float32 step away
+	for c := 3; c < dim; c += 101 {
+		moved[c] = math.Nextafter32(moved[c], float32(math.Inf(1)))
+	}
+	queries = append(queries, moved...)
+	nq := len(queries) / dim
+	forEachKernel(t, func(t *testing.T) {
+		for _, k := range []int{1, 10, 57, 200} {
+			for j := range nq {
+				q := queries[j*dim : (j+1)*dim]
+				want, err := knn.Search(data, dim, q, k, knn.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k > 1 && want[k-1].Distance-want[0].Distance > 1e-5*want[0].Distance {
+					t.Fatalf("query %d, k %d: distances %v to %v are not near-ties", j, k, want[0].Distance, want[k-1].Distance)
+				}
+				for _, workers := range []int{1, 2} {
+					got, _, err := Search(data, dim, sec, q, Request{K: k, MaxDistance: NoLimit, Scan: Pruned, Workers: workers})
+					if err != nil {
+						t.Fatal(err)
+					}
+					sameResults(t, fmt.Sprintf("query %d, k %d, %d workers", j, k, workers), got, want)
+				}
+			}
+		}
+	})
+}
