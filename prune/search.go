@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"simsearch/internal/fault"
+	"simsearch/internal/rusage"
 	"simsearch/kernel"
 	"simsearch/knn"
 )
@@ -77,6 +78,12 @@ type Stats struct {
 	// that pass's duration; no part of it is any one query's. 0 when the query had no shared pass.
 	SharedBy   int
 	SharedPass time.Duration
+	// Faults are the page faults of this query's own search, when FaultsKnown: the process's
+	// while it ran for a lone query (whose passes run on every core), the thread's that ran it
+	// for a query of a batch (each runs on one goroutine, held on its thread; Linux only). A
+	// shared pass's are SharedFaults, the process's while it ran.
+	Faults, SharedFaults rusage.Faults
+	FaultsKnown          bool
 }
 
 // Auto's limit. A query visits rows in increasing bound; when the bounds are useless (all rows
@@ -136,6 +143,10 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 	}
 	res := make([][]knn.Neighbor, nq)
 	stats := make([]Stats, nq)
+	if nq == 1 {
+		before := rusage.Process()
+		defer func() { stats[0].Faults, stats[0].FaultsKnown = rusage.Process().Sub(before), true }()
+	}
 	var full []int // queries left to the full scan
 	// prunes says whether query j tries the pruned path: not when k alone is more rows than Auto
 	// lets pruning visit.
@@ -162,6 +173,10 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 		each := func() {
 			sc := scratchPool.Get().(*scratch)
 			defer scratchPool.Put(sc)
+			if nq > 1 { // a query's faults are its thread's
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+			}
 			for {
 				mu.Lock()
 				i := next
@@ -174,6 +189,7 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 				rj := req
 				rj.K, rj.KEach = req.k(j), nil
 				start := time.Now()
+				before, counted := rusage.Thread()
 				var r []knn.Neighbor
 				var visited int
 				var ok bool
@@ -186,6 +202,9 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 					return
 				}
 				stats[j] = Stats{Path: "pruned", Visited: visited, Time: time.Since(start)}
+				if after, _ := rusage.Thread(); counted && nq > 1 {
+					stats[j].Faults, stats[j].FaultsKnown = after.Sub(before), true
+				}
 				if ok {
 					res[j] = r
 					continue
@@ -220,23 +239,26 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 	var top []int // the top-k queries among them, which share one pass
 	kmax := 0
 	for _, j := range full {
+		// A query that tried the pruned path first has its attempt's faults if it counted them.
+		stats[j].FaultsKnown = stats[j].Path != "pruned" || stats[j].FaultsKnown
 		stats[j].Path = "full"
 		if k := req.k(j); k > 0 {
 			top, kmax = append(top, j), max(kmax, k)
 			continue
 		}
-		start := time.Now() // a range has no shared pass: each query has its own
+		start, before := time.Now(), rusage.Process() // a range has no shared pass: each query has its own
 		r, err := knn.Within(data, dim, queries[j*dim:(j+1)*dim], req.MaxDistance, opt)
 		if err != nil {
 			return nil, nil, err
 		}
 		res[j] = r
 		stats[j].Time += time.Since(start)
+		stats[j].Faults = stats[j].Faults.Add(rusage.Process().Sub(before))
 	}
 	if len(top) == 0 {
 		return res, stats, nil
 	}
-	start := time.Now()
+	start, before := time.Now(), rusage.Process()
 	qs := make([]float32, 0, len(top)*dim)
 	for _, j := range top {
 		qs = append(qs, queries[j*dim:(j+1)*dim]...)
@@ -250,12 +272,14 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 		r := rs[i][:min(req.k(j), len(rs[i]))]
 		res[j] = knn.InRange(r, req.MaxDistance)
 	}
-	pass := time.Since(start)
+	pass, faults := time.Since(start), rusage.Process().Sub(before)
 	for _, j := range top {
-		if len(top) == 1 {
+		switch {
+		case len(top) > 1: // one pass answered them all: no part of it is one query's
+			stats[j].SharedPass, stats[j].SharedBy, stats[j].SharedFaults = pass, len(top), faults
+		default:
 			stats[j].Time += pass
-		} else { // one pass answered them all: no part of it is one query's
-			stats[j].SharedPass, stats[j].SharedBy = pass, len(top)
+			stats[j].Faults = stats[j].Faults.Add(faults)
 		}
 	}
 	return res, stats, nil

@@ -60,7 +60,7 @@ func TestScanPathsAgree(t *testing.T) {
 	if a.Timings["visited"] < 10 {
 		t.Errorf("--scan pruned --timings: %v, want at least k rows visited", a.Timings)
 	}
-	if _, ok := a.Timings["faults_minor"]; !ok {
+	if _, ok := a.Timings["scan_faults_minor"]; !ok {
 		t.Errorf("--timings has no page faults: %v", a.Timings)
 	}
 
@@ -159,4 +159,46 @@ func pcaSignatures(sec []byte, dim int) int {
 	rank := int(binary.LittleEndian.Uint32(sec[4:]))
 	pad := func(n int) int { return (n + 63) &^ 63 }
 	return 64 + pad(4*dim) + pad(4*rank*dim)
+}
+
+// TestBatchTimings checks --timings for a --vector batch (4 queries): pruned queries each report
+// their own scan, rows visited and page faults, and no shared pass; queries answered by one full
+// pass together report that pass as shared_pass (with the number of queries), not as their own
+// scan, which was the batch's time repeated for every query before.
+func TestBatchTimings(t *testing.T) {
+	idx := filepath.Join(t.TempDir(), "exact.simidx")
+	mustRun(t, "convert", testdata+"/exact", "-o", idx, "--pca-rank", "8")
+	vec := testdata + "/exact/queries.npy"
+	answers := func(scan string) []map[string]float64 {
+		out := mustRun(t, "query", "--index", idx, "--vector", vec, "--scan", scan, "--json", "--timings")
+		var all []map[string]float64
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var a struct {
+				Timings map[string]float64 `json:"timings_ms"`
+			}
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, a.Timings)
+		}
+		if len(all) != 4 {
+			t.Fatalf("--scan %s: %d answers, want 4", scan, len(all))
+		}
+		return all
+	}
+	for i, tm := range answers("pruned") {
+		_, shared := tm["shared_pass"]
+		_, faults := tm["scan_faults_minor"]
+		if tm["visited"] < 10 || shared || !faults {
+			t.Errorf("--scan pruned, query %d: %v; want its own visited (at least k), scan faults, no shared pass", i, tm)
+		}
+	}
+	for i, tm := range answers("full") {
+		if tm["shared_pass_queries"] != 4 || tm["shared_pass"] <= 0 || tm["scan"] != 0 {
+			t.Errorf("--scan full, query %d: %v; want one pass shared by 4 queries, none of it its own scan", i, tm)
+		}
+		if _, ok := tm["shared_pass_faults_minor"]; !ok {
+			t.Errorf("--scan full, query %d: no faults for the shared pass: %v", i, tm)
+		}
+	}
 }
