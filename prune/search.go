@@ -291,13 +291,14 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // scratch is one query's working memory, reused across queries.
 type scratch struct {
-	sig   []float32
-	v, p  []float64
-	lb    []float32  // every row's bound, padding rows included
-	mins  []float32  // per chunk of lb (chunkGroups groups), its smallest bound
-	heaps [][]uint64 // per part: the keys of its k smallest bounds
-	cands [][]uint64 // per part: its candidates
-	keys  []uint64
+	sig, sa, sb []float32 // the query's signature, and its prefix and rest
+	v, p        []float64
+	lb          []float32   // every row's prefix bound, padding rows included
+	mins        []float32   // per chunk of lb (chunkGroups groups), its smallest prefix bound
+	rest        [][]float32 // per part: the rest's bounds of a run of groups
+	heaps       [][]uint64  // per part: the keys of its smallest prefix bounds
+	cands       [][]uint64  // per part: its candidates
+	keys        []uint64
 }
 
 // key orders candidates by (bound, row) as one integer: non-negative float32 bounds order as
@@ -309,10 +310,10 @@ func keyRow(k uint64) int { return int(uint32(k)) }
 func keyBound(k uint64) float32 { return math.Float32frombits(uint32(k >> 32)) }
 
 // The passes over the bounds go by chunks of chunkGroups groups (1,024 rows: 4 KB of bounds,
-// still in L1 when the k-smallest heap reads them just after the kernel wrote them), and are
-// split into parts of whole chunks, one per worker, when there are at least parallelGroups
-// groups per worker (4,096 rows: below that, starting a goroutine costs more than it saves).
-// Variables so that tests can split small data.
+// still in L1 when the heap reads them just after the kernel wrote them), and are split into
+// parts of whole chunks, one per worker, when there are at least parallelGroups groups per
+// worker (4,096 rows: below that, starting a goroutine costs more than it saves). Variables so
+// that tests can split small data.
 var (
 	chunkGroups    = 64
 	parallelGroups = 256
@@ -321,20 +322,31 @@ var (
 // parallelVisits is the fewest candidates worth visiting on several cores.
 const parallelVisits = 32
 
+// firstPick is how many rows of smallest prefix bound per neighbour asked for the search
+// completes the bounds of, to visit the k of smallest complete bound first.
+const firstPick = 2
+
 // pruned answers one query by visiting rows in increasing lower bound. With req.Scan == Auto it
 // gives up (ok false) as soon as pruning is visibly not paying. workers > 1 spreads each pass
 // over that many goroutines (the caller's among them):
 //
-//  1. every row's bound, from the packed signatures, each part keeping the k smallest of its own;
-//  2. the k smallest of all, visited (their exact distances give a k-th distance, τ);
-//  3. the candidates, rows whose bound is at most the cut τ allows, each part collecting its own;
-//  4. the candidates in increasing bound, visited by all workers, which share the result and its
-//     cut (it only falls) until the next bound exceeds the cut.
+//  1. every row's prefix bound (the distance of the signatures' prefixes, a lower bound too:
+//     it leaves out non-negative terms), each part keeping the firstPick·k smallest of its own;
+//  2. of the firstPick·k smallest of all, the complete bounds (prefix plus rest), and the k
+//     smallest of those visited: their exact distances give a k-th distance, τ;
+//  3. the candidates: the groups with a row whose prefix bound is at most the cut τ allows get
+//     their complete bounds, and each part collects its rows within the cut;
+//  4. the candidates in increasing complete bound, visited by all workers, which share the
+//     result and its cut (it only falls) until the next bound exceeds the cut.
+//
+// A bound at most the cut is necessary for a row to matter whether it is the prefix's or the
+// complete one (see bound), so no pass skips a row that could enter the result.
 func (s *Section) pruned(data []float32, q []float32, req Request, workers int, sc *scratch) (res []knn.Neighbor, visited int, ok bool) {
 	b := s.Basis
-	dim, w, n := b.Dim, b.Width(), s.count
-	if len(sc.sig) != w || len(sc.v) != dim { // pooled scratch may come from another index
+	dim, w, n, a := b.Dim, b.Width(), s.count, s.a
+	if len(sc.sig) != w || len(sc.v) != dim || len(sc.sa) != a { // pooled scratch may come from another index
 		sc.sig, sc.v, sc.p = make([]float32, w), make([]float64, dim), make([]float64, b.Rank)
+		sc.sa, sc.sb = make([]float32, a), make([]float32, w-a)
 	}
 	ng := groups(n)
 	if cap(sc.lb) < ng*group {
@@ -348,9 +360,10 @@ func (s *Section) pruned(data []float32, q []float32, req Request, workers int, 
 	}
 	mins := sc.mins[:nc]
 	for len(sc.heaps) < parts {
-		sc.heaps, sc.cands = append(sc.heaps, nil), append(sc.cands, nil)
+		sc.heaps, sc.cands, sc.rest = append(sc.heaps, nil), append(sc.cands, nil), append(sc.rest, nil)
 	}
 	qn := b.project(q, sc.sig, sc.v, sc.p)
+	s.split(sc.sig, sc.sa, sc.sb)
 	e := s.margin(qn)
 	radius := math.Inf(1)
 	if !math.IsInf(req.MaxDistance, 1) {
@@ -359,18 +372,27 @@ func (s *Section) pruned(data []float32, q []float32, req Request, workers int, 
 	limit := req.Scan == Auto
 	vis := newVisitor(data, q, dim, w, n, req.K, radius, e, limit)
 
-	// 1. The bounds, and each part's k smallest.
+	// 1. The prefix bounds, and each part's smallest.
+	pick := min(firstPick*req.K, n)
 	spread(nc, parts, func(part, lo, hi int) {
-		sc.heaps[part] = s.bounds(sc.sig, lb, mins, lo, hi, req.K, req.Exclude, sc.heaps[part][:0])
+		sc.heaps[part] = s.prefixBounds(sc.sa, lb, mins, lo, hi, pick, req.Exclude, sc.heaps[part][:0])
 	})
 
-	// 2. The k smallest bounds first: their exact distances give a k-th distance to prune with.
+	// 2. The k smallest complete bounds among the rows of smallest prefix bound, visited first.
+	var first []int // the rows visited, sorted
 	keys := sc.keys[:0]
-	last := uint64(0) // keys at or below it are visited already
-	first := true
 	if req.K > 0 {
 		for _, h := range sc.heaps[:parts] {
 			keys = append(keys, h...)
+		}
+		slices.Sort(keys)
+		keys = keys[:min(pick, len(keys))]
+		rest := make([]float32, group)
+		for i, k := range keys {
+			r := keyRow(k)
+			g := r / group
+			s.restBounds(sc.sb, g, g+1, rest)
+			keys[i] = key(keyBound(k)+rest[r%group], r)
 		}
 		slices.Sort(keys)
 		keys = keys[:min(req.K, len(keys))]
@@ -379,51 +401,76 @@ func (s *Section) pruned(data []float32, q []float32, req Request, workers int, 
 			sc.keys = keys
 			return nil, int(vis.visited.Load()), false
 		}
-		if vis.stopped.Load() { // every other row's bound is larger still
-			sc.keys = keys
-			return vis.finish(req), int(vis.visited.Load()), true
+		for _, k := range keys[:min(int(vis.next.Load()), len(keys))] { // those taken: visited, or above the cut
+			first = append(first, keyRow(k))
 		}
-		if len(keys) > 0 {
-			last, first = keys[len(keys)-1], false
-		}
+		slices.Sort(first)
 	}
 
-	// 3. The candidates.
+	// 3. The candidates. Auto gives up when there are more than n/giveUp of them, or when the
+	// prefix bound lets more than n/giveUp rows through that are over half of those a part has
+	// looked at (it sees no structure: the complete bounds would cost every group's rest).
 	cut := vis.cutNow()
-	tooMany := n / giveUp // more candidates than this and Auto gives up
+	tooMany := n / giveUp
+	var bail atomic.Bool
 	spread(nc, parts, func(part, lo, hi int) {
 		c := sc.cands[part][:0]
-	chunks:
+		if cap(sc.rest[part]) < chunkGroups*group {
+			sc.rest[part] = make([]float32, chunkGroups*group)
+		}
+		rest := sc.rest[part][:chunkGroups*group]
+		passed, seen := 0, 0
+		defer func() { sc.cands[part] = c }()
 		for ci := lo; ci < hi; ci++ {
+			g0, g1 := ci*chunkGroups, min(ng, (ci+1)*chunkGroups)
 			if mins[ci] > cut { // most chunks of data with structure
+				seen += (g1 - g0) * group
 				continue
 			}
-			for r := ci * chunkGroups * group; r < min(n, (ci+1)*chunkGroups*group); r++ {
-				if l := lb[r]; l <= cut {
-					if k := key(l, r); (first || k > last) && !knn.Excluded(req.Exclude, r) {
-						c = append(c, k)
-						if limit && len(c) > tooMany {
-							break chunks
+			for g := g0; g < g1; {
+				// A run of groups holding a row the prefix lets through: their rest at once.
+				e := g
+				for e < g1 && anyWithin(lb[e*group:(e+1)*group], cut) {
+					e++
+				}
+				seen += (max(e, g+1) - g) * group
+				if e == g {
+					g++
+					continue
+				}
+				s.restBounds(sc.sb, g, e, rest[:(e-g)*group])
+				for r := g * group; r < min(n, e*group); r++ {
+					l := lb[r]
+					if l > cut {
+						continue
+					}
+					passed++
+					if full := l + rest[r-g*group]; full <= cut && !knn.Excluded(req.Exclude, r) {
+						if _, visited := slices.BinarySearch(first, r); !visited {
+							c = append(c, key(full, r))
 						}
 					}
 				}
+				if limit && (len(c) > tooMany || (passed > tooMany && 2*passed > seen)) {
+					bail.Store(true)
+					return
+				}
+				g = e
 			}
 		}
-		sc.cands[part] = c
 	})
 	keys = keys[:0]
 	for _, c := range sc.cands[:parts] {
 		keys = append(keys, c...)
 	}
 	sc.keys = keys
-	if limit && len(keys)*giveUp > n {
+	if limit && (bail.Load() || len(keys)*giveUp > n) {
 		return nil, int(vis.visited.Load()), false
 	}
 
 	// 4. The visits.
 	slices.Sort(keys)
 	vis.next.Store(0)
-	vis.stopped.Store(false)
 	if parts > 1 && len(keys) >= parallelVisits {
 		spread(parts, parts, func(int, int, int) { vis.run(keys) })
 	} else {
@@ -435,17 +482,27 @@ func (s *Section) pruned(data []float32, q []float32, req Request, workers int, 
 	return vis.finish(req), int(vis.visited.Load()), true
 }
 
-// bounds stores the bounds of the rows of chunks [lo, hi) (of chunkGroups groups each) in lb
-// and each chunk's smallest in mins, and returns, in dst's memory, the keys of the k smallest of
-// them (not excluded; none when k is 0), unsorted.
-func (s *Section) bounds(sig, lb, mins []float32, lo, hi, k int, exclude []uint64, dst []uint64) []uint64 {
-	w, ng := s.Basis.Width(), groups(s.count)
+// anyWithin reports whether some bound of v is at most cut.
+func anyWithin(v []float32, cut float32) bool {
+	for _, l := range v {
+		if l <= cut {
+			return true
+		}
+	}
+	return false
+}
+
+// prefixBounds stores the prefix bounds of the rows of chunks [lo, hi) (of chunkGroups groups
+// each) in lb and each chunk's smallest in mins, and returns, in dst's memory, the keys of the k
+// smallest of them (not excluded; none when k is 0), unsorted.
+func (s *Section) prefixBounds(sa, lb, mins []float32, lo, hi, k int, exclude []uint64, dst []uint64) []uint64 {
+	ng := groups(s.count)
 	h := dst[:0] // max-heap of keys
 	worst := float32(math.Inf(1))
 	for c := lo; c < hi; c++ {
 		g0, g1 := c*chunkGroups, min(ng, (c+1)*chunkGroups)
 		out := lb[g0*group : g1*group]
-		m := kernel.L2SquaredPacked(sig, s.packed[g0*group*w:g1*group*w], out)
+		m := kernel.L2SquaredPacked(sa, s.prefix[g0*group*s.a:g1*group*s.a], out)
 		mins[c] = m
 		if k == 0 || m > worst {
 			continue
@@ -465,6 +522,17 @@ func (s *Section) bounds(sig, lb, mins []float32, lo, hi, k int, exclude []uint6
 		}
 	}
 	return h
+}
+
+// restBounds stores in out the rest's part of the bounds (the distance of the signatures'
+// coordinates past the prefix) of the rows of groups [g0, g1); all zero when there is no rest.
+func (s *Section) restBounds(sb []float32, g0, g1 int, out []float32) {
+	if len(sb) == 0 {
+		clear(out)
+		return
+	}
+	wr := len(sb)
+	kernel.L2SquaredPacked(sb, s.rest[g0*group*wr:g1*group*wr], out)
 }
 
 // pushSmallest adds x to the max-heap h of at most k keys, keeping the k smallest.
@@ -520,7 +588,6 @@ type visitor struct {
 	tau, cut atomic.Uint64
 	next     atomic.Int64 // the next candidate to take
 	visited  atomic.Int64
-	stopped  atomic.Bool // a bound above the cut was reached
 	gaveUp   atomic.Bool // Auto's limit was passed
 }
 
@@ -543,7 +610,6 @@ func (v *visitor) run(keys []uint64) {
 		}
 		k := keys[i]
 		if keyBound(k) > v.cutNow() {
-			v.stopped.Store(true)
 			return
 		}
 		r := keyRow(k)
@@ -621,9 +687,12 @@ func spread(n, parts int, f func(part, lo, hi int)) {
 //     its square L within a factor 1 + γ(width) (plus width·2⁻¹⁴⁹).
 //
 // So L > (1+γ(width))·(√((τ + dim·2⁻¹⁴⁹)/(1−γ(dim))) + E)² + width·2⁻¹⁴⁹ implies K > τ: such a row
-// cannot enter a result whose k-th squared distance is τ (ties included). bound returns the
-// largest float32 at or below that threshold, so that comparing the float32 bounds with it loses
-// nothing.
+// cannot enter a result whose k-th squared distance is τ (ties included). The same holds for the
+// prefix bound, a sum of prefixWidth of the width terms: it is at most (1+γ(prefixWidth)) times
+// their exact sum, itself at most the whole sum's; and for the complete bound computed as the
+// prefix's plus the rest's (one more rounding of two sums of at most width−1 terms each, within
+// the 1+γ(width) allowed for a sum of width terms in any order). bound returns the largest
+// float32 at or below that threshold, so that comparing the float32 bounds with it loses nothing.
 func (s *Section) margin(qn float64) float64 {
 	b := s.Basis
 	const u = 0x1p-24

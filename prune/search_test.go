@@ -150,10 +150,22 @@ func splitSmall(t *testing.T) {
 	t.Cleanup(func() { chunkGroups, parallelGroups = chunk, par })
 }
 
+// testRanks are the ranks the equality tests build sections of: all of a signature in its
+// prefix (rank 6), and a prefix and a rest (rank 12).
+var testRanks = []int{6, 12}
+
 func TestSearchEqualsFullScan(t *testing.T) {
 	splitSmall(t)
 	for _, ds := range datasets() {
-		sec, err := Build(ds.data, ds.dim, 6)
+		for _, rank := range testRanks {
+			t.Run(fmt.Sprint("rank", rank), func(t *testing.T) { searchEqualsFullScan(t, ds, rank) })
+		}
+	}
+}
+
+func searchEqualsFullScan(t *testing.T, ds dataset, rank int) {
+	{
+		sec, err := Build(ds.data, ds.dim, rank)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,8 +218,8 @@ func TestSearchEqualsFullScan(t *testing.T) {
 
 func TestRangeEqualsFullScan(t *testing.T) {
 	splitSmall(t)
-	for _, ds := range datasets() {
-		sec, err := Build(ds.data, ds.dim, 6)
+	for i, ds := range datasets() {
+		sec, err := Build(ds.data, ds.dim, testRanks[i%2])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,8 +358,8 @@ func TestSectionRoundTripAndDeterminism(t *testing.T) {
 	}
 	// The rows padding the last group must be zero (n = 3000 leaves 8 of them).
 	padded := slices.Clone(enc)
-	w := a.Basis.Width()
-	binary.LittleEndian.PutUint32(padded[rOff+4*(group*w*(n/group)+3*group+n%group+1):], math.Float32bits(1))
+	pw := prefixOf(a.Basis.Width()) // value 3 of padding row n+1, in the prefix block
+	binary.LittleEndian.PutUint32(padded[rOff+4*(group*pw*(n/group)+3*group+n%group+1):], math.Float32bits(1))
 	if d, err := Decode(padded, n, ds.dim); err != nil {
 		t.Fatal(err)
 	} else if err := d.Check(ds.data); err == nil || !strings.Contains(err.Error(), "padding row") {

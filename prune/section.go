@@ -11,8 +11,8 @@ import (
 
 // Version is the layout version of the PCA section that Encode writes and Decode reads
 // (index/FORMAT.md, "The PCA section"). Version 2 stores the signatures packed in groups of
-// kernel.PackRows rows; FromIndex still reads version 1 (one signature after another), packing
-// it in memory when the index is opened.
+// kernel.PackRows rows, in two blocks (each signature's prefix, then the rest); FromIndex still
+// reads version 1 (one signature after another), packing it in memory when the index is opened.
 const Version = 2
 
 // version1 is the previous layout: the same header and basis, the signatures row after row.
@@ -23,6 +23,12 @@ const headerLen = 64
 // group is the number of rows packed together (dimension-major) in the stored signatures.
 const group = kernel.PackRows
 
+// prefixWidth is the width of a signature's prefix, the part the search reads for every row:
+// the first prefixWidth−1 coordinates and the residual norm. Their distance alone is a lower
+// bound too (it leaves out non-negative terms), weaker but a quarter of the bytes at rank 31;
+// the rest of a signature is read only for the groups of rows that prefix does not rule out.
+const prefixWidth = 8
+
 // Section is what the index stores for the pruned search: a basis, the signature of every row
 // and the largest distance of a row from the mean.
 type Section struct {
@@ -30,19 +36,34 @@ type Section struct {
 	MaxNorm float64 // max over rows of |x − mean|; the search's rounding margin scales with it
 
 	count int
-	// packed holds the signatures in groups of `group` rows, dimension-major within a group
-	// (kernel.PackRows): value d of row r is at (r/group)·group·Width + d·group + r%group. The
-	// last group is padded with zero rows.
-	packed []float32
+	// The signatures, split in two packed blocks (groups of `group` rows, dimension-major within
+	// a group, kernel.PackRows), the last group padded with zero rows: prefix holds each row's
+	// first a−1 coordinates and its residual norm (value j of row r at
+	// (r/group)·group·a + j·group + r%group), rest its other coordinates (Width − a of them).
+	a            int
+	prefix, rest []float32
 }
 
 // groups is the number of packed groups that hold n rows.
 func groups(n int) int { return (n + group - 1) / group }
 
+// prefixOf is the width of the prefix block for signatures of width w.
+func prefixOf(w int) int { return min(prefixWidth, w) }
+
 // NewSection returns a section for n rows on basis b, every signature zero and MaxNorm 0:
 // Project fills them in.
 func NewSection(b *Basis, n int) *Section {
-	return &Section{Basis: b, count: n, packed: make([]float32, groups(n)*group*b.Width())}
+	w, a := b.Width(), prefixOf(b.Width())
+	return &Section{Basis: b, count: n, a: a, prefix: make([]float32, groups(n)*group*a), rest: make([]float32, groups(n)*group*(w-a))}
+}
+
+// split writes signature sig (Width floats: the coordinates, then the residual norm) as its
+// prefix block's values and its rest block's.
+func (s *Section) split(sig, prefix, rest []float32) {
+	a, rank := s.a, s.Basis.Rank
+	copy(prefix[:a-1], sig[:a-1])
+	prefix[a-1] = sig[rank]
+	copy(rest, sig[a-1:rank])
 }
 
 // Project computes the signatures of rows (row-major, Basis.Dim floats each), which are the
@@ -76,22 +97,34 @@ func Build(data []float32, dim, rank int) (*Section, error) {
 // Count is the number of rows the section describes.
 func (s *Section) Count() int { return s.count }
 
-// Signature stores row r's signature in out (Basis.Width floats).
+// Signature stores row r's signature in out (Basis.Width floats: the coordinates, then the
+// residual norm).
 func (s *Section) Signature(r int, out []float32) {
-	w := s.Basis.Width()
-	g := s.packed[r/group*group*w : (r/group+1)*group*w]
-	for d := range out[:w] {
-		out[d] = g[d*group+r%group]
+	a, rank := s.a, s.Basis.Rank
+	for j := range a - 1 {
+		out[j] = get(s.prefix, a, r, j)
+	}
+	out[rank] = get(s.prefix, a, r, a-1)
+	for j := a - 1; j < rank; j++ {
+		out[j] = get(s.rest, rank+1-a, r, j-(a-1))
 	}
 }
 
 func (s *Section) setSignature(r int, sig []float32) {
-	w := s.Basis.Width()
-	g := s.packed[r/group*group*w : (r/group+1)*group*w]
-	for d, x := range sig[:w] {
-		g[d*group+r%group] = x
+	a, rank := s.a, s.Basis.Rank
+	for j := range a - 1 {
+		set(s.prefix, a, r, j, sig[j])
+	}
+	set(s.prefix, a, r, a-1, sig[rank])
+	for j := a - 1; j < rank; j++ {
+		set(s.rest, rank+1-a, r, j-(a-1), sig[j])
 	}
 }
+
+// get and set address value j of row r in a packed block of width w.
+func get(block []float32, w, r, j int) float32 { return block[r/group*group*w+j*group+r%group] }
+
+func set(block []float32, w, r, j int, x float32) { block[r/group*group*w+j*group+r%group] = x }
 
 func pad64(n int) int { return (n + 63) &^ 63 }
 
@@ -121,7 +154,8 @@ func (s *Section) Encode() []byte {
 	le.PutUint64(out[16:], math.Float64bits(s.MaxNorm))
 	putFloats(out[mOff:], b.Mean)
 	putFloats(out[cOff:], b.Components)
-	putFloats(out[rOff:], s.packed)
+	putFloats(out[rOff:], s.prefix)
+	putFloats(out[rOff+4*len(s.prefix):], s.rest)
 	return out
 }
 
@@ -182,12 +216,14 @@ func decode(data []byte, version, count, dim int) (*Section, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PCA section: %w", err)
 	}
-	s := &Section{Basis: b, MaxNorm: maxNorm, count: count}
 	if version != version1 {
-		s.packed = floats(data[rOff:end], (end-rOff)/4)
+		s := &Section{Basis: b, MaxNorm: maxNorm, count: count, a: prefixOf(b.Width())}
+		split := rOff + 4*groups(count)*group*s.a
+		s.prefix, s.rest = floats(data[rOff:split], (split-rOff)/4), floats(data[split:end], (end-split)/4)
 		return s, nil
 	}
-	s.packed = make([]float32, groups(count)*group*b.Width())
+	s := NewSection(b, count)
+	s.MaxNorm = maxNorm
 	rows := floats(data[rOff:end], count*b.Width())
 	for r := range count {
 		s.setSignature(r, rows[r*b.Width():(r+1)*b.Width()])
