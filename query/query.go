@@ -129,9 +129,6 @@ func (s *Searcher) Dim() int { return s.Index().Dim() }
 // Len is the number of vectors in the index.
 func (s *Searcher) Len() int { return s.Index().Len() }
 
-// OpenTime is how long mapping and validating the index took.
-func (s *Searcher) OpenTime() time.Duration { return s.openTime }
-
 // RecordOpen adds the index's opening to timings: index_open in ms and, where the system counts
 // them per thread, its page faults (index_open_faults_minor, index_open_faults_major).
 func (s *Searcher) RecordOpen(t map[string]float64) {
