@@ -19,7 +19,7 @@ import (
 
 // loadResult is one bounded load run against the server.
 type loadResult struct {
-	name          string
+	name, index   string // the requests, and the index served
 	clients, reqs int
 	elapsed       time.Duration
 	p50, p99      time.Duration

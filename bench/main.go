@@ -158,24 +158,30 @@ func run(c config, logf func(string, ...any)) error {
 			python = ""
 		}
 	}
+	// The kernel chosen at start-up: the measurements of one kernel select theirs and restore it,
+	// the others run with it.
+	defaultKernel, defaultReason := kernel.Name(), kernel.Reason()
+	defer kernel.Use(defaultKernel)
 	// Every contender must give the same answers before it is timed: a benchmark of wrong answers
 	// is worthless.
-	if err := checkAnswers(c, python, d, idx, work, q); err != nil {
+	emb, err := imageEmbedding(c.bin, c.model, c.image, work)
+	if err != nil {
+		return fmt.Errorf("the query image's embedding: %w", err)
+	}
+	if err := checkAnswers(c, python, d.shards(), idx, d.query(), emb); err != nil {
 		return err
 	}
-	logf("answers agree (top 10, distances within %g relative): %s", distTolerance, checked(python))
+	pb, err := newPruneBench(c, python, defaultKernel, work, idx, ix, d, emb, logf)
+	if err != nil {
+		return err
+	}
+	logf("answers agree (top 10, distances within %g relative): %s, on every index measured whole", distTolerance, checked(python))
 
 	ms := []measurement{
 		{"npy baseline: the seed's algorithm in Go (npyio loads every shard, per query)", func() (time.Duration, map[string]float64, error) {
 			start := time.Now()
 			_, err := npyBaseline(d.shards(), q, 10)
 			return time.Since(start), nil, err
-		}},
-		{"simsearch query --vector (whole process, index mapped cold)", func() (time.Duration, map[string]float64, error) {
-			return timeCommand(exec.Command(c.bin, "query", "--index", idx, "--vector", d.query()))
-		}},
-		{"simsearch query IMAGE (whole process: model load, decode, inference, scan)", func() (time.Duration, map[string]float64, error) {
-			return timeTimings(exec.Command(c.bin, "query", "--index", idx, "--model", c.model, "--allow-model-mismatch", "--json", "--timings", c.image))
 		}},
 	}
 	for _, k := range kernel.Available() {
@@ -185,16 +191,12 @@ func run(c config, logf func(string, ...any)) error {
 			return time.Since(start), nil, err
 		}})
 	}
-	if python != "" {
-		ms = append(ms, measurement{"the seed's numpy loop (whole process, python3 + numpy)", func() (time.Duration, map[string]float64, error) {
-			return timeCommand(seedCommand(python, d.shards(), d.query()))
-		}})
-	}
 	for _, k := range kernel.Available() {
 		ms = append(ms, measurement{"exact top-10 scan, in process, kernel " + k, func() (time.Duration, map[string]float64, error) {
 			if err := kernel.Use(k); err != nil {
 				return 0, nil, err
 			}
+			defer kernel.Use(defaultKernel)
 			start := time.Now()
 			_, err := knn.Search(ix.Vectors(), ix.Dim(), q, 10, knn.Options{})
 			return time.Since(start), nil, err
@@ -229,13 +231,7 @@ func run(c config, logf func(string, ...any)) error {
 			return t1 + t2, nil, err
 		}},
 	)
-	pb, err := newPruneBench(c, work, idx, ix, d, logf)
-	if err != nil {
-		return err
-	}
 	ms = append(ms, pb.measurements()...)
-	defaultKernel, defaultReason := kernel.Name(), kernel.Reason()
-	defer kernel.Use(defaultKernel)
 
 	samples := make([]*sample, len(ms))
 	for i, m := range ms {
@@ -261,12 +257,22 @@ func run(c config, logf func(string, ...any)) error {
 			}
 		}
 	}
-	logf("server load: 8 clients, %d requests per run", c.loadRequests)
-	loads, err := serverLoad(c, idx, d.query(), 8, c.loadRequests, c.loadTime)
-	if err != nil {
-		return fmt.Errorf("server load: %w", err)
+	var loads []loadResult
+	for _, s := range pb.sets {
+		if !s.wholeProcess {
+			continue
+		}
+		logf("server load on the %s index: 8 clients, %d requests per run", s.short, c.loadRequests)
+		l, err := serverLoad(c, s.idx, s.query1, 8, c.loadRequests, c.loadTime)
+		if err != nil {
+			return fmt.Errorf("server load on the %s index: %w", s.short, err)
+		}
+		for i := range l {
+			l[i].index = s.short
+		}
+		loads = append(loads, l...)
 	}
-	report := render(c, d, samples, loads, python != "", defaultKernel, defaultReason) + pb.report(samples, python, logf)
+	report := render(c, d, samples, loads, pb, defaultKernel, defaultReason) + pb.report(samples, logf)
 	if report, err = withDupes(c, idx, d.shards(), python, report, logf); err != nil {
 		return err
 	}
@@ -325,16 +331,21 @@ func checked(python string) string {
 	return "npy baseline, numpy loop, query --vector, query IMAGE"
 }
 
-// checkAnswers checks, before anything is timed, that every contender returns the same top 10:
-// `simsearch query --vector` and the numpy loop against the npy baseline for the query vector,
-// and `simsearch query IMAGE` against the npy baseline and the numpy loop searching for the
-// image's embedding (written by `simsearch extract`). python is "" when numpy is missing.
-func checkAnswers(c config, python string, d *dataset, idx, work string, q []float32) error {
-	want, err := npyBaseline(d.shards(), q, 10)
+// checkAnswers checks, before anything is timed, that every contender returns the same top 10
+// over the shards and the index made of them: `simsearch query --vector` and the numpy loop
+// against the npy baseline for the vector in queryFile, and `simsearch query IMAGE` against the
+// npy baseline and the numpy loop searching for the image's embedding emb (written by `simsearch
+// extract`). python is "" when numpy is missing.
+func checkAnswers(c config, python, shards, idx, queryFile, emb string) error {
+	q, _, err := shard.ReadVectors(queryFile)
 	if err != nil {
 		return err
 	}
-	got, err := queryHits(c.bin, "--index", idx, "--vector", d.query())
+	want, err := npyBaseline(shards, q, 10)
+	if err != nil {
+		return err
+	}
+	got, err := queryHits(c.bin, "--index", idx, "--vector", queryFile)
 	if err != nil {
 		return err
 	}
@@ -342,7 +353,7 @@ func checkAnswers(c config, python string, d *dataset, idx, work string, q []flo
 		return err
 	}
 	if python != "" {
-		np, err := numpyHits(seedCommand(python, d.shards(), d.query()))
+		np, err := numpyHits(seedCommand(python, shards, queryFile))
 		if err != nil {
 			return err
 		}
@@ -351,15 +362,11 @@ func checkAnswers(c config, python string, d *dataset, idx, work string, q []flo
 		}
 	}
 
-	emb, err := imageEmbedding(c.bin, c.model, c.image, work)
-	if err != nil {
-		return fmt.Errorf("the query image's embedding: %w", err)
-	}
 	eq, _, err := shard.ReadVectors(emb)
 	if err != nil {
 		return err
 	}
-	want, err = npyBaseline(d.shards(), eq, 10)
+	want, err = npyBaseline(shards, eq, 10)
 	if err != nil {
 		return err
 	}
@@ -371,7 +378,7 @@ func checkAnswers(c config, python string, d *dataset, idx, work string, q []flo
 		return err
 	}
 	if python != "" {
-		np, err := numpyHits(seedCommand(python, d.shards(), emb))
+		np, err := numpyHits(seedCommand(python, shards, emb))
 		if err != nil {
 			return err
 		}

@@ -172,6 +172,9 @@ func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req que
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	n := len(queries) / dim
+	if req.KEach != nil && len(req.KEach) != n {
+		return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), n)
+	}
 	out := make([][]query.Hit, n)
 	scanned := make([]query.Scanned, n)
 	g, gctx := errgroup.WithContext(ctx)
@@ -179,7 +182,11 @@ func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req que
 	for j := range n {
 		g.Go(func() (err error) {
 			start := time.Now()
-			out[j], err = s.c.nearest(gctx, queries[j*dim:(j+1)*dim], req)
+			rj := req
+			if req.KEach != nil { // each query's own k, as query.Request says
+				rj.K, rj.KEach = req.KEach[j], nil
+			}
+			out[j], err = s.c.nearest(gctx, queries[j*dim:(j+1)*dim], rj)
 			scanned[j].Path, scanned[j].Time = "weaviate", time.Since(start)
 			if err != nil && n > 1 {
 				err = fmt.Errorf("query %d: %w", j, err)

@@ -74,11 +74,10 @@ func (w *Writer) Compact() error {
 		if err != nil {
 			return err
 		}
-		width := b.Width()
-		sec := &prune.Section{Basis: b, Rows: make([]float32, n*width)}
+		sec := prune.NewSection(b, n)
 		r := 0
 		err = st.each(func(ids []string, _ []FileState, rows []float32) error {
-			sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(rows, sec.Rows[r*width:]))
+			sec.Project(r, rows)
 			r += len(ids)
 			return nil
 		})

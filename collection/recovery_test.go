@@ -317,9 +317,14 @@ func TestAddedRowsSignatures(t *testing.T) {
 	if v.addPCA == nil || v.addPCA.Basis != v.pca.Basis {
 		t.Fatal("the added rows have no signatures on the base's basis")
 	}
-	want := make([]float32, len(v.addIDs)*v.pca.Basis.Width())
+	w := v.pca.Basis.Width()
+	want := make([]float32, len(v.addIDs)*w)
 	norm := v.pca.Basis.ProjectRows(v.added, want)
-	if !slices.Equal(v.addPCA.Rows, want) || v.addPCA.MaxNorm < norm {
+	got := make([]float32, len(want))
+	for i := range v.addIDs {
+		v.addPCA.Signature(i, got[i*w:(i+1)*w])
+	}
+	if v.addPCA.Count() != len(v.addIDs) || !slices.Equal(got, want) || v.addPCA.MaxNorm < norm {
 		t.Fatalf("stored signatures differ from computed ones (max norm %g, computed %g)", v.addPCA.MaxNorm, norm)
 	}
 	all := wantOf(base, added)

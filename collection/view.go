@@ -400,7 +400,7 @@ func (st *logState) view() (*View, error) {
 func (st *logState) signatures(refs []rowRef, rows []float32) (*prune.Section, error) {
 	b := st.pca.Basis
 	w, dim := b.Width(), b.Dim
-	sec := &prune.Section{Basis: b, Rows: make([]float32, len(refs)*w)}
+	sec := prune.NewSection(b, len(refs))
 	var stored, missing []int
 	for i, r := range refs {
 		if r.sig != 0 {
@@ -419,7 +419,7 @@ func (st *logState) signatures(refs []rowRef, rows []float32) (*prune.Section, e
 		return nil, err
 	}
 	for k, i := range stored {
-		copy(sec.Rows[i*w:(i+1)*w], got[k*w:(k+1)*w])
+		sec.SetSignature(i, got[k*w:(k+1)*w])
 	}
 	if len(missing) > 0 {
 		in, out := make([]float32, len(missing)*dim), make([]float32, len(missing)*w)
@@ -428,7 +428,7 @@ func (st *logState) signatures(refs []rowRef, rows []float32) (*prune.Section, e
 		}
 		sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(in, out))
 		for k, i := range missing {
-			copy(sec.Rows[i*w:(i+1)*w], out[k*w:(k+1)*w])
+			sec.SetSignature(i, out[k*w:(k+1)*w])
 		}
 	}
 	return sec, nil

@@ -198,8 +198,7 @@ func pcaSection(sampler *prune.Sampler, rank int, pairs []shard.Pair, rows int) 
 	if err != nil {
 		return nil, err
 	}
-	w := b.Width()
-	sec := &prune.Section{Basis: b, Rows: make([]float32, rows*w)}
+	sec := prune.NewSection(b, rows)
 	off := 0
 	for _, p := range pairs {
 		f, err := shard.OpenFeatures(p.Features)
@@ -211,7 +210,7 @@ func pcaSection(sampler *prune.Sampler, rank int, pairs []shard.Pair, rows int) 
 			f.Close()
 			return nil, fmt.Errorf("%s changed while it was converted", p.Features)
 		}
-		sec.MaxNorm = max(sec.MaxNorm, b.ProjectRows(f.Rows, sec.Rows[off*w:(off+n)*w]))
+		sec.Project(off, f.Rows)
 		off += n
 		f.Close()
 	}

@@ -12,10 +12,12 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/edsrzf/mmap-go"
 	ort "github.com/yalue/onnxruntime_go"
 
+	"simsearch/internal/rusage"
 	"simsearch/pil"
 )
 
@@ -69,6 +71,34 @@ type Model struct {
 	dim    int
 	sha256 string
 	lut    [3][256]float32 // 8-bit value → input value, per channel
+	load   LoadStats
+}
+
+// LoadStats says where opening a model went: loading ONNX Runtime (which OpenModel overlaps
+// with reading the model), reading, hashing and checking the model file, and creating the
+// session; and, where the system counts them per thread (FaultsKnown), the page faults of the
+// thread that did each (the session's own threads, if ONNX Runtime starts some, are not
+// counted). A step that did not happen (ONNX Runtime already loaded, a model opened from a
+// Source read earlier) is zero.
+type LoadStats struct {
+	ORTInit, Read, Session                   time.Duration
+	ORTInitFaults, ReadFaults, SessionFaults rusage.Faults
+	FaultsKnown                              bool
+}
+
+// LoadStats returns how the model was opened.
+func (m *Model) LoadStats() LoadStats { return m.load }
+
+// threadStep runs f on the calling goroutine held on its OS thread and returns its time and
+// the thread's page faults (ok false where they are not counted per thread).
+func threadStep(f func()) (took time.Duration, faults rusage.Faults, ok bool) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := time.Now()
+	before, ok := rusage.Thread()
+	f()
+	after, _ := rusage.Thread()
+	return time.Since(start), after.Sub(before), ok
 }
 
 // Source is a model file read and checked against its configuration, ready to open. Reading
@@ -136,7 +166,12 @@ func checkSignature(cfg Config, data []byte) (int, error) {
 func (src *Source) Open(cacheDir string) (*Model, error) {
 	cfg := src.cfg
 	m := &Model{cfg: cfg, dim: src.dim, sha256: src.sha256}
-	sess, mapped, err := openCached(src, cacheDir)
+	var (
+		sess   *ort.DynamicAdvancedSession
+		mapped mmap.MMap
+		err    error
+	)
+	m.load.Session, m.load.SessionFaults, m.load.FaultsKnown = threadStep(func() { sess, mapped, err = openCached(src, cacheDir) })
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Model, err)
 	}

@@ -49,9 +49,17 @@ func OpenModel(cfg Config, lib, cacheDir string) (*Model, time.Duration, error) 
 	if err != nil {
 		return nil, 0, err
 	}
+	var st LoadStats
 	initErr := make(chan error, 1)
-	go func() { initErr <- Init(lib) }()
-	src, err := ReadModel(cfg)
+	go func() {
+		var err error
+		var known bool
+		st.ORTInit, st.ORTInitFaults, known = threadStep(func() { err = Init(lib) })
+		st.FaultsKnown = known
+		initErr <- err
+	}()
+	var src *Source
+	st.Read, st.ReadFaults, _ = threadStep(func() { src, err = ReadModel(cfg) })
 	if ierr := <-initErr; ierr != nil {
 		return nil, 0, ierr
 	}
@@ -62,5 +70,8 @@ func OpenModel(cfg Config, lib, cacheDir string) (*Model, time.Duration, error) 
 	if err != nil {
 		return nil, 0, err
 	}
+	st.Session, st.SessionFaults = m.load.Session, m.load.SessionFaults
+	st.FaultsKnown = st.FaultsKnown && m.load.FaultsKnown
+	m.load = st
 	return m, time.Since(start), nil
 }

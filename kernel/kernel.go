@@ -1,7 +1,8 @@
 // Package kernel computes squared Euclidean (L2) distances between float32 vectors.
 //
 // There are three implementations of one algorithm: AVX-512 and AVX2+FMA in assembly generated
-// by asm/gen.go, and portable Go. Which one runs is decided once, at the first distance computed:
+// by asm/gen.go, and portable Go. Each also has a packed variant for short rows stored in groups
+// (L2SquaredPacked): AVX2 assembly and portable Go. Which one runs is decided once, at the first distance computed:
 // among the assembly kernels the CPU supports, the one that is fastest on a small in-cache block,
 // timed then (see choose.go), since having AVX-512 does not mean running it faster. Reason says
 // how the choice was made. SIMSEARCH_KERNEL=generic|avx2|avx512 forces one (Check reports a
@@ -20,13 +21,14 @@ import (
 type blockFunc func(q, rows, out []float32)
 
 type impl struct {
-	name  string
-	block blockFunc
+	name   string
+	block  blockFunc
+	packed packedFunc
 }
 
 // impls lists the implementations this CPU can run, slowest first; the generic one is always
 // first, then what the per-architecture file offers.
-var impls = append([]impl{{"generic", blockGeneric}}, archImpls()...)
+var impls = append([]impl{{"generic", blockGeneric, packedGeneric}}, archImpls()...)
 
 // known lists every kernel the package implements, on any CPU.
 var known = []string{"generic", "avx2", "avx512"}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -205,4 +206,83 @@ func FuzzKernels(f *testing.F) {
 			}
 		})
 	})
+}
+
+// pack stores n rows of w floats (row-major) in the packed layout, the last group padded with
+// zero rows.
+func pack(rows []float32, w int) []float32 {
+	n := len(rows) / w
+	groups := (n + PackRows - 1) / PackRows
+	out := make([]float32, groups*PackRows*w)
+	for r := range n {
+		g, i := r/PackRows, r%PackRows
+		for d := range w {
+			out[g*PackRows*w+d*PackRows+i] = rows[r*w+d]
+		}
+	}
+	return out
+}
+
+// TestPackedAgainstFloat64 checks every kernel's packed distances against float64 sums, within
+// the accuracy the pruned search's bound assumes (see tolerance), for every width up to 70, rows
+// of mixed magnitudes, and packed blocks that start unaligned.
+func TestPackedAgainstFloat64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	forEach(t, func(t *testing.T, name string) {
+		for w := 1; w <= 70; w++ {
+			n := 3*PackRows + w%PackRows
+			rows := randVec(rng, n*w, []float64{1, 1e-15, 1e17}[w%3])
+			q := rows[(w%n)*w : (w%n+1)*w] // a stored row: distance 0 among the others
+			q = append([]float32(nil), q...)
+			q[0] += 0.5
+			packed := append(make([]float32, w%5), pack(rows, w)...)[w%5:]
+			out := make([]float32, len(packed)/w)
+			least := L2SquaredPacked(q, packed, out)
+			if want := slices.Min(out); least != want {
+				t.Fatalf("%s: width %d: smallest %v, the smallest stored is %v", name, w, least, want)
+			}
+			for r := range n {
+				want := ref(q, rows[r*w:(r+1)*w])
+				if got := float64(out[r]); math.Abs(got-want) > tolerance(w, want) {
+					t.Fatalf("%s: width %d row %d: got %v, want %v (tolerance %g)", name, w, r, got, want, tolerance(w, want))
+				}
+			}
+			for r := n; r < len(out); r++ { // padding rows are zero rows
+				if want := ref(q, make([]float32, w)); math.Abs(float64(out[r])-want) > tolerance(w, want) {
+					t.Fatalf("%s: width %d padding row %d: got %v, want %v", name, w, r, out[r], want)
+				}
+			}
+		}
+	})
+}
+
+// TestPackedKernelsAgree checks that the assembly packed kernels compute what the portable one
+// does, within the rounding both are allowed (they differ only in fusing the multiply-add), and
+// that a mismatched block panics rather than reading past it.
+func TestPackedKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	const w, n = 32, 40 * PackRows
+	rows := randVec(rng, n*w, 1)
+	packed := pack(rows, w)
+	q := randVec(rng, w, 1)
+	want := make([]float32, n)
+	packedGeneric(q, packed, want)
+	forEach(t, func(t *testing.T, name string) {
+		got := make([]float32, n)
+		L2SquaredPacked(q, packed, got)
+		for r := range got {
+			if math.Abs(float64(got[r])-float64(want[r])) > 2*tolerance(w, float64(want[r])) {
+				t.Fatalf("%s row %d: %v, the portable kernel %v", name, r, got[r], want[r])
+			}
+		}
+	})
+	defer func() {
+		if recover() == nil {
+			t.Error("a block of 15 rows did not panic")
+		}
+	}()
+	if least := L2SquaredPacked(q, nil, nil); !math.IsInf(float64(least), 1) {
+		t.Errorf("the smallest of no distances is %v, want +Inf", least)
+	}
+	L2SquaredPacked(q, packed[:15*w], make([]float32, 15))
 }

@@ -2,12 +2,16 @@ package prune
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"simsearch/index"
 	"simsearch/kernel"
 	"simsearch/knn"
 )
@@ -138,9 +142,30 @@ func sameResults(t *testing.T, what string, got, want []knn.Neighbor) {
 	}
 }
 
+// splitSmall makes the search split its passes over several workers even for the tests' small
+// sets (chunks of 48 rows, any number of them per part), until the test ends.
+func splitSmall(t *testing.T) {
+	chunk, par := chunkGroups, parallelGroups
+	chunkGroups, parallelGroups = 3, 1
+	t.Cleanup(func() { chunkGroups, parallelGroups = chunk, par })
+}
+
+// testRanks are the ranks the equality tests build sections of: all of a signature in its
+// prefix (rank 6), and a prefix and a rest (rank 12).
+var testRanks = []int{6, 12}
+
 func TestSearchEqualsFullScan(t *testing.T) {
+	splitSmall(t)
 	for _, ds := range datasets() {
-		sec, err := Build(ds.data, ds.dim, 6)
+		for _, rank := range testRanks {
+			t.Run(fmt.Sprint("rank", rank), func(t *testing.T) { searchEqualsFullScan(t, ds, rank) })
+		}
+	}
+}
+
+func searchEqualsFullScan(t *testing.T, ds dataset, rank int) {
+	{
+		sec, err := Build(ds.data, ds.dim, rank)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,6 +196,17 @@ func TestSearchEqualsFullScan(t *testing.T) {
 								if scan == Pruned && stats[j].Path != "pruned" {
 									t.Fatalf("%s: forced pruning answered by the %s path", what, stats[j].Path)
 								}
+								// Alone, the query's passes are split over three workers.
+								r := req
+								r.Workers = 3
+								one, st, err := Search(ds.data, ds.dim, sec, q, r)
+								if err != nil {
+									t.Fatal(err)
+								}
+								sameResults(t, what+", alone on 3 workers", one, want)
+								if st.Path != stats[j].Path {
+									t.Fatalf("%s: alone, answered by the %s path", what, st.Path)
+								}
 							}
 						}
 					}
@@ -181,8 +217,9 @@ func TestSearchEqualsFullScan(t *testing.T) {
 }
 
 func TestRangeEqualsFullScan(t *testing.T) {
-	for _, ds := range datasets() {
-		sec, err := Build(ds.data, ds.dim, 6)
+	splitSmall(t)
+	for i, ds := range datasets() {
+		sec, err := Build(ds.data, ds.dim, testRanks[i%2])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +240,7 @@ func TestRangeEqualsFullScan(t *testing.T) {
 						}
 						for _, k := range []int{0, 5} {
 							for _, scan := range []Scan{Pruned, Auto, Full} {
-								got, _, err := Search(ds.data, ds.dim, sec, q, Request{K: k, MaxDistance: radius, Scan: scan})
+								got, _, err := Search(ds.data, ds.dim, sec, q, Request{K: k, MaxDistance: radius, Scan: scan, Workers: 1 + j%3})
 								if err != nil {
 									t.Fatal(err)
 								}
@@ -294,7 +331,18 @@ func TestSectionRoundTripAndDeterminism(t *testing.T) {
 	if err := dec.Check(changed); err == nil {
 		t.Error("Check accepted signatures of a changed row")
 	}
-	_, _, rOff, _ := layout(ds.dim, 9, n)
+	// Signatures kept elsewhere and set one by one give the same section as Project.
+	set := NewSection(a.Basis, n)
+	sig := make([]float32, a.Basis.Width())
+	for r := range n {
+		a.Signature(r, sig)
+		set.SetSignature(r, sig)
+	}
+	set.MaxNorm = a.MaxNorm
+	if !bytes.Equal(set.Encode(), enc) {
+		t.Error("a section of the same signatures set by SetSignature encodes differently")
+	}
+	_, _, rOff, _ := layout(Version, ds.dim, 9, n)
 	for _, tc := range []struct {
 		name string
 		edit func([]byte) []byte
@@ -318,6 +366,15 @@ func TestSectionRoundTripAndDeterminism(t *testing.T) {
 		t.Fatal(err)
 	} else if err := d.Check(ds.data); err == nil {
 		t.Error("Check accepted a damaged signature")
+	}
+	// The rows padding the last group must be zero (n = 3000 leaves 8 of them).
+	padded := slices.Clone(enc)
+	pw := prefixOf(a.Basis.Width()) // value 3 of padding row n+1, in the prefix block
+	binary.LittleEndian.PutUint32(padded[rOff+4*(group*pw*(n/group)+3*group+n%group+1):], math.Float32bits(1))
+	if d, err := Decode(padded, n, ds.dim); err != nil {
+		t.Fatal(err)
+	} else if err := d.Check(ds.data); err == nil || !strings.Contains(err.Error(), "padding row") {
+		t.Errorf("Check on a non-zero padding row: %v", err)
 	}
 }
 
@@ -371,4 +428,218 @@ func TestSamplerInPieces(t *testing.T) {
 	if _, err := NewSampler(n+1, dim).Fit(5); err == nil {
 		t.Error("Fit with rows missing succeeded")
 	}
+}
+
+// encodeV1 writes s in the version 1 layout: the same header and basis, the signatures row
+// after row.
+func encodeV1(s *Section) []byte {
+	b := s.Basis
+	v2 := s.Encode()
+	_, _, rOff, end := layout(version1, b.Dim, b.Rank, s.Count())
+	out := append([]byte(nil), v2[:rOff]...)
+	out = append(out, make([]byte, end-rOff)...)
+	sig := make([]float32, b.Width())
+	for r := range s.Count() {
+		s.Signature(r, sig)
+		putFloats(out[rOff+4*r*b.Width():], sig)
+	}
+	return out
+}
+
+// TestVersion1Section checks that an index written with a version 1 PCA section (signatures row
+// after row) still prunes, exactly: FromIndex packs its signatures, verify checks them.
+func TestVersion1Section(t *testing.T) {
+	ds := datasets()[2] // clustered: it prunes
+	n := len(ds.data) / ds.dim
+	sec, err := Build(ds.data, ds.dim, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "v1.simidx")
+	w, err := index.Create(path, ds.dim, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+	}
+	if err := w.Append(ids, ds.data); err != nil {
+		t.Fatal(err)
+	}
+	w.AddSection(index.SectionPCA, version1, encodeV1(sec))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := index.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	old, err := FromIndex(ix)
+	if err != nil || old == nil {
+		t.Fatalf("FromIndex: %v, %v", old, err)
+	}
+	if !bytes.Equal(old.Encode(), sec.Encode()) {
+		t.Error("the version 1 section, packed, differs from the section it was written from")
+	}
+	if err := Verify(ix); err != nil {
+		t.Error(err)
+	}
+	q := ds.queries[ds.dim : 2*ds.dim]
+	got, st, err := Search(ix.Vectors(), ds.dim, old, q, Request{K: 10, MaxDistance: NoLimit, Scan: Pruned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := knn.Search(ix.Vectors(), ds.dim, q, 10, knn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResults(t, "version 1 section", got, want)
+	if st.Visited > n/4 {
+		t.Errorf("visited %d of %d rows with the version 1 section", st.Visited, n)
+	}
+	// A version 1 section of the wrong length is refused, naming the version.
+	bad := encodeV1(sec)
+	if _, err := decode(bad[:len(bad)-4], version1, n, ds.dim); err == nil || !strings.Contains(err.Error(), "section version 1") {
+		t.Errorf("a truncated version 1 section: %v", err)
+	}
+}
+
+// TestKEach asks one batch for a different number of neighbours per query, on every path, and
+// checks each answer against the full scan's for that query and k: the shared full pass runs at
+// the largest k and must cut each answer at its own.
+func TestKEach(t *testing.T) {
+	ds := datasets()[2] // clustered
+	sec, err := Build(ds.data, ds.dim, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nq := len(ds.queries) / ds.dim
+	ks := make([]int, nq)
+	for j := range ks {
+		ks[j] = []int{1, 7, 3, 30}[j%4]
+	}
+	for _, scan := range []Scan{Auto, Pruned, Full} {
+		got, stats, err := SearchBatch(ds.data, ds.dim, sec, ds.queries, Request{K: 99, KEach: ks, MaxDistance: NoLimit, Scan: scan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range nq {
+			want, err := knn.Search(ds.data, ds.dim, ds.queries[j*ds.dim:(j+1)*ds.dim], ks[j], knn.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameResults(t, fmt.Sprintf("%v, query %d, k %d", scan, j, ks[j]), got[j], want)
+			if scan == Full && (stats[j].SharedBy != nq || stats[j].SharedPass <= 0 || stats[j].Time != 0) {
+				t.Errorf("query %d of a full pass shared by %d: stats %+v", j, nq, stats[j])
+			}
+		}
+	}
+	if _, _, err := SearchBatch(ds.data, ds.dim, sec, ds.queries, Request{KEach: ks[1:], MaxDistance: NoLimit}); err == nil {
+		t.Error("a KEach of the wrong length was accepted")
+	}
+	if _, _, err := SearchBatch(ds.data, ds.dim, sec, ds.queries[:ds.dim], Request{KEach: []int{0}, MaxDistance: NoLimit}); err == nil {
+		t.Error("k 0 without a maximum distance was accepted")
+	}
+}
+
+// TestRoundingMarginNearTies puts hundreds of rows at the same distance from a query, up to
+// float32 rounding, at 1280 dims with the default rank, all in the span the basis captures: their
+// bounds are then as tight as rounding allows, and whether each tied row is visited is decided by
+// the rounding margin alone. The answer must still be the full scan's, on every kernel.
+func TestRoundingMarginNearTies(t *testing.T) {
+	const dim, rank, sphere, others = 1280, DefaultRank, 400, 1600
+	rng := rand.New(rand.NewPCG(31, 1280))
+	dirs := make([][]float64, rank) // orthonormal, by Gram–Schmidt in float64
+	for i := range dirs {
+		v := make([]float64, dim)
+		for c := range v {
+			v[c] = rng.NormFloat64()
+		}
+		for range 2 {
+			for _, d := range dirs[:i] {
+				dot := 0.0
+				for c := range v {
+					dot += v[c] * d[c]
+				}
+				for c := range v {
+					v[c] -= dot * d[c]
+				}
+			}
+		}
+		nrm := 0.0
+		for _, x := range v {
+			nrm += x * x
+		}
+		for c := range v {
+			v[c] /= math.Sqrt(nrm)
+		}
+		dirs[i] = v
+	}
+	centre := make([]float64, dim)
+	for c := range centre {
+		centre[c] = rng.NormFloat64()
+	}
+	// point returns centre + radius·u for a random unit u in the span of dirs, in float32.
+	point := func(radius float64) []float32 {
+		coef := make([]float64, rank)
+		s := 0.0
+		for i := range coef {
+			coef[i] = rng.NormFloat64()
+			s += coef[i] * coef[i]
+		}
+		out := make([]float32, dim)
+		for c := range out {
+			x := centre[c]
+			for i, d := range dirs {
+				x += radius * coef[i] / math.Sqrt(s) * d[c]
+			}
+			out[c] = float32(x)
+		}
+		return out
+	}
+	var data []float32
+	for r := range sphere + others {
+		if r%5 == 0 && r/5 < sphere { // the tied rows, spread through the collection
+			data = append(data, point(3)...)
+		} else {
+			data = append(data, point(6+6*rng.Float64())...)
+		}
+	}
+	sec, err := Build(data, dim, rank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queries []float32
+	for c := range dim {
+		queries = append(queries, float32(centre[c]))
+	}
+	moved := slices.Clone(queries) // the centre, a few components one float32 step away
+	for c := 3; c < dim; c += 101 {
+		moved[c] = math.Nextafter32(moved[c], float32(math.Inf(1)))
+	}
+	queries = append(queries, moved...)
+	nq := len(queries) / dim
+	forEachKernel(t, func(t *testing.T) {
+		for _, k := range []int{1, 10, 57, 200} {
+			for j := range nq {
+				q := queries[j*dim : (j+1)*dim]
+				want, err := knn.Search(data, dim, q, k, knn.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k > 1 && want[k-1].Distance-want[0].Distance > 1e-5*want[0].Distance {
+					t.Fatalf("query %d, k %d: distances %v to %v are not near-ties", j, k, want[0].Distance, want[k-1].Distance)
+				}
+				for _, workers := range []int{1, 2} {
+					got, _, err := Search(data, dim, sec, q, Request{K: k, MaxDistance: NoLimit, Scan: Pruned, Workers: workers})
+					if err != nil {
+						t.Fatal(err)
+					}
+					sameResults(t, fmt.Sprintf("query %d, k %d, %d workers", j, k, workers), got, want)
+				}
+			}
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"simsearch/embed"
 	"simsearch/index"
 	"simsearch/internal/fault"
+	"simsearch/internal/rusage"
 	"simsearch/pil"
 	"simsearch/prune"
 )
@@ -44,6 +46,8 @@ type Searcher struct {
 	ready         chan struct{} // closed once Warm has mapped the index's pages (or at once without Warm)
 	warm          sync.Once
 	openTime      time.Duration
+	openFaults    Faults // the opening thread's, when openCounted
+	openCounted   bool
 }
 
 // Open maps the index, applies its change log and checks its metadata, which every command reads
@@ -51,7 +55,10 @@ type Searcher struct {
 // mapping them ahead (measured: a cold --vector query took 57 ms with a prefault overlapping
 // start-up, 50 ms without); a server calls Warm.
 func Open(path string) (*Searcher, error) {
+	runtime.LockOSThread() // for the thread's page-fault count
+	defer runtime.UnlockOSThread()
 	start := time.Now()
+	before, counted := rusage.Thread()
 	c, err := collection.OpenCollection(path)
 	if err != nil {
 		return nil, err
@@ -60,7 +67,8 @@ func Open(path string) (*Searcher, error) {
 		c.Close()
 		return nil, err
 	}
-	s := &Searcher{c: c, ready: make(chan struct{}), openTime: time.Since(start)}
+	after, _ := rusage.Thread()
+	s := &Searcher{c: c, ready: make(chan struct{}), openTime: time.Since(start), openFaults: after.Sub(before), openCounted: counted}
 	return s, nil
 }
 
@@ -121,8 +129,30 @@ func (s *Searcher) Dim() int { return s.Index().Dim() }
 // Len is the number of vectors in the index.
 func (s *Searcher) Len() int { return s.Index().Len() }
 
-// OpenTime is how long mapping and validating the index took.
-func (s *Searcher) OpenTime() time.Duration { return s.openTime }
+// RecordOpen adds the index's opening to timings: index_open in ms and, where the system counts
+// them per thread, its page faults (index_open_faults_minor, index_open_faults_major).
+func (s *Searcher) RecordOpen(t map[string]float64) {
+	t["index_open"] = ms(s.openTime)
+	if s.openCounted {
+		recordFaults(t, "index_open", s.openFaults)
+	}
+}
+
+// RecordLoad adds a model's opening (embed.LoadStats) to timings, in ms: ort_init (loading ONNX
+// Runtime, beside model_read), model_read (reading, hashing and checking the file) and session,
+// and each one's page faults where they are counted (PHASE_faults_minor, PHASE_faults_major).
+func RecordLoad(t map[string]float64, st embed.LoadStats) {
+	for _, p := range []struct {
+		name   string
+		took   time.Duration
+		faults Faults
+	}{{"ort_init", st.ORTInit, st.ORTInitFaults}, {"model_read", st.Read, st.ReadFaults}, {"session", st.Session, st.SessionFaults}} {
+		t[p.name] = ms(p.took)
+		if st.FaultsKnown {
+			recordFaults(t, p.name, p.faults)
+		}
+	}
+}
 
 // Model returns the loaded model, or nil.
 func (s *Searcher) Model() *embed.Model { return s.model }
@@ -194,16 +224,19 @@ func (s *Searcher) Follow(ctx context.Context, every time.Duration, report func(
 
 // Request says what each query asks for.
 type Request struct {
-	K           int        // the number of neighbours; 0 with MaxDistance: all rows in range
+	K int // the number of neighbours; 0 with MaxDistance: all rows in range
+	// KEach, when not nil, is each query's own number of neighbours (one per query); K must then
+	// be at least the largest of them.
+	KEach       []int
 	MaxDistance float64    // the largest distance returned; prune.NoLimit for none
 	Scan        prune.Scan // the pruned or the full scan, or the choice per query (prune.Auto)
 }
 
-// Scanned describes how one query's rows were found, for --timings.
+// Scanned describes how one query's rows were found, for --timings: the search's figures (its own
+// time and page faults, and those of a full pass it shared with other queries of its batch).
 type Scanned struct {
 	prune.Stats
-	Wait   time.Duration // waiting for the index's pages (Warm)
-	Faults Faults        // page faults of the whole search call (shared by a batch)
+	Wait time.Duration // waiting for the index's pages (Warm)
 }
 
 // Search finds the nearest live rows of the collection to each of the queries (row-major, Dim
@@ -220,20 +253,32 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 	if err := index.CheckVectors(queries, v.Dim()); err != nil {
 		return nil, nil, fmt.Errorf("query %w", err)
 	}
+	if req.KEach != nil {
+		if len(req.KEach) != len(queries)/v.Dim() {
+			return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), len(queries)/v.Dim())
+		}
+		if m := slices.Max(req.KEach); m > req.K {
+			return nil, nil, fmt.Errorf("a query asks for %d neighbours, more than k %d", m, req.K)
+		}
+	}
+	if req.Scan == prune.Pruned && !prune.Readable(v.Base()) {
+		// Forcing the pruned path is for measuring it: a full scan answering in its place
+		// would be measured under the wrong name.
+		return nil, nil, fmt.Errorf("%s has no PCA section this version reads (convert writes one): the pruned scan cannot run; use the automatic or the full scan", v.Path())
+	}
 	start := time.Now()
 	s.waitWarm()
 	wait := time.Since(start)
 	if err := v.Changed(); err != nil {
 		return nil, nil, err
 	}
-	before := ProcessFaults()
 	var (
 		res   [][]collection.Result
 		stats []prune.Stats
 		err   error
 	)
 	ferr := fault.Guard(func() {
-		res, stats, err = v.Search(queries, prune.Request{K: req.K, MaxDistance: req.MaxDistance, Scan: req.Scan})
+		res, stats, err = v.Search(queries, prune.Request{K: req.K, KEach: req.KEach, MaxDistance: req.MaxDistance, Scan: req.Scan})
 	})
 	if ferr != nil {
 		err = ferr
@@ -241,11 +286,13 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", v.Path(), err)
 	}
-	f := ProcessFaults().since(before)
 	out := make([][]Hit, len(res))
 	scanned := make([]Scanned, len(res))
 	for j, r := range res {
-		scanned[j] = Scanned{Stats: stats[j], Wait: wait, Faults: f}
+		scanned[j] = Scanned{Stats: stats[j], Wait: wait}
+		if req.KEach != nil && req.KEach[j] > 0 {
+			r = r[:min(req.KEach[j], len(r))] // the collection merges its parts up to K
+		}
 		out[j] = make([]Hit, len(r))
 		for i, n := range r {
 			out[j][i] = Hit{ID: n.ID, Distance: float64(n.Distance)}
@@ -254,16 +301,31 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 	return out, scanned, nil
 }
 
-// Record adds a query's scan to its timings: index_wait and scan in ms, the rows whose exact
-// distance was computed (visited; the full scan computes them all) and the page faults.
+// Record adds a query's scan to its timings: index_wait and scan (the query's own search) in ms,
+// the rows whose exact distance was computed (visited; the full scan computes them all), the
+// scan's page faults (scan_faults_minor, scan_faults_major: see prune.Stats for whose), and, when
+// a full pass over the rows answered this query and others of its batch at once, that pass's
+// time, number of queries and faults (shared_pass, shared_pass_queries, shared_pass_faults_*),
+// which are no one query's.
 func (sc Scanned) Record(t map[string]float64) {
 	t["index_wait"] = ms(sc.Wait)
 	t["scan"] = ms(sc.Time)
 	if sc.Path == "pruned" {
 		t["visited"] = float64(sc.Visited)
 	}
-	t["faults_minor"] = float64(sc.Faults.Minor)
-	t["faults_major"] = float64(sc.Faults.Major)
+	if sc.FaultsKnown {
+		recordFaults(t, "scan", sc.Faults)
+	}
+	if sc.SharedBy > 0 {
+		t["shared_pass"] = ms(sc.SharedPass)
+		t["shared_pass_queries"] = float64(sc.SharedBy)
+		recordFaults(t, "shared_pass", sc.SharedFaults)
+	}
+}
+
+// recordFaults adds a phase's page faults to timings as PHASE_faults_minor and PHASE_faults_major.
+func recordFaults(t map[string]float64, phase string, f Faults) {
+	t[phase+"_faults_minor"], t[phase+"_faults_major"] = float64(f.Minor), float64(f.Major)
 }
 
 // Images answers image queries: it decodes and resizes the images on one core while the model
@@ -283,16 +345,22 @@ func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Ans
 		return nil, 0, err
 	}
 	type decoded struct {
-		img *pil.RGB
-		err error
-		dur time.Duration
+		img     *pil.RGB
+		err     error
+		dur     time.Duration
+		faults  Faults // the decoding thread's, when counted
+		counted bool
 	}
 	images := make(chan decoded, len(paths))
 	go func() {
+		runtime.LockOSThread() // for the thread's page-fault counts
+		defer runtime.UnlockOSThread()
 		for _, p := range paths {
 			start := time.Now()
+			before, counted := rusage.Thread()
 			img, err := cfg.ReadImage(p)
-			images <- decoded{img, err, time.Since(start)}
+			after, _ := rusage.Thread()
+			images <- decoded{img, err, time.Since(start), after.Sub(before), counted}
 		}
 	}()
 	var load time.Duration
@@ -316,7 +384,10 @@ func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Ans
 			continue
 		}
 		a.Timings["decode"] = ms(d.dur)
-		start := time.Now()
+		if d.counted {
+			recordFaults(a.Timings, "decode", d.faults)
+		}
+		start, before := time.Now(), rusage.Process()
 		s.model.Tensor(d.img, input)
 		v, err := s.model.Run(input)
 		if err != nil {
@@ -324,6 +395,9 @@ func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Ans
 			continue
 		}
 		a.Timings["inference"] = ms(time.Since(start))
+		// ONNX Runtime runs the graph on threads of its own: the process's faults meanwhile
+		// (which include the next image's decoding, when there is one).
+		recordFaults(a.Timings, "inference", rusage.Process().Sub(before))
 		queries = append(queries, v...)
 		ok = append(ok, i)
 	}

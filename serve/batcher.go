@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"simsearch/prune"
@@ -112,7 +113,7 @@ func (b *batcher) process(batch []*job) {
 			return
 		}
 	}
-	k := 0
+	ks := make([]int, len(batch))
 	limit := 0.0 // the largest distance a job asks for: every distance once one sets none
 	next := 0
 	for i, j := range batch {
@@ -122,7 +123,7 @@ func (b *batcher) process(batch []*job) {
 		} else {
 			queries = append(queries, j.vector...)
 		}
-		k = max(k, j.k)
+		ks[i] = j.k
 		if j.maxDistance == nil {
 			limit = prune.NoLimit
 		} else {
@@ -131,13 +132,14 @@ func (b *batcher) process(batch []*job) {
 	}
 	ctx, cancel := batchContext(batch)
 	defer cancel()
-	// The k nearest within limit of each query hold, as their prefix, each job's j.k nearest
-	// within its own distance.
-	hits, scanned, err := b.s.SearchContext(ctx, queries, query.Request{K: k, MaxDistance: limit, Scan: b.scan})
+	// Each query with its own k: a pruned query asking for 1 neighbour visits the rows 1 needs,
+	// not those the batch's largest k needs. The k nearest within limit of each query hold, as
+	// their prefix, the job's nearest within its own distance.
+	hits, scanned, err := b.s.SearchContext(ctx, queries, query.Request{K: slices.Max(ks), KEach: ks, MaxDistance: limit, Scan: b.scan})
 	for i, j := range batch {
 		r := result{err: err}
 		if err == nil {
-			r.hits = hits[i][:min(j.k, len(hits[i]))]
+			r.hits = hits[i][:min(j.k, len(hits[i]))] // a Searcher may answer K for every query
 			if j.maxDistance != nil {
 				n := 0
 				for n < len(r.hits) && r.hits[n].Distance <= *j.maxDistance {

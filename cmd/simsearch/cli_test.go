@@ -268,7 +268,15 @@ print(len(ids), ids[0])
 
 func TestQueryJSONTimings(t *testing.T) {
 	idx := demoIndex(t)
-	out := mustRun(t, "query", "--index", idx, "--json", "--timings", "-k", "2", images+"/coffee.png", images+"/coffee_cmyk.jpg")
+	// In a process of its own, as a user runs it: ONNX Runtime is loaded there, not here.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "SIMSEARCH_HELPER=1")
+	cmd.Args = append(cmd.Args, "--", "query", "--index", idx, "--json", "--timings", "-k", "2", images+"/coffee.png", images+"/coffee_cmyk.jpg")
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, errText(err))
+	}
+	out := string(b)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("want 2 JSON lines, got %q", out)
@@ -288,13 +296,26 @@ func TestQueryJSONTimings(t *testing.T) {
 		if len(a.Results) != 2 || a.Results[0].ID != filepath.Base(a.Query) || a.Results[0].Distance != 0 {
 			t.Errorf("line %d: %+v", i, a)
 		}
-		keys := []string{"decode", "inference", "scan", "total"}
+		keys := []string{"decode", "inference", "scan", "total", "decode_faults_minor", "inference_faults_minor", "scan_faults_minor"}
 		if i == 0 {
-			keys = append(keys, "model_load", "index_open")
+			keys = append(keys, "model_load", "index_open", "ort_init", "model_read", "session",
+				"index_open_faults_minor", "ort_init_faults_minor", "model_read_faults_minor", "session_faults_minor", "process_faults_minor")
 		}
 		for _, k := range keys {
 			if _, ok := a.Timings[k]; !ok {
 				t.Errorf("line %d: no timings_ms.%s in %v", i, k, a.Timings)
+			}
+		}
+		if i == 0 {
+			// Loading the library (tens of MB) and creating the session map pages; no phase
+			// faults more than the whole process.
+			if a.Timings["ort_init_faults_minor"] < 100 || a.Timings["session_faults_minor"] < 100 {
+				t.Errorf("line 0: ONNX Runtime's load and the session report %v and %v page faults", a.Timings["ort_init_faults_minor"], a.Timings["session_faults_minor"])
+			}
+			for k, v := range a.Timings {
+				if strings.HasSuffix(k, "_faults_minor") && v > a.Timings["process_faults_minor"] {
+					t.Errorf("line 0: %s %v above the process's %v", k, v, a.Timings["process_faults_minor"])
+				}
 			}
 		}
 		if a.Timings["total"] < a.Timings["inference"] {

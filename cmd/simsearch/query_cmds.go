@@ -37,6 +37,13 @@ no image), exactly as a query by that vector, so the photo itself comes first at
 reads ids from standard input, one per line. --tsv prints "QUERY<TAB>ID<TAB>DISTANCE" lines,
 which survive ids with spaces.
 
+--timings reports each phase in ms (index_open, model_load split into ort_init, model_read and
+session, decode, inference, scan, total) and page faults per phase (PHASE_faults_minor and
+PHASE_faults_major: the thread's that ran it where one thread does, the process's meanwhile for
+inference and a lone query's scan; process_faults_* for the whole process). Queries of a
+--vector batch that need the full scan share one pass over the index: each reports its own
+attempt as scan and the pass as shared_pass, with shared_pass_queries.
+
 --max-distance D prints every image within distance D instead (nearest first), or with -k
 the k nearest of them. The answer is exact either way: an index with a PCA section (convert
 writes one) is searched by visiting rows in increasing lower bound of their distance, which
@@ -104,7 +111,8 @@ func runQuery(c *cli.Context) error {
 	}
 	defer s.Close()
 	decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
-	first := map[string]float64{"index_open": ms(s.OpenTime())}
+	first := map[string]float64{}
+	s.RecordOpen(first)
 
 	var answers []query.Answer
 	switch {
@@ -140,6 +148,9 @@ func runQuery(c *cli.Context) error {
 			answers[i].Query = c.Args().Get(i) // "-", not the temporary file
 		}
 		first["model_load"] = ms(load)
+		if m := s.Model(); m != nil && load > 0 {
+			query.RecordLoad(first, m.LoadStats())
+		}
 	}
 	if err != nil {
 		return err
@@ -268,17 +279,22 @@ func printAnswers(w, errw io.Writer, answers []query.Answer, first map[string]fl
 }
 
 func printTimings(w io.Writer, q string, t map[string]float64) {
-	order := []string{"index_open", "model_load", "decode", "inference", "index_wait", "scan", "total"}
+	order := []string{"index_open", "model_load", "ort_init", "model_read", "session", "decode", "inference", "index_wait", "scan", "total"}
 	var parts []string
 	for _, k := range order {
 		if v, ok := t[k]; ok {
 			parts = append(parts, fmt.Sprintf("%s=%.2f", k, v))
 		}
 	}
-	for k, v := range t {
+	var rest []string
+	for k := range t {
 		if !slices.Contains(order, k) {
-			parts = append(parts, fmt.Sprintf("%s=%.2f", k, v))
+			rest = append(rest, k)
 		}
+	}
+	slices.Sort(rest) // visited, the page faults per phase, a shared pass: in a stable order
+	for _, k := range rest {
+		parts = append(parts, fmt.Sprintf("%s=%.2f", k, t[k]))
 	}
 	fmt.Fprintf(w, "timings_ms %s: %s\n", q, strings.Join(parts, " "))
 }

@@ -97,6 +97,9 @@ Example:
 			}
 			defer s.Close()
 			decodeAsRecorded(s.Meta()) // query images are decoded as the indexed ones were
+			if local != nil && scan == prune.Pruned && !prune.Readable(local.Index().Base()) {
+				return fmt.Errorf("--scan pruned: %s has no PCA section this version reads (convert writes one)", local.Index().Path())
+			}
 			if local != nil {
 				local.Warm() // maps the index while the model loads
 			}

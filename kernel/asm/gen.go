@@ -2,9 +2,12 @@
 // It is its own module so that avo is not a dependency of simsearch; run it from package kernel
 // with `go generate`.
 //
-// Both kernels compute, for each of n rows of dim float32 stored contiguously at rows, the sum
-// over i of (q[i] - row[i])², and store it to out[r]. The query stays in L1 for the whole block
-// while the rows stream through once, so the loop is bound by memory bandwidth for large blocks.
+// The block kernels compute, for each of n rows of dim float32 stored contiguously at rows, the
+// sum over i of (q[i] - row[i])², and store it to out[r]. The query stays in L1 for the whole
+// block while the rows stream through once, so the loop is bound by memory bandwidth for large
+// blocks. The packed kernel (-isa packed) computes the same sums for rows
+// stored in groups of 16, dimension-major within a group (the pruned search's signatures): one
+// vector holds one dimension of 8 rows, so the sums need no horizontal additions.
 package main
 
 import (
@@ -27,8 +30,10 @@ func main() {
 		avx2()
 	case "avx512":
 		avx512()
+	case "packed":
+		packedAVX2()
 	default:
-		log.Fatalf("-isa must be avx2 or avx512, not %q", *isa)
+		log.Fatalf("-isa must be avx2, avx512 or packed, not %q", *isa)
 	}
 	Generate()
 }
@@ -203,4 +208,95 @@ func avx2() {
 	Label("store")
 	VMOVSS(acc[0].AsX(), Mem{Base: a.out})
 	nextRow(a, stride)
+}
+
+// packedRows is the number of rows in a group of the packed layout (kernel.PackRows).
+const packedRows = 16
+
+// packedAVX2 emits l2PackedAVX2: for each of groups groups of 16 rows of w floats, stored
+// dimension-major (dimension d of row i at d*16 + i), the 16 squared distances to q, and it
+// returns the smallest of them all (+Inf for no group). Each dimension is one broadcast of q[d]
+// and two 8-row vectors; the dimensions go round-robin into four pairs of accumulators (so that
+// four FMA chains are in flight), then the quarters are added as (0+1)+(2+3). A group is w*64
+// bytes; the groups follow one another, so the row pointer simply advances by 64 bytes per
+// dimension. It needs AVX2 and FMA.
+func packedAVX2() {
+	TEXT("l2PackedAVX2", NOSPLIT, "func(q *float32, packed *float32, w int, groups int, out *float32) float32")
+	Doc("l2PackedAVX2 stores to out[16g+i] the squared L2 distance from q to row i of group g of groups packed 16-row groups of w floats, and returns the smallest.")
+	q, p, w, g, out := GP64(), GP64(), GP64(), GP64(), GP64()
+	Load(Param("q"), q)
+	Load(Param("packed"), p)
+	Load(Param("w"), w)
+	Load(Param("groups"), g)
+	Load(Param("out"), out)
+
+	full4 := GP64() // w rounded down to 4
+	MOVQ(w, full4)
+	ANDQ(I32(-4), full4)
+	acc := make([]VecVirtual, 8) // acc[2j] rows 0-7, acc[2j+1] rows 8-15, of quarter j
+	for i := range acc {
+		acc[i] = YMM()
+	}
+	b, t0, t1 := YMM(), YMM(), YMM()
+	d := GP64()
+	least := YMM() // the smallest sums so far, per lane: +Inf to start (all ones << 24 >> 1)
+	VPCMPEQD(least, least, least)
+	VPSLLD(U8(24), least, least)
+	VPSRLD(U8(1), least, least)
+
+	Label("group")
+	CMPQ(g, U8(0))
+	JE(LabelRef("done"))
+	for _, y := range acc {
+		VXORPS(y, y, y)
+	}
+	XORQ(d, d)
+
+	dimension := func(j, disp int, lo, hi VecVirtual) {
+		VBROADCASTSS(Mem{Base: q, Index: d, Scale: 4, Disp: 4 * j}, b)
+		VSUBPS(Mem{Base: p, Disp: disp}, b, t0)
+		VSUBPS(Mem{Base: p, Disp: disp + 32}, b, t1)
+		VFMADD231PS(t0, t0, lo)
+		VFMADD231PS(t1, t1, hi)
+	}
+	Label("loop4")
+	CMPQ(d, full4)
+	JAE(LabelRef("tail"))
+	for j := range 4 {
+		dimension(j, 4*packedRows*j, acc[2*j], acc[2*j+1])
+	}
+	ADDQ(U8(4), d)
+	ADDQ(U32(4*4*packedRows), p)
+	JMP(LabelRef("loop4"))
+
+	Label("tail") // the w%4 last dimensions, into quarter 0
+	CMPQ(d, w)
+	JAE(LabelRef("reduce"))
+	dimension(0, 0, acc[0], acc[1])
+	INCQ(d)
+	ADDQ(U8(4*packedRows), p)
+	JMP(LabelRef("tail"))
+
+	Label("reduce")
+	for h := range 2 {
+		VADDPS(acc[2+h], acc[h], acc[h])
+		VADDPS(acc[6+h], acc[4+h], acc[4+h])
+		VADDPS(acc[4+h], acc[h], acc[h])
+		VMOVUPS(acc[h], Mem{Base: out, Disp: 32 * h})
+		VMINPS(acc[h], least, least)
+	}
+	ADDQ(U8(4*packedRows), out)
+	DECQ(g)
+	JMP(LabelRef("group"))
+
+	Label("done") // the smallest of least's eight lanes
+	VEXTRACTF128(U8(1), least, t0.AsX())
+	VMINPS(t0.AsX(), least.AsX(), least.AsX())
+	VMOVHLPS(least.AsX(), least.AsX(), t0.AsX())
+	VMINPS(t0.AsX(), least.AsX(), least.AsX())
+	VMOVSHDUP(least.AsX(), t0.AsX())
+	VMINSS(t0.AsX(), least.AsX(), least.AsX())
+	VZEROUPPER()
+	Store(least.AsX(), ReturnIndex(0))
+	RET()
 }

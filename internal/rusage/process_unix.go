@@ -1,11 +1,10 @@
-//go:build unix
+//go:build unix && !linux
 
-package query
+package rusage
 
 import "syscall"
 
-// ProcessFaults returns the process's page faults so far (getrusage).
-func ProcessFaults() Faults {
+func process() Faults {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return Faults{}

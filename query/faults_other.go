@@ -1,6 +1,0 @@
-//go:build !unix
-
-package query
-
-// ProcessFaults returns zero: this system has no getrusage.
-func ProcessFaults() Faults { return Faults{} }
