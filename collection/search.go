@@ -19,13 +19,13 @@ type Result struct {
 }
 
 // Search returns, for each query (row-major, Dim floats each), its nearest live rows, nearest
-// first: the req.K nearest, or with req.MaxDistance those within it (the K nearest of them when K
-// is set too). The base is searched with its PCA section when it has one (the pruned exact
-// search; req.Scan chooses), and the rows added by the log beside it, with their signatures on
-// the same basis. Rows at equal squared distance are ordered by id, so that an updated
-// collection answers exactly as a fresh build whose rows are sorted by id. Without a log the
-// base's own order (by row) breaks ties, as a plain index search does. Each query's Stats add up
-// its parts.
+// first: the req.K nearest (req.KEach[j] for query j when KEach is set), or with req.MaxDistance
+// those within it (the k nearest of them when k is not 0). The base is searched with its PCA
+// section when it has one (the pruned exact search; req.Scan chooses), and the rows added by the
+// log beside it, with their signatures on the same basis. Rows at equal squared distance are
+// ordered by id, so that an updated collection answers exactly as a fresh build whose rows are
+// sorted by id. Without a log the base's own order (by row) breaks ties, as a plain index search
+// does. Each query's Stats add up its parts.
 func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune.Stats, error) {
 	dim := v.Dim()
 	if len(queries) == 0 || len(queries)%dim != 0 {
@@ -35,7 +35,15 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 		return nil, nil, fmt.Errorf("%w (simsearch verify checks the file; --scan full does not use the section)", v.pcaErr)
 	}
 	nq := len(queries) / dim
-	k := req.K
+	if req.KEach != nil && len(req.KEach) != nq {
+		return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), nq)
+	}
+	kOf := func(j int) int {
+		if req.KEach != nil {
+			return req.KEach[j]
+		}
+		return req.K
+	}
 	stats := make([]prune.Stats, nq)
 	// The added block (small next to the base) is scanned by one goroutine while the base's
 	// workers scan the base: one wait for both, not two in a row. It lives on the heap, not in
@@ -112,7 +120,7 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 		slices.SortFunc(cs, func(a, b cand) int {
 			return cmp.Or(cmp.Compare(a.d, b.d), strings.Compare(a.id, b.id))
 		})
-		if k > 0 {
+		if k := kOf(j); k > 0 {
 			cs = cs[:min(k, len(cs))]
 		}
 		out[j] = make([]Result, len(cs))
