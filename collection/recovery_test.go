@@ -267,12 +267,19 @@ func TestDamagedLog(t *testing.T) {
 	}
 }
 
-// basePCA writes a base of rows whose PCA section has the given rank (0: none).
+// basePCA writes a base of rows (sorted by id) whose PCA section has the given rank (0: none).
 func basePCA(t *testing.T, path string, dim int, rows []Row, rank int) {
+	t.Helper()
+	writeBase(t, path, dim, rows, index.Meta{SortedIDs: true}, rank, prune.Version)
+}
+
+// writeBase writes a base of rows in their order, with meta, and a PCA section of the given rank
+// (0: none) in section version secVersion (prune.Version, or 1: the layout before packing).
+func writeBase(t *testing.T, path string, dim int, rows []Row, meta index.Meta, rank, secVersion int) {
 	t.Helper()
 	iw, err := index.Create(path, dim, false)
 	must(t, err)
-	iw.SetMeta(index.Meta{SortedIDs: true})
+	iw.SetMeta(meta)
 	var ids []string
 	var data []float32
 	for _, r := range rows {
@@ -282,9 +289,28 @@ func basePCA(t *testing.T, path string, dim int, rows []Row, rank int) {
 	if rank > 0 {
 		sec, err := prune.Build(data, dim, rank)
 		must(t, err)
-		iw.AddSection(index.SectionPCA, prune.Version, sec.Encode())
+		if secVersion == 1 {
+			iw.AddSection(index.SectionPCA, 1, encodeV1(sec))
+		} else {
+			iw.AddSection(index.SectionPCA, prune.Version, sec.Encode())
+		}
 	}
 	must(t, iw.Commit())
+}
+
+// encodeV1 encodes sec in PCA section version 1 (FORMAT.md): the same header, mean and
+// components as version 2, then every row's signature after the other.
+func encodeV1(s *prune.Section) []byte {
+	pad64 := func(n int) int { return (n + 63) &^ 63 }
+	b := s.Basis
+	rows := 64 + pad64(4*b.Dim) + pad64(4*b.Rank*b.Dim)
+	out := slices.Clone(s.Encode()[:rows])
+	sig := make([]float32, b.Width())
+	for r := range s.Count() {
+		s.Signature(r, sig)
+		out = appendFloats(out, sig)
+	}
+	return out
 }
 
 func wideRows(r *rand.Rand, prefix string, n, dim int) []Row {
