@@ -42,7 +42,7 @@ func (w *Writer) Compact() error {
 	if w.root != "" {
 		meta.Root = w.root
 	}
-	rank := compactRank(st.base)
+	rank := compactRank(st)
 	iw, err := index.Create(w.path, dim, false)
 	if err != nil {
 		return err
@@ -114,13 +114,19 @@ func (w *Writer) Compact() error {
 	return nil
 }
 
-// compactRank is the rank of the PCA section a compaction of base writes; 0 for none.
-func compactRank(base *index.Index) int {
-	if s, err := prune.FromIndex(base); err == nil && s != nil {
-		return s.Basis.Rank
+// compactRank is the rank of the PCA section a compaction of st's base writes; 0 for none. It
+// takes the base's section as the writer read it (a version-1 section is packed into memory when
+// read: once is enough).
+func compactRank(st *logState) int {
+	switch {
+	case st.pca != nil:
+		return st.pca.Basis.Rank
+	case st.pcaErr != nil:
+		return prune.DefaultRank // damaged
 	}
+	base := st.base
 	if _, _, ok := base.Section(index.SectionPCA); ok {
-		return prune.DefaultRank // damaged, or of a version this build does not read
+		return prune.DefaultRank // of a version this build does not read
 	}
 	if base.FormatVersion() >= 2 && base.Len() > 0 {
 		return 0
