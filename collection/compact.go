@@ -26,7 +26,8 @@ const compactChunk = 4096
 // The pruned search's PCA section is fitted anew to the live rows with the rank of the old
 // base's section (package prune: deterministic, so the same rows give the same bytes as convert
 // would write for them). A base without one keeps none when it was written so (version 2, with
-// rows: convert --pca-rank 0); an empty base or a version-1 file gets prune.DefaultRank.
+// rows: convert --pca-rank 0); an empty base, a version-1 file and a section this build cannot
+// use (damaged, or of an unknown version) get prune.DefaultRank. No live row: no section.
 func (w *Writer) Compact() error {
 	if w.dirty {
 		return errors.New("collection: compacting with uncommitted changes")
