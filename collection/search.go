@@ -70,8 +70,9 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 		if wider {
 			r.KEach = make([]int, nq)
 			for j := range nq {
-				if k := kOf(j); k > 0 {
-					r.KEach[j] = k + 1 // 0 stays 0: every row in range
+				r.KEach[j] = kOf(j)
+				if r.KEach[j] > 0 { // 0 stays 0 (every row in range), and a negative k refused
+					r.KEach[j]++
 				}
 			}
 		}

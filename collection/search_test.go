@@ -213,3 +213,25 @@ func TestSearchKEach(t *testing.T) {
 		t.Error("one k for two queries was accepted")
 	}
 }
+
+// TestSearchRefusesNegativeK checks that a negative k is refused by a collection over a base not
+// sorted by id whose log deletes rows (the base alone answers, asked for k+1).
+func TestSearchRefusesNegativeK(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.simidx")
+	r := rand.New(rand.NewPCG(5, 6))
+	base := rowsOf(r, "b", 20, 1)
+	writeBase(t, path, testDim, base, index.Meta{}, 0, 0)
+	w := mustWriter(t, path, nil)
+	must(t, w.Apply(Batch{Delete: []string{base[3].ID}}))
+	must(t, w.Commit())
+	w.Close()
+	v, err := Open(path)
+	must(t, err)
+	defer v.Release()
+	q := randomVector(r)
+	for _, req := range []prune.Request{{K: -1, MaxDistance: 1}, {KEach: []int{-1}, MaxDistance: 1}} {
+		if res, _, err := v.Search(q, req); err == nil {
+			t.Errorf("%+v: answered %v", req, res)
+		}
+	}
+}
