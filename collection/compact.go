@@ -26,7 +26,8 @@ const compactChunk = 4096
 // The pruned search's PCA section is fitted anew to the live rows with the rank of the old
 // base's section (package prune: deterministic, so the same rows give the same bytes as convert
 // would write for them). A base without one keeps none when it was written so (version 2, with
-// rows: convert --pca-rank 0); an empty base or a version-1 file gets prune.DefaultRank.
+// rows: convert --pca-rank 0); an empty base, a version-1 file and a section this build cannot
+// use (damaged, or of an unknown version) get prune.DefaultRank. No live row: no section.
 func (w *Writer) Compact() error {
 	if w.dirty {
 		return errors.New("collection: compacting with uncommitted changes")
@@ -42,7 +43,7 @@ func (w *Writer) Compact() error {
 	if w.root != "" {
 		meta.Root = w.root
 	}
-	rank := compactRank(st.base)
+	rank := compactRank(st)
 	iw, err := index.Create(w.path, dim, false)
 	if err != nil {
 		return err
@@ -114,13 +115,19 @@ func (w *Writer) Compact() error {
 	return nil
 }
 
-// compactRank is the rank of the PCA section a compaction of base writes; 0 for none.
-func compactRank(base *index.Index) int {
-	if s, err := prune.FromIndex(base); err == nil && s != nil {
-		return s.Basis.Rank
+// compactRank is the rank of the PCA section a compaction of st's base writes; 0 for none. It
+// takes the base's section as the writer read it (a version-1 section is packed into memory when
+// read: once is enough).
+func compactRank(st *logState) int {
+	switch {
+	case st.pca != nil:
+		return st.pca.Basis.Rank
+	case st.pcaErr != nil:
+		return prune.DefaultRank // damaged
 	}
+	base := st.base
 	if _, _, ok := base.Section(index.SectionPCA); ok {
-		return prune.DefaultRank // damaged, or of a version this build does not read
+		return prune.DefaultRank // of a version this build does not read
 	}
 	if base.FormatVersion() >= 2 && base.Len() > 0 {
 		return 0

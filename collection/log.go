@@ -393,8 +393,8 @@ func decodeOp(body []byte, off int64, version, dim, sigWidth int) (op, error) {
 				norm = math.Float64frombits(binary.LittleEndian.Uint64(b))
 			}
 			switch {
-			case width > dim+1:
-				return o, fmt.Errorf("add record with signatures of %d floats for rows of %d", width, dim)
+			case width == 1 || width > dim+1: // rank+1 with 1 ≤ rank ≤ dim, whether the section is read or not
+				return o, fmt.Errorf("add record with signatures of %d floats for rows of %d (want 0, or 2 to %d)", width, dim, dim+1)
 			case width > 0 && sigWidth > 0 && width != sigWidth:
 				return o, fmt.Errorf("add record with signatures of %d floats, the base's PCA section has %d", width, sigWidth)
 			case math.IsNaN(norm) || math.IsInf(norm, 0) || norm < 0:

@@ -267,12 +267,19 @@ func TestDamagedLog(t *testing.T) {
 	}
 }
 
-// basePCA writes a base of rows whose PCA section has the given rank (0: none).
+// basePCA writes a base of rows (sorted by id) whose PCA section has the given rank (0: none).
 func basePCA(t *testing.T, path string, dim int, rows []Row, rank int) {
+	t.Helper()
+	writeBase(t, path, dim, rows, index.Meta{SortedIDs: true}, rank, prune.Version)
+}
+
+// writeBase writes a base of rows in their order, with meta, and a PCA section of the given rank
+// (0: none) in section version secVersion (prune.Version, or 1: the layout before packing).
+func writeBase(t *testing.T, path string, dim int, rows []Row, meta index.Meta, rank, secVersion int) {
 	t.Helper()
 	iw, err := index.Create(path, dim, false)
 	must(t, err)
-	iw.SetMeta(index.Meta{SortedIDs: true})
+	iw.SetMeta(meta)
 	var ids []string
 	var data []float32
 	for _, r := range rows {
@@ -282,9 +289,28 @@ func basePCA(t *testing.T, path string, dim int, rows []Row, rank int) {
 	if rank > 0 {
 		sec, err := prune.Build(data, dim, rank)
 		must(t, err)
-		iw.AddSection(index.SectionPCA, prune.Version, sec.Encode())
+		if secVersion == 1 {
+			iw.AddSection(index.SectionPCA, 1, encodeV1(sec))
+		} else {
+			iw.AddSection(index.SectionPCA, prune.Version, sec.Encode())
+		}
 	}
 	must(t, iw.Commit())
+}
+
+// encodeV1 encodes sec in PCA section version 1 (FORMAT.md): the same header, mean and
+// components as version 2, then every row's signature after the other.
+func encodeV1(s *prune.Section) []byte {
+	pad64 := func(n int) int { return (n + 63) &^ 63 }
+	b := s.Basis
+	rows := 64 + pad64(4*b.Dim) + pad64(4*b.Rank*b.Dim)
+	out := slices.Clone(s.Encode()[:rows])
+	sig := make([]float32, b.Width())
+	for r := range s.Count() {
+		s.Signature(r, sig)
+		out = appendFloats(out, sig)
+	}
+	return out
 }
 
 func wideRows(r *rand.Rand, prefix string, n, dim int) []Row {
@@ -429,16 +455,22 @@ func TestVersion1Log(t *testing.T) {
 	check(wantOf(base, old, more))
 }
 
-// TestCompactKeepsRank checks that a compaction writes a PCA section of the old base's rank, none
-// for a base written without one, and the default rank for an empty base.
+// TestCompactKeepsRank checks the rank of the PCA section a compaction writes (FORMAT.md,
+// "Writers"): the old section's rank when it reads it (either version); none for a version-2 base
+// with rows written without one; the default rank for an empty base, a version-1 file, and a
+// section it cannot use (damaged, or of an unknown version); and none when no row is left.
 func TestCompactKeepsRank(t *testing.T) {
 	const dim = 40
 	r := rand.New(rand.NewPCG(13, 14))
 	dir := t.TempDir()
-	rankAfter := func(path string) int {
+	// rankAfter applies b (5 rows added when empty), compacts and returns the new section's rank.
+	rankAfter := func(path string, b Batch) int {
 		t.Helper()
+		if len(b.Add)+len(b.Delete) == 0 {
+			b.Add = wideRows(r, "added", 5, dim)
+		}
 		w := mustWriter(t, path, nil)
-		must(t, w.Apply(Batch{Add: wideRows(r, "added", 5, dim)}))
+		must(t, w.Apply(b))
 		must(t, w.Commit())
 		must(t, w.Compact())
 		w.Close()
@@ -455,16 +487,50 @@ func TestCompactKeepsRank(t *testing.T) {
 		}
 		return sec.Basis.Rank
 	}
-	for _, rank := range []int{3, 0} {
-		path := filepath.Join(dir, fmt.Sprintf("r%d.simidx", rank))
-		basePCA(t, path, dim, wideRows(r, "base", 50, dim), rank)
-		if got := rankAfter(path); got != rank {
-			t.Errorf("a base of rank %d compacted to rank %d", rank, got)
+	base := wideRows(r, "base", 50, dim)
+	for _, c := range []struct {
+		rank, secVersion, want int
+	}{{3, prune.Version, 3}, {3, 1, 3}, {0, 0, 0}} {
+		path := filepath.Join(dir, fmt.Sprintf("r%d-v%d.simidx", c.rank, c.secVersion))
+		writeBase(t, path, dim, base, index.Meta{SortedIDs: true}, c.rank, c.secVersion)
+		if got := rankAfter(path, Batch{}); got != c.want {
+			t.Errorf("a base of rank %d (section version %d) compacted to rank %d, want %d", c.rank, c.secVersion, got, c.want)
 		}
 	}
 	empty := filepath.Join(dir, "empty.simidx")
 	mustWriter(t, empty, &NewBase{Dim: dim}).Close()
-	if got := rankAfter(empty); got != prune.DefaultRank {
+	if got := rankAfter(empty, Batch{}); got != prune.DefaultRank {
 		t.Errorf("an empty base compacted to rank %d, want %d", got, prune.DefaultRank)
+	}
+	v1 := filepath.Join(dir, "v1.simidx")
+	writeBase(t, v1, dim, base, index.Meta{SortedIDs: true}, 0, 0)
+	asVersion1File(t, v1)
+	if got := rankAfter(v1, Batch{}); got != prune.DefaultRank {
+		t.Errorf("a version-1 file compacted to rank %d, want %d", got, prune.DefaultRank)
+	}
+	// Sections the writer cannot use: bytes that are no PCA section (checksum right), and a
+	// section version from the future.
+	for name, version := range map[string]uint32{"damaged": prune.Version, "unknown": 99} {
+		path := filepath.Join(dir, name+".simidx")
+		iw, err := index.Create(path, dim, false)
+		must(t, err)
+		iw.SetMeta(index.Meta{SortedIDs: true})
+		var ids []string
+		var data []float32
+		for _, row := range base {
+			ids, data = append(ids, row.ID), append(data, row.Vector...)
+		}
+		must(t, iw.Append(ids, data))
+		iw.AddSection(index.SectionPCA, version, make([]byte, 64))
+		must(t, iw.Commit())
+		if got := rankAfter(path, Batch{}); got != prune.DefaultRank {
+			t.Errorf("a base with a %s PCA section compacted to rank %d, want %d", name, got, prune.DefaultRank)
+		}
+	}
+	// No row left: no section (there is nothing to fit).
+	gone := filepath.Join(dir, "gone.simidx")
+	basePCA(t, gone, dim, base[:2], 3)
+	if got := rankAfter(gone, Batch{Delete: []string{base[0].ID, base[1].ID}}); got != 0 {
+		t.Errorf("a base whose rows are all deleted compacted to a section of rank %d", got)
 	}
 }

@@ -19,13 +19,13 @@ type Result struct {
 }
 
 // Search returns, for each query (row-major, Dim floats each), its nearest live rows, nearest
-// first: the req.K nearest, or with req.MaxDistance those within it (the K nearest of them when K
-// is set too). The base is searched with its PCA section when it has one (the pruned exact
-// search; req.Scan chooses), and the rows added by the log beside it, with their signatures on
-// the same basis. Rows at equal squared distance are ordered by id, so that an updated
-// collection answers exactly as a fresh build whose rows are sorted by id. Without a log the
-// base's own order (by row) breaks ties, as a plain index search does. Each query's Stats add up
-// its parts.
+// first: the req.K nearest (req.KEach[j] for query j when KEach is set), or with req.MaxDistance
+// those within it (the k nearest of them when k is not 0). The base is searched with its PCA
+// section when it has one (the pruned exact search; req.Scan chooses), and the rows added by the
+// log beside it, with their signatures on the same basis. Once the log adds or deletes rows, rows
+// at equal squared distance are ordered by id, so that an updated collection answers exactly as a
+// fresh build whose rows are sorted by id. Without such a log the base's own order (by row)
+// breaks ties, as a plain index search does. Each query's Stats add up its parts.
 func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune.Stats, error) {
 	dim := v.Dim()
 	if len(queries) == 0 || len(queries)%dim != 0 {
@@ -35,7 +35,19 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 		return nil, nil, fmt.Errorf("%w (simsearch verify checks the file; --scan full does not use the section)", v.pcaErr)
 	}
 	nq := len(queries) / dim
-	k := req.K
+	if req.KEach != nil && len(req.KEach) != nq {
+		return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), nq)
+	}
+	kOf := func(j int) int {
+		if req.KEach != nil {
+			return req.KEach[j]
+		}
+		return req.K
+	}
+	merge := len(v.addIDs) > 0 || v.deleted > 0
+	// A base not sorted by id breaks ties by row: a row of smaller id tied with its k-th could be
+	// left out. Asked for one more, it shows whether the k-th place is tied (see baseTies).
+	wider := merge && !v.meta.SortedIDs
 	stats := make([]prune.Stats, nq)
 	// The added block (small next to the base) is scanned by one goroutine while the base's
 	// workers scan the base: one wait for both, not two in a row. It lives on the heap, not in
@@ -55,6 +67,15 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 	if v.base.Len() > v.deleted {
 		r := req
 		r.Exclude = v.del
+		if wider {
+			r.KEach = make([]int, nq)
+			for j := range nq {
+				r.KEach[j] = kOf(j)
+				if r.KEach[j] > 0 { // 0 stays 0 (every row in range), and a negative k refused
+					r.KEach[j]++
+				}
+			}
+		}
 		var st []prune.Stats
 		if base, st, err = prune.SearchBatch(v.base.Vectors(), dim, v.pca, queries, r); err == nil {
 			copy(stats, st)
@@ -72,12 +93,8 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 		}
 	}
 	out := make([][]Result, nq)
-	type cand struct {
-		id string
-		d  float32 // squared
-	}
-	for j := range out {
-		if added == nil && v.deleted == 0 {
+	if !merge {
+		for j := range out {
 			if base == nil {
 				continue
 			}
@@ -89,14 +106,27 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 				}
 				out[j][i] = Result{ID: id, Distance: n.Distance}
 			}
-			continue
 		}
+		return out, stats, nil
+	}
+	type cand struct {
+		id string
+		d  float32 // squared
+	}
+	for j := range out {
 		// The parts' answers carry rounded square roots; the squared distances, recomputed by the
 		// same kernel for these few rows, order the merge exactly as one scan would.
 		q := queries[j*dim : (j+1)*dim]
+		k := kOf(j)
 		var cs []cand
 		if base != nil {
-			for _, n := range base[j] {
+			rows := base[j]
+			if wider && k > 0 {
+				if rows, err = v.baseTies(q, rows, k, req, &stats[j]); err != nil {
+					return nil, nil, err
+				}
+			}
+			for _, n := range rows {
 				id, err := v.base.ID(n.Row)
 				if err != nil {
 					return nil, nil, err
@@ -121,4 +151,32 @@ func (v *View) Search(queries []float32, req prune.Request) ([][]Result, []prune
 		}
 	}
 	return out, stats, nil
+}
+
+// baseTies returns the base rows that the merge takes for query q, given rows: the base's k+1
+// nearest live rows (or fewer), ties broken by row. They must include every row tied with the
+// k-th, for the merge to order those by id. When the (k+1)-th is farther than the k-th, the first
+// k are all it needs; when it is at the same squared distance, a range search out to the k-th's
+// distance finds every row tied with it. That range is the k-th's reported distance exactly: a
+// tied row has the same squared distance, hence the same rounded square root, and a range keeps
+// every row whose reported distance is at most it (knn.Within). It may also return rows a little
+// farther whose root rounds the same: the merge's cut at k drops them, the k nearer rows coming
+// first. The range runs after the query's other parts, alone: its time, visits and page faults
+// are added to st's.
+func (v *View) baseTies(q []float32, rows []knn.Neighbor, k int, req prune.Request, st *prune.Stats) ([]knn.Neighbor, error) {
+	if len(rows) <= k {
+		return rows, nil
+	}
+	if kernel.L2Squared(q, v.base.Row(rows[k].Row)) != kernel.L2Squared(q, v.base.Row(rows[k-1].Row)) {
+		return rows[:k], nil
+	}
+	r := prune.Request{MaxDistance: float64(rows[k-1].Distance), Exclude: v.del, Scan: req.Scan, Workers: req.Workers}
+	res, rst, err := prune.Search(v.base.Vectors(), v.Dim(), v.pca, q, r)
+	if err != nil {
+		return nil, err
+	}
+	st.Time += rst.Time
+	st.Visited += rst.Visited
+	st.Faults = st.Faults.Add(rst.Faults)
+	return res, nil
 }

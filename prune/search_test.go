@@ -378,6 +378,37 @@ func TestSectionRoundTripAndDeterminism(t *testing.T) {
 	}
 }
 
+// TestPrefixBytes checks PrefixBytes against FORMAT.md's layout: the prefix block is 64·a·B
+// bytes (a = min(8, width), B groups of 16 rows), and the rest block starts right after it.
+func TestPrefixBytes(t *testing.T) {
+	ds := datasets()[2]
+	n := len(ds.data) / ds.dim
+	for _, rank := range []int{3, 7, 9} {
+		s, err := Build(ds.data, ds.dim, rank)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := rank + 1
+		if got, want := s.PrefixBytes(), 64*min(8, w)*((n+15)/16); got != want {
+			t.Errorf("rank %d: PrefixBytes %d, want %d", rank, got, want)
+		}
+		enc := s.Encode()
+		_, _, rOff, end := layout(Version, ds.dim, rank, n)
+		if w <= 8 {
+			if rOff+s.PrefixBytes() != end {
+				t.Errorf("rank %d: the prefix block ends at %d, the section at %d", rank, rOff+s.PrefixBytes(), end)
+			}
+			continue
+		}
+		sig := make([]float32, w)
+		s.Signature(0, sig)
+		// Row 0's first value in the rest block is p_(a−1) = p_7.
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(enc[rOff+s.PrefixBytes():])); got != sig[7] {
+			t.Errorf("rank %d: the rest block starts with %v, row 0's p_7 is %v", rank, got, sig[7])
+		}
+	}
+}
+
 func TestFitSmallAndDegenerate(t *testing.T) {
 	for _, tc := range []struct {
 		n, dim, rank int

@@ -97,6 +97,10 @@ func Build(data []float32, dim, rank int) (*Section, error) {
 // Count is the number of rows the section describes.
 func (s *Section) Count() int { return s.count }
 
+// PrefixBytes is the size of the signatures' prefix block: what a pruned query reads whole, the
+// rest block being read only for the groups of rows the prefix does not rule out.
+func (s *Section) PrefixBytes() int { return 4 * len(s.prefix) }
+
 // Signature stores row r's signature in out (Basis.Width floats: the coordinates, then the
 // residual norm).
 func (s *Section) Signature(r int, out []float32) {
