@@ -225,8 +225,8 @@ func (s *Searcher) Follow(ctx context.Context, every time.Duration, report func(
 // Request says what each query asks for.
 type Request struct {
 	K int // the number of neighbours; 0 with MaxDistance: all rows in range
-	// KEach, when not nil, is each query's own number of neighbours (one per query); K must then
-	// be at least the largest of them.
+	// KEach, when not nil, is each query's own number of neighbours (one per query; 0, with
+	// MaxDistance, for all rows in range, as K); K must then be at least the largest of them.
 	KEach       []int
 	MaxDistance float64    // the largest distance returned; prune.NoLimit for none
 	Scan        prune.Scan // the pruned or the full scan, or the choice per query (prune.Auto)

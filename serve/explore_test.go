@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -308,4 +309,28 @@ func TestRangeSearch(t *testing.T) {
 	waitFor(t, "the queries to queue", func() bool { return len(ts.srv.b.jobs) == len(batch) })
 	release()
 	wg.Wait()
+}
+
+// TestRangeSearchCap checks that a range search without k answers at most MaxK photos, the
+// nearest, and says so with "truncated" when more are within the distance.
+func TestRangeSearchCap(t *testing.T) {
+	ts := start(t, Options{ThumbDir: t.TempDir(), MaxK: 3})
+	v, err := ts.s.Vector("coffee.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := ts.s.Search(v, query.Request{K: 8, MaxDistance: prune.NoLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		d         float64
+		truncated bool
+	}{{1e9, true}, {all[0][2].Distance, false}} {
+		var a answer
+		u := ts.url + "/search/id/coffee.png?max_distance=" + strconv.FormatFloat(tc.d, 'f', -1, 64)
+		if code := getJSON(t, u, &a); code != 200 || !sameHits(a.Results, all[0][:3]) || a.Truncated != tc.truncated {
+			t.Errorf("within %v, MaxK 3: %d %+v; want the 3 nearest, truncated %v", tc.d, code, a, tc.truncated)
+		}
+	}
 }
