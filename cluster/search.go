@@ -175,6 +175,20 @@ func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req que
 	if req.KEach != nil && len(req.KEach) != n {
 		return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), n)
 	}
+	// As the local search refuses them (prune.SearchBatch): a query bounded by neither a k nor a
+	// distance would ask the cluster for everything within +Inf.
+	if math.IsNaN(req.MaxDistance) || req.MaxDistance < 0 {
+		return nil, nil, fmt.Errorf("maximum distance %v: want a number at least 0", req.MaxDistance)
+	}
+	for j := range n {
+		k := req.K
+		if req.KEach != nil {
+			k = req.KEach[j]
+		}
+		if k < 0 || (k == 0 && math.IsInf(req.MaxDistance, 1)) {
+			return nil, nil, fmt.Errorf("k must be at least 1 (or a maximum distance given), not %d", k)
+		}
+	}
 	out := make([][]query.Hit, n)
 	scanned := make([]query.Scanned, n)
 	g, gctx := errgroup.WithContext(ctx)
