@@ -850,6 +850,10 @@ func TestEngineErrors(t *testing.T) {
 		{[]string{"query", "--engine", "weaviate://" + closed + "/Photos", "--index", "x.simidx", "--vector", "q.npy"}, "give either --index INDEX or --engine"},
 		{[]string{"query", "--vector", "q.npy"}, "give either --index INDEX or --engine"},
 		{[]string{"serve", "--engine", "weaviate://" + closed + "/"}, "name one collection"},
+		{[]string{"query", "--engine", "weaviate://" + closed + "/Photos", "--scan", "full", "--vector", "q.npy"}, "--scan applies to --index only"},
+		{[]string{"query", "--engine", "weaviate://" + closed + "/Photos", "--scan", "pruned", "--id", "a.jpg"}, "--scan applies to --index only"},
+		{[]string{"serve", "--engine", "weaviate://" + closed + "/Photos", "--scan", "auto"}, "--scan applies to --index only"},
+		{[]string{"serve", "--engine", "weaviate://" + closed + "/Photos", "--poll", "1s"}, "--poll applies to --index only"},
 		{[]string{"push", "--index", "x.simidx", "--to", "weaviate://" + closed + "/P", "--shards", "0"}, "--shards must be at least 1"},
 	} {
 		_, errs, code := simsearch(t, tc.args...)

@@ -19,11 +19,25 @@ func engineFlag() cli.Flag {
 	return &cli.StringFlag{Name: "engine", Usage: "search a collection pushed to a Weaviate cluster (weaviate://HOST:PORT/COLLECTION, see push) instead of --index"}
 }
 
+// indexOnly are the flags of query and serve that only an index file has a use for, and why.
+var indexOnly = []struct{ flag, why string }{
+	{"scan", "the cluster's own index answers every query"},
+	{"poll", "push updates a cluster's collection in place, and every search reads it as it is"},
+}
+
 // indexOrEngine checks that exactly one of --index and --engine is given and returns --engine.
+// A flag that only applies to an index file is refused with --engine rather than ignored.
 func indexOrEngine(c *cli.Context) (string, error) {
 	engine := c.String("engine")
 	if (engine == "") == (c.String("index") == "") {
 		return "", usageError(c, "give either --index INDEX or --engine weaviate://HOST:PORT/COLLECTION")
+	}
+	if engine != "" {
+		for _, f := range indexOnly {
+			if c.IsSet(f.flag) {
+				return "", usageError(c, "--%s applies to --index only: with --engine %s", f.flag, f.why)
+			}
+		}
 	}
 	return engine, nil
 }

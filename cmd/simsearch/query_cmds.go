@@ -73,7 +73,7 @@ Examples:
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 			&cli.Float64Flag{Name: "max-distance", Usage: "only results within this distance (all of them, unless -k is given too)"},
-			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned (--index only)", Value: "auto"},
 			&cli.Int64Flag{Name: "max-stdin", Usage: "most bytes of standard input read for \"-\" (an image, or --vector -)", Value: defaultMaxStdin},
 		}, append(modelFlags(false), decodeFlags(false)...)...),
 		Before: applyDecodeFlags(false),

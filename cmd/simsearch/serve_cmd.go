@@ -67,9 +67,9 @@ Example:
 			&cli.DurationFlag{Name: "timeout", Usage: "per-request time limit", Value: 30 * time.Second},
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
-			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never", Value: 2 * time.Second},
+			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never (--index only)", Value: 2 * time.Second},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned (--index only)", Value: "auto"},
 		}, append(modelFlags(false), decodeFlags(true)...)...),
 		Before: applyDecodeFlags(true),
 		Action: func(c *cli.Context) error {
