@@ -124,6 +124,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 			return err
 		}
 		first["model_load"] = ms(load)
+		query.RecordLoad(first, s.Model().LoadStats())
 		paths := c.Args().Slice()
 		for i, p := range paths {
 			var done func()
@@ -148,11 +149,7 @@ func engineAnswers(s *cluster.Searcher, v []float32, find query.Request, name fu
 	if err != nil {
 		return nil, err
 	}
-	answers := make([]query.Answer, len(hits))
-	for i, h := range hits {
-		answers[i] = query.Answer{Query: name(i, len(hits)), Results: h, Timings: map[string]float64{"search": ms(scanned[i].Time)}}
-	}
-	return answers, nil
+	return answersOf(hits, scanned, name), nil
 }
 
 // serveSearcher is what serve needs of a local index or of a cluster's collection.
