@@ -163,7 +163,7 @@ func (s *Searcher) Search(queries []float32, req query.Request) ([][]query.Hit, 
 
 // SearchContext finds the req.K nearest objects to each query (row-major, Dim floats each),
 // nearest first with ties by id, the distances Euclidean; with req.MaxDistance only those within
-// it (at most maxRange when K is 0: more is an error). req.Scan does not apply: the cluster's
+// it (at most maxRange when K is 0: more is an error, unless req.Cap asks for the Cap+1 nearest). req.Scan does not apply: the cluster's
 // index answers. The searches end with ctx (a server's request gone or out of time). Each
 // query's Scanned (Remote) holds the time the cluster took for it and, for a lone query, the
 // process's page faults meanwhile; there is no local data to wait for.
@@ -231,12 +231,17 @@ func (c *Client) nearest(ctx context.Context, v []float32, req query.Request) ([
 	var err error
 	if req.K <= 0 {
 		// A range query: the cluster filters by the squared distance. One result more than
-		// maxRange tells a range that holds too many.
-		if hits, err = c.search(ctx, v, maxRange+1, float32(req.MaxDistance*req.MaxDistance)); err != nil {
+		// maxRange (or than the caller's cap) tells a range that holds too many.
+		limit := maxRange + 1
+		capped := req.Cap > 0 && req.Cap < maxLimit
+		if capped {
+			limit = req.Cap + 1
+		}
+		if hits, err = c.search(ctx, v, limit, float32(req.MaxDistance*req.MaxDistance)); err != nil {
 			return nil, err
 		}
 		hits = within(hits, req.MaxDistance)
-		if len(hits) > maxRange {
+		if !capped && len(hits) > maxRange {
 			return nil, fmt.Errorf("%s: more than %d objects within distance %g: a cluster answers at most %d per range query; give -k N for the N nearest of them, or a smaller --max-distance", c.t, maxRange, req.MaxDistance, maxRange)
 		}
 	} else {

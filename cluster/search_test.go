@@ -52,8 +52,9 @@ type fakeSearch struct {
 	ids  []string
 	vecs [][]float32
 
-	mu    sync.Mutex
-	asked []*float64 // each request's distance
+	mu     sync.Mutex
+	asked  []*float64 // each request's distance
+	limits []uint32   // and limit
 }
 
 func (f *fakeSearch) Search(_ context.Context, req *pb.SearchRequest) (*pb.SearchReply, error) {
@@ -67,7 +68,7 @@ func (f *fakeSearch) Search(_ context.Context, req *pb.SearchRequest) (*pb.Searc
 		q[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	f.mu.Lock()
-	f.asked = append(f.asked, nv.Distance)
+	f.asked, f.limits = append(f.asked, nv.Distance), append(f.limits, req.GetLimit())
 	f.mu.Unlock()
 	var hits []hit
 	for i, v := range f.vecs {
@@ -222,5 +223,28 @@ func TestImagesTimings(t *testing.T) {
 				t.Errorf("%s: timings %v, with %s", paths[i], a.Timings, k)
 			}
 		}
+	}
+}
+
+// TestSearchRangeCap checks a range query with a cap (a server's largest k): the cluster is asked
+// for one result more than the cap, and a range holding more comes back as those, the nearest,
+// not as an error.
+func TestSearchRangeCap(t *testing.T) {
+	var ids []string
+	var vecs [][]float32
+	for i := range 20 {
+		ids = append(ids, fmt.Sprintf("p%02d", i))
+		vecs = append(vecs, []float32{float32(i), 0})
+	}
+	s, f := fakeSearcher(t, ids, vecs)
+	hits, _, err := s.Search([]float32{0, 0}, query.Request{MaxDistance: 100, Cap: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.limits) != 1 || f.limits[0] != 6 {
+		t.Errorf("asked the cluster for %v results, want 6 (the cap and one more)", f.limits)
+	}
+	if len(hits[0]) != 6 || hits[0][5].ID != "p05" {
+		t.Errorf("within 100, cap 5: %v; want the 6 nearest", hits[0])
 	}
 }

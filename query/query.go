@@ -230,6 +230,11 @@ type Request struct {
 	KEach       []int
 	MaxDistance float64    // the largest distance returned; prune.NoLimit for none
 	Scan        prune.Scan // the pruned or the full scan, or the choice per query (prune.Auto)
+	// Cap, when above 0, is the most rows the caller keeps of a query with k 0: a Searcher may
+	// then answer such a query with its Cap+1 nearest in range (which say that the range holds
+	// more than Cap) rather than with every row in range, or with an error where it cannot
+	// return them all (a cluster). A local index returns them all.
+	Cap int
 }
 
 // Scanned describes how one query's rows were found, for --timings: the search's figures (its own

@@ -192,8 +192,8 @@ func (b *batcher) search(g []*pending, waited time.Duration) {
 	defer cancel()
 	// Each query with its own k: a pruned query asking for 1 neighbour visits the rows 1 needs,
 	// not those the batch's largest k needs; a range query without k (0) takes every row within
-	// the distance, and is cut at maxK after.
-	hits, scanned, err := b.s.SearchContext(ctx, queries, query.Request{K: slices.Max(ks), KEach: ks, MaxDistance: limit, Scan: b.scan})
+	// the distance, and is cut at maxK after (a cluster then returns maxK+1 at most: Cap).
+	hits, scanned, err := b.s.SearchContext(ctx, queries, query.Request{K: slices.Max(ks), KEach: ks, MaxDistance: limit, Scan: b.scan, Cap: b.maxK})
 	for i, p := range g {
 		if err != nil {
 			p.reply <- result{err: err}

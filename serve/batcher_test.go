@@ -153,8 +153,8 @@ func TestBatchRangeKeepsRadius(t *testing.T) {
 	if r := rec.reqs[0]; !slices.Equal(r.KEach, []int{3}) || r.MaxDistance != prune.NoLimit {
 		t.Errorf("the top-k search: %+v; want KEach [3] and no distance limit", r)
 	}
-	if r := rec.reqs[1]; !slices.Equal(r.KEach, []int{0, 1}) || r.MaxDistance != far {
-		t.Errorf("the range search: %+v; want KEach [0 1] and the distance %v", r, far)
+	if r := rec.reqs[1]; !slices.Equal(r.KEach, []int{0, 1}) || r.MaxDistance != far || r.Cap != 1000 {
+		t.Errorf("the range search: %+v; want KEach [0 1], the distance %v and the cap 1000", r, far)
 	}
 	want := [][]query.Hit{
 		alone(t, ts, v, query.Request{K: 3, MaxDistance: prune.NoLimit}),
