@@ -163,10 +163,11 @@ func (s *Searcher) Search(queries []float32, req query.Request) ([][]query.Hit, 
 
 // SearchContext finds the req.K nearest objects to each query (row-major, Dim floats each),
 // nearest first with ties by id, the distances Euclidean; with req.MaxDistance only those within
-// it (at most maxRange when K is 0: more is an error, unless req.Cap asks for the Cap+1 nearest). req.Scan does not apply: the cluster's
-// index answers. The searches end with ctx (a server's request gone or out of time). Each
-// query's Scanned (Remote) holds the time the cluster took for it and, for a lone query, the
-// process's page faults meanwhile; there is no local data to wait for.
+// it (at most maxRange when K is 0: more is an error, unless req.Cap asks for the Cap+1
+// nearest). req.Scan does not apply: the cluster's index answers. The searches end with ctx (a
+// server's request gone or out of time). Each query's Scanned (Remote) holds the time the
+// cluster took for it and, for a lone query, the process's page faults meanwhile; there is no
+// local data to wait for.
 func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error) {
 	dim := s.info.Dim
 	if len(queries)%dim != 0 || len(queries) == 0 {
