@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"simsearch/embed"
 	"simsearch/index"
+	"simsearch/internal/rusage"
 	"simsearch/query"
 )
 
@@ -161,9 +163,11 @@ func (s *Searcher) Search(queries []float32, req query.Request) ([][]query.Hit, 
 
 // SearchContext finds the req.K nearest objects to each query (row-major, Dim floats each),
 // nearest first with ties by id, the distances Euclidean; with req.MaxDistance only those within
-// it (at most maxRange when K is 0: more is an error). req.Scan does not apply: the cluster's
-// index answers. The searches end with ctx (a server's request gone or out of time). Each
-// query's Scanned holds the time the cluster took for it; there is no local data to wait for.
+// it (at most maxRange when K is 0: more is an error, unless req.Cap asks for the Cap+1
+// nearest). req.Scan does not apply: the cluster's index answers. The searches end with ctx (a
+// server's request gone or out of time). Each query's Scanned (Remote) holds the time the
+// cluster took for it and, for a lone query, the process's page faults meanwhile; there is no
+// local data to wait for.
 func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req query.Request) ([][]query.Hit, []query.Scanned, error) {
 	dim := s.info.Dim
 	if len(queries)%dim != 0 || len(queries) == 0 {
@@ -175,8 +179,26 @@ func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req que
 	if req.KEach != nil && len(req.KEach) != n {
 		return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), n)
 	}
+	// As the local search refuses them (prune.SearchBatch): a query bounded by neither a k nor a
+	// distance would ask the cluster for everything within +Inf.
+	if math.IsNaN(req.MaxDistance) || req.MaxDistance < 0 {
+		return nil, nil, fmt.Errorf("maximum distance %v: want a number at least 0", req.MaxDistance)
+	}
+	for j := range n {
+		k := req.K
+		if req.KEach != nil {
+			k = req.KEach[j]
+		}
+		if k < 0 || (k == 0 && math.IsInf(req.MaxDistance, 1)) {
+			return nil, nil, fmt.Errorf("k must be at least 1 (or a maximum distance given), not %d", k)
+		}
+	}
 	out := make([][]query.Hit, n)
 	scanned := make([]query.Scanned, n)
+	if n == 1 { // a lone query's faults are the process's while it runs; a batch's run side by side
+		before := rusage.Process()
+		defer func() { scanned[0].Faults, scanned[0].FaultsKnown = rusage.Process().Sub(before), true }()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for j := range n {
@@ -187,7 +209,7 @@ func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req que
 				rj.K, rj.KEach = req.KEach[j], nil
 			}
 			out[j], err = s.c.nearest(gctx, queries[j*dim:(j+1)*dim], rj)
-			scanned[j].Path, scanned[j].Time = "weaviate", time.Since(start)
+			scanned[j].Path, scanned[j].Time, scanned[j].Remote = "weaviate", time.Since(start), true
 			if err != nil && n > 1 {
 				err = fmt.Errorf("query %d: %w", j, err)
 			}
@@ -210,12 +232,17 @@ func (c *Client) nearest(ctx context.Context, v []float32, req query.Request) ([
 	var err error
 	if req.K <= 0 {
 		// A range query: the cluster filters by the squared distance. One result more than
-		// maxRange tells a range that holds too many.
-		if hits, err = c.search(ctx, v, maxRange+1, float32(req.MaxDistance*req.MaxDistance)); err != nil {
+		// maxRange (or than the caller's cap) tells a range that holds too many.
+		limit := maxRange + 1
+		capped := req.Cap > 0 && req.Cap < maxLimit
+		if capped {
+			limit = req.Cap + 1
+		}
+		if hits, err = c.search(ctx, v, limit, float32(req.MaxDistance*req.MaxDistance)); err != nil {
 			return nil, err
 		}
 		hits = within(hits, req.MaxDistance)
-		if len(hits) > maxRange {
+		if !capped && len(hits) > maxRange {
 			return nil, fmt.Errorf("%s: more than %d objects within distance %g: a cluster answers at most %d per range query; give -k N for the N nearest of them, or a smaller --max-distance", c.t, maxRange, req.MaxDistance, maxRange)
 		}
 	} else {
@@ -347,35 +374,44 @@ func (s *Searcher) Vector(id string) ([]float32, error) {
 
 // Images answers image queries as query.Searcher.Images does, with the model loaded first (see
 // LoadModel): each image is decoded, embedded and searched; an unreadable image gets an Answer
-// with Err set and the others are answered.
+// with Err set and the others are answered. Each Answer's Timings holds decode, inference and
+// the search's figures (query.Scanned.Record: scan is the cluster's answer), each with its page
+// faults: the decoding thread's, the process's during inference and during the search.
 func (s *Searcher) Images(paths []string, find query.Request) ([]query.Answer, error) {
 	if s.model == nil {
 		return nil, fmt.Errorf("%s: no model loaded for image queries", s.c.t)
 	}
+	runtime.LockOSThread() // for the decoding thread's page faults
+	defer runtime.UnlockOSThread()
 	answers := make([]query.Answer, len(paths))
 	input := make([]float32, s.model.InputLen())
 	for i, p := range paths {
 		a := &answers[i]
 		a.Query, a.Timings = p, map[string]float64{}
 		start := time.Now()
+		before, counted := rusage.Thread()
 		if err := s.model.PrepareFile(p, input); err != nil {
 			a.Err = err
 			continue
 		}
 		a.Timings["decode"] = ms(time.Since(start))
-		start = time.Now()
+		if after, _ := rusage.Thread(); counted {
+			query.RecordFaults(a.Timings, "decode", after.Sub(before))
+		}
+		start, before = time.Now(), rusage.Process() // ONNX Runtime runs on threads of its own
 		v, err := s.model.Run(input)
 		if err != nil {
 			a.Err = fmt.Errorf("%s: %w", p, err)
 			continue
 		}
 		a.Timings["inference"] = ms(time.Since(start))
+		query.RecordFaults(a.Timings, "inference", rusage.Process().Sub(before))
 		hits, scanned, err := s.Search(v, find)
 		if err != nil {
 			return nil, err
 		}
 		a.Results = hits[0]
-		a.Timings["search"] = ms(scanned[0].Time)
+		scanned[0].Record(a.Timings)
 	}
 	return answers, nil
 }

@@ -575,6 +575,44 @@ func TestKEach(t *testing.T) {
 	}
 }
 
+// TestKEachRange is TestKEach for a server's batch of range queries: each with its own k, 0 for
+// every row within the distance, on every path; each answer must be the full scan's rows within
+// the distance, cut at the query's k.
+func TestKEachRange(t *testing.T) {
+	ds := datasets()[2] // clustered
+	sec, err := Build(ds.data, ds.dim, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nq := len(ds.queries) / ds.dim
+	q0 := ds.queries[:ds.dim]
+	near, err := knn.Search(ds.data, ds.dim, q0, 40, knn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := float64(near[39].Distance) // the 40 nearest of the first query, more for some others
+	ks := make([]int, nq)
+	for j := range ks {
+		ks[j] = []int{0, 5, 0, 1}[j%4]
+	}
+	for _, scan := range []Scan{Auto, Pruned, Full} {
+		got, _, err := SearchBatch(ds.data, ds.dim, sec, ds.queries, Request{K: 5, KEach: ks, MaxDistance: d, Scan: scan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range nq {
+			want, err := knn.Within(ds.data, ds.dim, ds.queries[j*ds.dim:(j+1)*ds.dim], d, knn.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ks[j] > 0 {
+				want = want[:min(ks[j], len(want))]
+			}
+			sameResults(t, fmt.Sprintf("%v, query %d, k %d within %v", scan, j, ks[j], d), got[j], want)
+		}
+	}
+}
+
 // TestRoundingMarginNearTies puts hundreds of rows at the same distance from a query, up to
 // float32 rounding, at 1280 dims with the default rank, all in the span the basis captures: their
 // bounds are then as tight as rounding allows, and whether each tied row is visited is decided by

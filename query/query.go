@@ -134,7 +134,7 @@ func (s *Searcher) Len() int { return s.Index().Len() }
 func (s *Searcher) RecordOpen(t map[string]float64) {
 	t["index_open"] = ms(s.openTime)
 	if s.openCounted {
-		recordFaults(t, "index_open", s.openFaults)
+		RecordFaults(t, "index_open", s.openFaults)
 	}
 }
 
@@ -149,7 +149,7 @@ func RecordLoad(t map[string]float64, st embed.LoadStats) {
 	}{{"ort_init", st.ORTInit, st.ORTInitFaults}, {"model_read", st.Read, st.ReadFaults}, {"session", st.Session, st.SessionFaults}} {
 		t[p.name] = ms(p.took)
 		if st.FaultsKnown {
-			recordFaults(t, p.name, p.faults)
+			RecordFaults(t, p.name, p.faults)
 		}
 	}
 }
@@ -225,11 +225,16 @@ func (s *Searcher) Follow(ctx context.Context, every time.Duration, report func(
 // Request says what each query asks for.
 type Request struct {
 	K int // the number of neighbours; 0 with MaxDistance: all rows in range
-	// KEach, when not nil, is each query's own number of neighbours (one per query); K must then
-	// be at least the largest of them.
+	// KEach, when not nil, is each query's own number of neighbours (one per query; 0, with
+	// MaxDistance, for all rows in range, as K); K must then be at least the largest of them.
 	KEach       []int
 	MaxDistance float64    // the largest distance returned; prune.NoLimit for none
 	Scan        prune.Scan // the pruned or the full scan, or the choice per query (prune.Auto)
+	// Cap, when above 0, is the most rows the caller keeps of a query with k 0: a Searcher may
+	// then answer such a query with its Cap+1 nearest in range (which say that the range holds
+	// more than Cap) rather than with every row in range, or with an error where it cannot
+	// return them all (a cluster). A local index returns them all.
+	Cap int
 }
 
 // Scanned describes how one query's rows were found, for --timings: the search's figures (its own
@@ -237,6 +242,9 @@ type Request struct {
 type Scanned struct {
 	prune.Stats
 	Wait time.Duration // waiting for the index's pages (Warm)
+	// Remote says that a cluster answered (Stats.Time is its answer's wait): there were no
+	// index pages here to wait for.
+	Remote bool
 }
 
 // Search finds the nearest live rows of the collection to each of the queries (row-major, Dim
@@ -301,30 +309,33 @@ func (s *Searcher) Search(queries []float32, req Request) ([][]Hit, []Scanned, e
 	return out, scanned, nil
 }
 
-// Record adds a query's scan to its timings: index_wait and scan (the query's own search) in ms,
-// the rows whose exact distance was computed (visited; the full scan computes them all), the
-// scan's page faults (scan_faults_minor, scan_faults_major: see prune.Stats for whose), and, when
-// a full pass over the rows answered this query and others of its batch at once, that pass's
-// time, number of queries and faults (shared_pass, shared_pass_queries, shared_pass_faults_*),
-// which are no one query's.
+// Record adds a query's scan to its timings: index_wait (not for a cluster's answer) and scan
+// (the query's own search, or the cluster's answer to it) in ms, the rows whose exact distance
+// was computed (visited; the full scan computes them all), the scan's page faults
+// (scan_faults_minor, scan_faults_major: see prune.Stats for whose), and, when a full pass over
+// the rows answered this query and others of its batch at once, that pass's time, number of
+// queries and faults (shared_pass, shared_pass_queries, shared_pass_faults_*), which are no one
+// query's.
 func (sc Scanned) Record(t map[string]float64) {
-	t["index_wait"] = ms(sc.Wait)
+	if !sc.Remote {
+		t["index_wait"] = ms(sc.Wait)
+	}
 	t["scan"] = ms(sc.Time)
 	if sc.Path == "pruned" {
 		t["visited"] = float64(sc.Visited)
 	}
 	if sc.FaultsKnown {
-		recordFaults(t, "scan", sc.Faults)
+		RecordFaults(t, "scan", sc.Faults)
 	}
 	if sc.SharedBy > 0 {
 		t["shared_pass"] = ms(sc.SharedPass)
 		t["shared_pass_queries"] = float64(sc.SharedBy)
-		recordFaults(t, "shared_pass", sc.SharedFaults)
+		RecordFaults(t, "shared_pass", sc.SharedFaults)
 	}
 }
 
-// recordFaults adds a phase's page faults to timings as PHASE_faults_minor and PHASE_faults_major.
-func recordFaults(t map[string]float64, phase string, f Faults) {
+// RecordFaults adds a phase's page faults to timings as PHASE_faults_minor and PHASE_faults_major.
+func RecordFaults(t map[string]float64, phase string, f Faults) {
 	t[phase+"_faults_minor"], t[phase+"_faults_major"] = float64(f.Minor), float64(f.Major)
 }
 
@@ -385,7 +396,7 @@ func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Ans
 		}
 		a.Timings["decode"] = ms(d.dur)
 		if d.counted {
-			recordFaults(a.Timings, "decode", d.faults)
+			RecordFaults(a.Timings, "decode", d.faults)
 		}
 		start, before := time.Now(), rusage.Process()
 		s.model.Tensor(d.img, input)
@@ -397,7 +408,7 @@ func (s *Searcher) Images(req ModelRequest, paths []string, find Request) ([]Ans
 		a.Timings["inference"] = ms(time.Since(start))
 		// ONNX Runtime runs the graph on threads of its own: the process's faults meanwhile
 		// (which include the next image's decoding, when there is one).
-		recordFaults(a.Timings, "inference", rusage.Process().Sub(before))
+		RecordFaults(a.Timings, "inference", rusage.Process().Sub(before))
 		queries = append(queries, v...)
 		ok = append(ok, i)
 	}

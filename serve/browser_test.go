@@ -157,6 +157,18 @@ func TestBrowser(t *testing.T) {
 	if status := b.text("#status"); !strings.HasPrefix(status, "1 results within 1 in") {
 		t.Errorf("status with a cutoff: %q", status)
 	}
+	// An answer is labelled with the cutoff it was asked with, not the one the field holds when
+	// it arrives (typing goes on while a search is under way): the page's requests are held, the
+	// field changed meanwhile (as typing would, before its pause starts a new search), and the
+	// answer then let through.
+	wd.script(`window.heldFetches = []; window.realFetch = window.fetch;
+window.fetch = (...args) => new Promise((resolve, reject) => window.heldFetches.push(() => window.realFetch(...args).then(resolve, reject)));`)
+	b.typeInto("#cutoff", "9")
+	b.waitFor(`return window.heldFetches.length === 1`)
+	wd.script(`document.getElementById("cutoff").value = "2"; window.fetch = window.realFetch; window.heldFetches.shift()();`)
+	b.waitFor(`return / results within 9 in /.test(document.getElementById("status").textContent)`)
+	b.typeInto("#cutoff", "1")
+	b.waitFor(`return location.search.includes("d=1") && document.getElementById("status").textContent.startsWith("1 results within 1 in")`)
 
 	// 4. Back: the dropped photo's results again; forward: the neighbours again.
 	wd.call("POST", "/back", map[string]any{})
@@ -174,6 +186,22 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	b.shot("3-duplicates")
+	// The duplicates' distance is its own: submitted, it is in the URL as dd, and "more like
+	// this" on one of the photos is a plain search (the default k, no cutoff), not a range
+	// search within the duplicates' distance.
+	b.typeInto("#dupes-d", "2")
+	b.click("#dupes-controls button")
+	b.waitFor(`const p = new URLSearchParams(location.search); return p.get("dd") === "2" && !p.has("d") && document.getElementById("dupes-status").textContent.includes("within 2 ")`)
+	b.click("#groups .file a")
+	b.waitFor(`const p = new URLSearchParams(location.search); return p.has("id") && !p.has("d") && !p.has("dd") && !p.has("k") && document.querySelectorAll("#results li").length === 8`)
+	if k, cut := b.value("#k"), b.value("#cutoff"); k != "" || cut != "" {
+		t.Errorf("more like a duplicate: k %q, cutoff %q; want both empty (the search's defaults)", k, cut)
+	}
+	if status := b.text("#status"); strings.Contains(status, "within") {
+		t.Errorf("more like a duplicate: status %q, a range search", status)
+	}
+	b.click("#nav-dupes")
+	b.waitFor(`return document.querySelectorAll("#groups .group").length === 2`)
 
 	// 6. The map: every photo as a thumbnail, none hiding another; zoom in and back; a click
 	// on a photo (a WebDriver click, at the thumbnail's centre) opens its neighbours.
@@ -222,11 +250,32 @@ func TestBrowser(t *testing.T) {
 	b.waitFor(fmt.Sprintf(`return new URLSearchParams(location.search).get("id") === %s && document.querySelector("#results li") !== null && document.querySelector("#results li").textContent.startsWith("0.0000 " + %s)`, strconvQuote(next), strconvQuote(next)))
 
 	// 8. A photo dropped on the drop zone (a drop event carrying the file, as a browser sends
-	// it): storm_cropped.jpg is not in the collection; its original comes first.
+	// it): storm_cropped.jpg is not in the collection; its original comes first. The batcher is
+	// held meanwhile, and a vector query sent beside it: the two, both full scans of this small
+	// index, share one pass, which the status line shows as the shared scan.
+	vec, err := ts.s.Vector("rocket.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdBatcher(t, ts, vec)
 	b.drop("#drop", filepath.Join(images, "storm_cropped.jpg"))
+	other := make(chan answer, 1)
+	go func() {
+		js, _ := json.Marshal(map[string]any{"vector": vec})
+		_, a, err := tryPost(ts.url+"/search/vector", "application/json", bytes.NewReader(js))
+		if err != nil {
+			t.Error(err)
+		}
+		other <- a
+	}()
+	waitFor(t, "the page's search and the vector query to queue", func() bool { return len(ts.srv.b.jobs) == 2 })
+	release()
 	// (An image search's status line has the inference time, a search by id's has not.)
-	b.waitFor(`return !location.search.includes("id=") && document.querySelector("#query-text").textContent.includes("storm_cropped.jpg") && document.getElementById("status").textContent.includes("inference") && document.querySelector("#results li").textContent.includes("storm.jpg")`)
+	b.waitFor(`return !location.search.includes("id=") && document.querySelector("#query-text").textContent.includes("storm_cropped.jpg") && /inference [0-9.]+ ms, shared scan [0-9.]+ ms/.test(document.getElementById("status").textContent) && document.querySelector("#results li").textContent.includes("storm.jpg")`)
 	b.waitFor(`return [...document.querySelectorAll("#results img")].every(i => i.complete && i.naturalWidth > 0)`)
+	if a := <-other; a.Timings["shared_pass_queries"] != 2 {
+		t.Errorf("the vector query beside the page's: timings %v, want a pass shared by 2", a.Timings)
+	}
 
 	// 9. A phone, 390 pixels wide: the page fits the width, and two fingers pinch the map in.
 	wd.call("POST", "/window/rect", map[string]any{"width": 390, "height": 844})
@@ -343,6 +392,13 @@ func (b *browser) pinch(css string, from, to int) {
 		}}
 	}
 	b.wd.call("POST", "/actions", map[string]any{"actions": []any{finger("finger1", -1), finger("finger2", 1)}})
+}
+
+// value is the value of the input css.
+func (b *browser) value(css string) string {
+	b.t.Helper()
+	s, _ := b.wd.script(`return document.querySelector(` + strconvQuote(css) + `).value`).(string)
+	return s
 }
 
 func (b *browser) text(css string) string {

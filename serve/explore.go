@@ -84,7 +84,7 @@ func readMapped(changed func() error, f func()) error {
 
 // vector returns the stored vector of id, answering the client itself when there is none: 404
 // for an id the collection does not hold, 500 for an index that cannot be read (modified in
-// place), 502 for a cluster that did not answer.
+// place, or its ids damaged), 502 for a cluster that did not answer.
 func (srv *Server) vector(w http.ResponseWriter, id string) ([]float32, bool) {
 	var (
 		v   []float32
@@ -100,8 +100,10 @@ func (srv *Server) vector(w http.ResponseWriter, id string) ([]float32, bool) {
 	switch {
 	case err == nil:
 		return v, true
-	case srv.local != nil || errors.Is(err, query.ErrNoID):
+	case errors.Is(err, query.ErrNoID):
 		writeError(w, http.StatusNotFound, "no such id in the index")
+	case srv.local != nil: // the index's ids cannot be read (damaged)
+		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
 		writeError(w, http.StatusBadGateway, err.Error())
 	}

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -308,4 +311,51 @@ func TestRangeSearch(t *testing.T) {
 	waitFor(t, "the queries to queue", func() bool { return len(ts.srv.b.jobs) == len(batch) })
 	release()
 	wg.Wait()
+}
+
+// TestRangeSearchCap checks that a range search without k answers at most MaxK photos, the
+// nearest, and says so with "truncated" when more are within the distance.
+func TestRangeSearchCap(t *testing.T) {
+	ts := start(t, Options{ThumbDir: t.TempDir(), MaxK: 3})
+	v, err := ts.s.Vector("coffee.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := ts.s.Search(v, query.Request{K: 8, MaxDistance: prune.NoLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		d         float64
+		truncated bool
+	}{{1e9, true}, {all[0][2].Distance, false}} {
+		var a answer
+		u := ts.url + "/search/id/coffee.png?max_distance=" + strconv.FormatFloat(tc.d, 'f', -1, 64)
+		if code := getJSON(t, u, &a); code != 200 || !sameHits(a.Results, all[0][:3]) || a.Truncated != tc.truncated {
+			t.Errorf("within %v, MaxK 3: %d %+v; want the 3 nearest, truncated %v", tc.d, code, a, tc.truncated)
+		}
+	}
+}
+
+// TestSearchIDUnreadable checks that "more like this" on an index whose ids cannot be read
+// (their offsets damaged, which opening does not check: Verify does) is a 500 naming the
+// problem, not a 404 as if the id were missing.
+func TestSearchIDUnreadable(t *testing.T) {
+	b, err := os.ReadFile(testIndex(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idsOff, count := binary.LittleEndian.Uint64(b[56:]), binary.LittleEndian.Uint64(b[24:])
+	for r := uint64(1); r < count; r++ { // the first and last offsets are checked on opening
+		binary.LittleEndian.PutUint64(b[idsOff+8*r:], 1<<40)
+	}
+	path := filepath.Join(t.TempDir(), "damaged.simidx")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := startIndex(t, path, Options{ThumbDir: t.TempDir()})
+	var a answer
+	if code := getJSON(t, ts.url+"/search/id/coffee.png", &a); code != 500 || !strings.Contains(a.Error, "id offsets") {
+		t.Errorf("/search/id on an index with damaged id offsets: %d %+v, want 500 naming them", code, a)
+	}
 }

@@ -55,7 +55,7 @@ const bigPixels = 4096 * 4096
 type Options struct {
 	Objects  string        // folder of the images the ids name (object-store fan-out or flat); "" serves none
 	MaxBody  int64         // largest request body; 0 means 20 MiB
-	MaxK     int           // largest k a request may ask for; 0 means 1000
+	MaxK     int           // largest k a request may ask for, and the most a range search answers; 0 means 1000
 	Timeout  time.Duration // per request; 0 means 30 s
 	MaxBatch int           // queries per batch; 0 means 8
 	Scan     prune.Scan    // pruned or full scan; the zero value chooses per query
@@ -115,7 +115,7 @@ func New(s Searcher, opt Options) (*Server, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 8
 	}
-	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch, opt.Scan), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
+	srv := &Server{s: s, opt: opt, b: newBatcher(s, opt.MaxBatch, opt.MaxK, opt.Scan), decode: make(chan struct{}, runtime.GOMAXPROCS(0)), mux: http.NewServeMux()}
 	srv.big = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	srv.local, _ = s.(*query.Searcher)
 	if opt.Objects != "" {
@@ -264,6 +264,9 @@ type response struct {
 	Timings map[string]float64 `json:"timings_ms"`
 	// Warning says why the results may be incomplete (a cluster with a shard on no live node).
 	Warning string `json:"warning,omitempty"`
+	// Truncated says that a range search without k found more than MaxK rows within its
+	// distance: Results holds the MaxK nearest.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 func (srv *Server) searchImage(w http.ResponseWriter, r *http.Request) {
@@ -358,7 +361,7 @@ func (srv *Server) answer(w http.ResponseWriter, res result, start time.Time, ti
 		timings[k] = v
 	}
 	timings["total"] = ms(time.Since(start))
-	resp := response{Results: res.hits, Timings: timings}
+	resp := response{Results: res.hits, Timings: timings, Truncated: res.truncated}
 	if err := srv.s.Changed(); err != nil {
 		resp.Warning = err.Error()
 	}
@@ -378,7 +381,7 @@ func (srv *Server) request(w http.ResponseWriter, r *http.Request) (*job, []byte
 
 // ask reads what a search asks for, as a job without its query: ?k= (default 10) and
 // ?max_distance= (a range search: the nearest k within that distance, or without k every row
-// within it, up to MaxK).
+// within it, up to MaxK: more are cut, and the answer says so).
 func (srv *Server) ask(w http.ResponseWriter, r *http.Request) (*job, bool) {
 	j := &job{k: 10}
 	if s := r.URL.Query().Get("max_distance"); s != "" {
@@ -387,7 +390,7 @@ func (srv *Server) ask(w http.ResponseWriter, r *http.Request) (*job, bool) {
 			writeError(w, http.StatusBadRequest, "max_distance must be a finite number at least 0")
 			return nil, false
 		}
-		j.maxDistance, j.k = &d, srv.opt.MaxK
+		j.maxDistance, j.k = &d, 0
 	}
 	if s := r.URL.Query().Get("k"); s != "" {
 		k, err := strconv.Atoi(s)

@@ -123,9 +123,10 @@ func startIndex(t testing.TB, path string, opt Options) *server {
 }
 
 type answer struct {
-	Results []query.Hit        `json:"results"`
-	Timings map[string]float64 `json:"timings_ms"`
-	Error   string             `json:"error"`
+	Results   []query.Hit        `json:"results"`
+	Timings   map[string]float64 `json:"timings_ms"`
+	Error     string             `json:"error"`
+	Truncated bool               `json:"truncated"`
 }
 
 func post(t testing.TB, url, contentType string, body io.Reader) (int, answer) {

@@ -147,6 +147,9 @@ func TestWeaviateCluster(t *testing.T) {
 	sameBlocks(t, "query --engine IMAGE (EXIF transposed)", parseBlocks(t, wantImg), parseBlocks(t, mustRun(t, "query", "--engine", exactURL, rotated)), 10, dups)
 	gotStdin := withStdin(t, rotated, func() string { return mustRun(t, "query", "--engine", exactURL, "-") })
 	sameBlocks(t, "query --engine - (an image on standard input)", parseBlocks(t, wantImg), parseBlocks(t, gotStdin), 10, dups)
+	checkEngineTimings(t, mustRun(t, "query", "--engine", exactURL, "--vector", qPath, "--json", "--timings"), "scan", "connect")
+	checkEngineTimings(t, mustRun(t, "query", "--engine", exactURL, rotated, "--json", "--timings"),
+		"connect", "model_load", "ort_init", "model_read", "session", "decode", "inference", "scan", "decode_faults_minor", "inference_faults_minor", "scan_faults_minor")
 	phase("command line checked")
 
 	// A collection of 3 shards with one replica each, for a shard with no live node.
@@ -495,6 +498,32 @@ func checkRanges(t *testing.T, ixPath string, s *cluster.Searcher, queries []flo
 	}
 }
 
+// checkEngineTimings checks query --engine --json --timings output: the first answer has the
+// phases in want, every answer has its search as scan (no search, no index_wait), and the
+// answers after the first count their scan in their total.
+func checkEngineTimings(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var a struct {
+			Timings map[string]float64 `json:"timings_ms"`
+		}
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatal(err)
+		}
+		tm := a.Timings
+		_, search := tm["search"]
+		_, wait := tm["index_wait"]
+		if tm["scan"] <= 0 || search || wait || (i > 0 && tm["total"] < tm["scan"]) {
+			t.Errorf("query --engine --timings, answer %d: %v; want its scan counted in its total, no search or index_wait", i, tm)
+		}
+		for _, k := range want {
+			if _, ok := tm[k]; i == 0 && !ok {
+				t.Errorf("query --engine --timings: the first answer has no %s: %v", k, tm)
+			}
+		}
+	}
+}
+
 // serveEngine serves the collection s searches as `simsearch serve --engine` does, for the test's
 // lifetime, and returns its URL.
 func serveEngine(t *testing.T, s *cluster.Searcher) string {
@@ -525,10 +554,11 @@ func serveEngine(t *testing.T, s *cluster.Searcher) string {
 
 // engineAnswer is the server's JSON answer.
 type engineAnswer struct {
-	Results []query.Hit `json:"results"`
-	Warning string      `json:"warning"`
-	Error   string      `json:"error"`
-	Views   []string    `json:"views"`
+	Results []query.Hit        `json:"results"`
+	Timings map[string]float64 `json:"timings_ms"`
+	Warning string             `json:"warning"`
+	Error   string             `json:"error"`
+	Views   []string           `json:"views"`
 }
 
 func getJSON(t *testing.T, url string) (int, engineAnswer) {
@@ -576,6 +606,9 @@ func checkEngineServer(t *testing.T, url, when string, v []float32, want []query
 	code, a := postVector(t, url, v, 10)
 	if code != http.StatusOK || a.Warning != "" {
 		t.Fatalf("%s: /search/vector: %d %+v", when, code, a)
+	}
+	if _, wait := a.Timings["index_wait"]; wait || a.Timings["scan"] <= 0 {
+		t.Errorf("%s: /search/vector: timings_ms %v; want the cluster's answer as scan, no index_wait", when, a.Timings)
 	}
 	sameTopK(t, when+": /search/vector", [][]query.Hit{want}, [][]query.Hit{a.Results}, 10, dups)
 
@@ -850,11 +883,55 @@ func TestEngineErrors(t *testing.T) {
 		{[]string{"query", "--engine", "weaviate://" + closed + "/Photos", "--index", "x.simidx", "--vector", "q.npy"}, "give either --index INDEX or --engine"},
 		{[]string{"query", "--vector", "q.npy"}, "give either --index INDEX or --engine"},
 		{[]string{"serve", "--engine", "weaviate://" + closed + "/"}, "name one collection"},
+		{[]string{"query", "--engine", "weaviate://" + closed + "/Photos", "--scan", "full", "--vector", "q.npy"}, "--scan applies to --index only"},
+		{[]string{"query", "--engine", "weaviate://" + closed + "/Photos", "--scan", "pruned", "--id", "a.jpg"}, "--scan applies to --index only"},
+		{[]string{"serve", "--engine", "weaviate://" + closed + "/Photos", "--scan", "auto"}, "--scan applies to --index only"},
+		{[]string{"serve", "--engine", "weaviate://" + closed + "/Photos", "--poll", "1s"}, "--poll applies to --index only"},
 		{[]string{"push", "--index", "x.simidx", "--to", "weaviate://" + closed + "/P", "--shards", "0"}, "--shards must be at least 1"},
 	} {
 		_, errs, code := simsearch(t, tc.args...)
 		if code == 0 || !strings.Contains(errs, tc.want) {
 			t.Errorf("simsearch %s: exit %d, stderr %q; want an error with %q", strings.Join(tc.args, " "), code, errs, tc.want)
+		}
+	}
+}
+
+// TestEngineTimings checks how --timings prints a cluster's answers (no cluster needed: the
+// answers are made from a search's figures as engineAnswers makes them): the cluster's time is
+// scan, as a local search's is, there is no index_wait, and the second answer's total (its own
+// phases: the first's is the whole command's) counts it.
+func TestEngineTimings(t *testing.T) {
+	hits := [][]query.Hit{{{ID: "a", Distance: 0}}, {{ID: "b", Distance: 1}}}
+	scanned := []query.Scanned{
+		{Stats: prune.Stats{Path: "weaviate", Time: 3 * time.Millisecond}, Remote: true},
+		{Stats: prune.Stats{Path: "weaviate", Time: 5 * time.Millisecond}, Remote: true},
+	}
+	answers := answersOf(hits, scanned, func(i, _ int) string { return fmt.Sprintf("q[%d]", i) })
+	var out, errs bytes.Buffer
+	if err := printAnswers(&out, &errs, answers, map[string]float64{"connect": 2}, time.Now(), formatJSON, true); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), out.String())
+	}
+	for i, line := range lines {
+		var a struct {
+			Timings map[string]float64 `json:"timings_ms"`
+		}
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatal(err)
+		}
+		_, wait := a.Timings["index_wait"]
+		_, search := a.Timings["search"]
+		if want := []float64{3, 5}[i]; a.Timings["scan"] != want || wait || search {
+			t.Errorf("answer %d: timings %v; want scan %v, no index_wait or search", i, a.Timings, want)
+		}
+		if i == 1 && a.Timings["total"] != 5 {
+			t.Errorf("answer 2: total %v, want its scan 5", a.Timings["total"])
+		}
+		if _, ok := a.Timings["connect"]; ok != (i == 0) {
+			t.Errorf("answer %d: timings %v; connect belongs to the first answer alone", i, a.Timings)
 		}
 	}
 }

@@ -19,11 +19,25 @@ func engineFlag() cli.Flag {
 	return &cli.StringFlag{Name: "engine", Usage: "search a collection pushed to a Weaviate cluster (weaviate://HOST:PORT/COLLECTION, see push) instead of --index"}
 }
 
+// indexOnly are the flags of query and serve that only an index file has a use for, and why.
+var indexOnly = []struct{ flag, why string }{
+	{"scan", "the cluster's own index answers every query"},
+	{"poll", "push updates a cluster's collection in place, and every search reads it as it is"},
+}
+
 // indexOrEngine checks that exactly one of --index and --engine is given and returns --engine.
+// A flag that only applies to an index file is refused with --engine rather than ignored.
 func indexOrEngine(c *cli.Context) (string, error) {
 	engine := c.String("engine")
 	if (engine == "") == (c.String("index") == "") {
 		return "", usageError(c, "give either --index INDEX or --engine weaviate://HOST:PORT/COLLECTION")
+	}
+	if engine != "" {
+		for _, f := range indexOnly {
+			if c.IsSet(f.flag) {
+				return "", usageError(c, "--%s applies to --index only: with --engine %s", f.flag, f.why)
+			}
+		}
 	}
 	return engine, nil
 }
@@ -110,6 +124,7 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 			return err
 		}
 		first["model_load"] = ms(load)
+		query.RecordLoad(first, s.Model().LoadStats())
 		paths := c.Args().Slice()
 		for i, p := range paths {
 			var done func()
@@ -134,11 +149,7 @@ func engineAnswers(s *cluster.Searcher, v []float32, find query.Request, name fu
 	if err != nil {
 		return nil, err
 	}
-	answers := make([]query.Answer, len(hits))
-	for i, h := range hits {
-		answers[i] = query.Answer{Query: name(i, len(hits)), Results: h, Timings: map[string]float64{"search": ms(scanned[i].Time)}}
-	}
-	return answers, nil
+	return answersOf(hits, scanned, name), nil
 }
 
 // serveSearcher is what serve needs of a local index or of a cluster's collection.

@@ -42,7 +42,10 @@ session, decode, inference, scan, total) and page faults per phase (PHASE_faults
 PHASE_faults_major: the thread's that ran it where one thread does, the process's meanwhile for
 inference and a lone query's scan; process_faults_* for the whole process). Queries of a
 --vector batch that need the full scan share one pass over the index: each reports its own
-attempt as scan and the pass as shared_pass, with shared_pass_queries.
+attempt as scan and the pass as shared_pass, with shared_pass_queries. With --engine the names
+are the same, connect (reaching the cluster and reading the collection's record) replacing
+index_open, and scan is the cluster's answer to the query (no index_wait; page faults, the
+process's meanwhile, for a lone query).
 
 --max-distance D prints every image within distance D instead (nearest first), or with -k
 the k nearest of them. The answer is exact either way: an index with a PCA section (convert
@@ -73,7 +76,7 @@ Examples:
 			&cli.BoolFlag{Name: "timings", Usage: "report per-phase times in ms (in the JSON, or on stderr)"},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
 			&cli.Float64Flag{Name: "max-distance", Usage: "only results within this distance (all of them, unless -k is given too)"},
-			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned (--index only)", Value: "auto"},
 			&cli.Int64Flag{Name: "max-stdin", Usage: "most bytes of standard input read for \"-\" (an image, or --vector -)", Value: defaultMaxStdin},
 		}, append(modelFlags(false), decodeFlags(false)...)...),
 		Before: applyDecodeFlags(false),
@@ -192,16 +195,23 @@ func vectorQueries(s *query.Searcher, path string, find query.Request) ([]query.
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return answersOf(hits, scanned, func(i, n int) string {
+		if n > 1 {
+			return fmt.Sprintf("%s[%d]", path, i)
+		}
+		return path
+	}), nil
+}
+
+// answersOf makes the answers of a search, each with its scan's timings (query.Scanned.Record:
+// a cluster's answer is reported as scan, as a local search is), naming the i-th of n.
+func answersOf(hits [][]query.Hit, scanned []query.Scanned, name func(i, n int) string) []query.Answer {
 	answers := make([]query.Answer, len(hits))
 	for i, h := range hits {
-		name := path
-		if len(hits) > 1 {
-			name = fmt.Sprintf("%s[%d]", path, i)
-		}
-		answers[i] = query.Answer{Query: name, Results: h, Timings: map[string]float64{}}
+		answers[i] = query.Answer{Query: name(i, len(hits)), Results: h, Timings: map[string]float64{}}
 		scanned[i].Record(answers[i].Timings)
 	}
-	return answers, nil
+	return answers
 }
 
 // outputFormat is how query prints its answers.

@@ -36,15 +36,22 @@ func serveCommand() *cli.Command {
 
 Answers are {"results": [{"id", "distance"}], "timings_ms": {...}}, the same results as query,
 with "warning" when they may be incomplete (a cluster's shard on no live node). The searches
-take &max_distance=D too: the k nearest within D, or without k all within D (up to 1000), as
-query --max-distance. With --engine, /dupes and /map are not served: they read every vector,
-which the cluster keeps.
-Concurrent requests are batched into one inference and one scan. SIGTERM or SIGINT stops
-accepting, lets requests in flight finish, and exits 0. SIGHUP reloads the index: update it by
-renaming a new file over INDEX (convert -f does), then send SIGHUP; requests in flight finish on
-the old one. An index modified in place is never read again: requests fail with 500 until a
-reload (or restart). Updates made by update, add, remove and compact are picked up by
-themselves within --poll, with the same care for requests in flight.
+take &max_distance=D too: the k nearest within D, or without k all within D, as query
+--max-distance (up to 1000, the nearest: more are cut, and the answer says "truncated": true).
+With --engine, /dupes and /map are not served: they read every vector, which the cluster keeps.
+
+Concurrent requests are batched into one inference, one search for their top-k queries and one
+for their range queries; a request's failure is its own (an image the model refuses fails
+alone). timings_ms holds queue, batch (the batch's requests), decode, inference (the batch's
+one inference, of inference_images images), inference_wait (a vector query's wait for it),
+search_wait (a range query's wait for the batch's top-k search), the scan's figures as query
+--timings names them (index_wait, scan, visited, shared_pass, ...), and total.
+
+SIGTERM or SIGINT stops accepting, lets requests in flight finish, and exits 0. SIGHUP reloads
+the index: update it by renaming a new file over INDEX (convert -f does), then send SIGHUP;
+requests in flight finish on the old one. An index modified in place is never read again:
+requests fail with 500 until a reload (or restart). Updates made by update, add, remove and
+compact are picked up by themselves within --poll, with the same care for requests in flight.
 
 Example:
    simsearch serve --index photos.simidx --objects /mnt/media/object --addr 127.0.0.1:8080
@@ -60,9 +67,9 @@ Example:
 			&cli.DurationFlag{Name: "timeout", Usage: "per-request time limit", Value: 30 * time.Second},
 			&cli.DurationFlag{Name: "drain", Usage: "how long shutdown waits for requests in flight", Value: 30 * time.Second},
 			&cli.BoolFlag{Name: "quiet", Usage: "no request log on stderr"},
-			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never", Value: 2 * time.Second},
+			&cli.DurationFlag{Name: "poll", Usage: "how often to look for a committed update of the index (update, add, remove, compact); 0: never (--index only)", Value: 2 * time.Second},
 			&cli.BoolFlag{Name: "allow-model-mismatch", Usage: "accept a model other than the one the index was built with"},
-			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned", Value: "auto"},
+			&cli.StringFlag{Name: "scan", Usage: "auto: pruned when the index has a PCA section and it pays, else full; full; pruned (--index only)", Value: "auto"},
 		}, append(modelFlags(false), decodeFlags(true)...)...),
 		Before: applyDecodeFlags(true),
 		Action: func(c *cli.Context) error {

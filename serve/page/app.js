@@ -1,7 +1,8 @@
 // The page: search by a dropped image or by a photo of the collection ("more like this"), the
-// duplicate groups, and the map. The URL holds the state (?id=&k=&d=, ?view=dupes&d=,
+// duplicate groups, and the map. The URL holds the state (?id=&k=&d=, ?view=dupes&dd=,
 // ?view=map&id=), so back, forward, reload and links work; a dropped image cannot be put in a
-// URL, so its results are kept in memory for when the user comes back to them.
+// URL, so its results are kept in memory for when the user comes back to them. The duplicates'
+// distance (dd) is not the search's cutoff (d): it never becomes a search's range.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -51,6 +52,7 @@ function link(p, text) {
   return a;
 }
 
+// moreLike is the search for more like id, with the search's own k and cutoff if the URL has them.
 function moreLike(id) {
   const p = new URLSearchParams({ id });
   const cur = params();
@@ -104,11 +106,17 @@ function cutoff() {
   return v >= 0 ? v : null;
 }
 
+// asking is what a search asks for now: the fields' k and cutoff, kept with the answer so that
+// its status line says what it was asked with, whatever the fields say by the time it arrives.
+function asking() {
+  return { k: k(), d: cutoff() };
+}
+
 // searchQuery is the query string of a search: the server finds the k nearest, within the cutoff.
-function searchQuery() {
+function searchQuery(asked) {
   const q = new URLSearchParams();
-  if (k() !== null) q.set("k", String(k()));
-  if (cutoff() !== null) q.set("max_distance", String(cutoff()));
+  if (asked.k !== null) q.set("k", String(asked.k));
+  if (asked.d !== null) q.set("max_distance", String(asked.d));
   return q.toString();
 }
 
@@ -124,11 +132,13 @@ async function renderSearch(p) {
   $("k").placeholder = cutoff() === null ? "10" : "all";
   const id = p.get("id");
   const gen = generation;
+  const asked = asking();
+  const want = searchQuery(asked);
   if (id) {
     $("preview").src = thumbURL(id);
     $("preview").hidden = false;
     $("query-text").replaceChildren("More like ", strong(id), " · ", original(id));
-    return searchWith(gen, () => getJSON("/search/id/" + enc(id) + "?" + searchQuery()));
+    return searchWith(gen, asked, () => getJSON("/search/id/" + enc(id) + "?" + want));
   }
   if (!dropped) {
     $("preview").hidden = true;
@@ -140,11 +150,10 @@ async function renderSearch(p) {
   $("preview").src = dropped.url;
   $("preview").hidden = false;
   $("query-text").replaceChildren("Photos like ", strong(dropped.name));
-  const want = searchQuery();
   if (dropped.answer && dropped.asked === want) {
-    return show(dropped.answer);
+    return show(dropped.answer, asked);
   }
-  return searchWith(gen, async () => {
+  return searchWith(gen, asked, async () => {
     const body = await getJSON("/search?" + want, { method: "POST", body: dropped.blob });
     dropped.answer = body;
     dropped.asked = want;
@@ -167,7 +176,7 @@ function original(id) {
   return a;
 }
 
-async function searchWith(gen, ask) {
+async function searchWith(gen, asked, ask) {
   setStatus($("status"), "searching…");
   let body;
   try {
@@ -176,16 +185,25 @@ async function searchWith(gen, ask) {
     if (gen === generation) setStatus($("status"), "search failed: " + e.message, true);
     return;
   }
-  if (gen === generation) show(body);
+  if (gen === generation) show(body, asked);
 }
 
-function show(body) {
-  const d = cutoff();
+const msText = (v) => (v ?? 0).toFixed(1) + " ms";
+
+// show shows an answer and its status line, with the k and cutoff it was asked with (asked).
+function show(body, asked) {
   const t = body.timings_ms || {};
   let text = body.results.length + " results";
-  if (d !== null) text += " within " + d;
-  text += " in " + (t.total ?? 0).toFixed(1) + " ms";
-  if (t.inference !== undefined) text += " (inference " + t.inference.toFixed(1) + " ms, scan " + (t.scan ?? 0).toFixed(1) + " ms)";
+  if (asked.d !== null) text += " within " + asked.d;
+  if (body.truncated) text += " (the nearest " + body.results.length + ": more are within it)";
+  text += " in " + msText(t.total);
+  if (t.inference !== undefined) {
+    // A batch's inference and a full pass over the index may be shared with other requests.
+    const parts = [(t.inference_images > 1 ? "shared inference " : "inference ") + msText(t.inference)];
+    if (t.shared_pass === undefined || t.scan > 0) parts.push("scan " + msText(t.scan));
+    if (t.shared_pass !== undefined) parts.push("shared scan " + msText(t.shared_pass));
+    text += " (" + parts.join(", ") + ")";
+  }
   if (body.warning) text += " · warning: " + body.warning;
   setStatus($("status"), text, !!body.warning);
   $("results").replaceChildren(...body.results.map(card));
@@ -248,7 +266,7 @@ function size(bytes) {
 
 async function renderDupes(p) {
   const gen = generation;
-  const d = p.get("d");
+  const d = p.get("dd");
   if (d !== null) $("dupes-d").value = d;
   setStatus($("dupes-status"), "comparing every photo with every other…");
   $("groups").replaceChildren();
@@ -471,7 +489,7 @@ function init() {
   $("controls").addEventListener("submit", (e) => e.preventDefault());
   $("dupes-controls").addEventListener("submit", (e) => {
     e.preventDefault();
-    go(new URLSearchParams({ view: "dupes", d: $("dupes-d").value }), true);
+    go(new URLSearchParams({ view: "dupes", dd: $("dupes-d").value }), true);
   });
   for (const v of ["search", "dupes", "map"]) {
     $("nav-" + v).addEventListener("click", (e) => {
