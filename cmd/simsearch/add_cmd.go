@@ -62,7 +62,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return finish(c, w, sum, fmt.Sprintf("%d files", len(l.Files)+len(l.Refused)+len(l.Unreadable)), true)
+			return finish(c, w, sum, filesPhrase(len(l.Files)+len(l.Refused)+len(l.Unreadable)), true)
 		},
 	}
 }
@@ -119,4 +119,12 @@ func filesToAdd(c *cli.Context, root string) folder.Listing {
 		l.Files = append(l.Files, f)
 	}
 	return l
+}
+
+// filesPhrase is "1 file" or "N files", the subject of add's summary.
+func filesPhrase(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
 }

@@ -43,3 +43,11 @@ func TestTextField(t *testing.T) {
 		}
 	}
 }
+
+func TestFilesPhrase(t *testing.T) {
+	for n, want := range map[int]string{0: "0 files", 1: "1 file", 2: "2 files"} {
+		if got := filesPhrase(n); got != want {
+			t.Errorf("filesPhrase(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
