@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -73,6 +74,21 @@ func Connect(ctx context.Context, t Target) (*Client, error) {
 	return nil, fmt.Errorf("cannot reach the Weaviate cluster at %s (%s): is it running? (scripts/weaviate-cluster.sh start N DIR starts one here; list several nodes as weaviate://HOST:PORT,HOST:PORT/%s to survive one being down)", t, strings.Join(errs, "; "), t.Collection)
 }
 
+// probe asks node n for path (one of Weaviate's /v1/.well-known/ endpoints) and returns the
+// HTTP status.
+func (c *Client) probe(ctx context.Context, n Node, path string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.REST+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, unwrapNet(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // errNotReady marks a node that is up but says it is not ready.
 var errNotReady = errors.New("the node is not ready")
 
@@ -87,18 +103,7 @@ func (c *Client) clientOf(ctx context.Context, i int, ready bool) (*weaviate.Cli
 		return wc, nil
 	}
 	n := c.t.Nodes[i]
-	probe := func(path string) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.REST+path, nil)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return 0, unwrapNet(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
+	probe := func(path string) (int, error) { return c.probe(ctx, n, path) }
 	code, err := probe("/v1/.well-known/ready")
 	if err != nil {
 		return nil, err
@@ -307,6 +312,9 @@ func (c *Client) health(ctx context.Context, n Node, wc *weaviate.Client) (down 
 	}
 	st, err := wc.Cluster().NodesStatusGetter().WithClass(c.t.Collection).WithOutput("verbose").Do(ctx)
 	if err != nil {
+		if down, missing, ok := c.healthUnreachable(ctx, n, err); ok {
+			return down, missing, nil
+		}
 		return nil, 0, fmt.Errorf("reading the nodes' status from %s: %w", n.REST, err)
 	}
 	serving, live := map[string]bool{}, map[string]bool{}
@@ -348,6 +356,66 @@ func (c *Client) health(ctx context.Context, n Node, wc *weaviate.Client) (down 
 		}
 	}
 	return down, max(0, shards-len(live)), nil
+}
+
+// unreachableNode finds, in a failed nodes' status request, the name of the node that the
+// answering node could not reach.
+var unreachableNode = regexp.MustCompile(`node: ([^\s:"]+): (?:send|open) http request`)
+
+// healthUnreachable is health while the nodes' status cannot be read because a node is gone.
+// Weaviate 1.35.2 means to list a node it cannot reach as UNAVAILABLE, but its check misses the
+// error's type (errors.As with a pointer target, the error a value), so until its peers drop the
+// dead node from their member list the whole request fails with "node: NAME: send http
+// request: …", naming the first node that did not answer. That failure names one node; others
+// may be down too. So the named nodes are taken as down only when simsearch's own view agrees:
+// the target lists as many nodes as hold the collection's replicas, every named node holds some,
+// and exactly as many of the target's nodes fail a liveness probe as are named. Otherwise ok is
+// false and nothing is concluded.
+func (c *Client) healthUnreachable(ctx context.Context, n Node, statusErr error) (down []string, missing int, ok bool) {
+	for _, m := range unreachableNode.FindAllStringSubmatch(statusErr.Error(), -1) {
+		if !slices.Contains(down, m[1]) {
+			down = append(down, m[1])
+		}
+	}
+	if len(down) == 0 {
+		return nil, 0, false
+	}
+	shards, err := c.shardingState(ctx, n)
+	if err != nil {
+		return nil, 0, false
+	}
+	holders := map[string]bool{}
+	for _, sh := range shards {
+		for _, r := range sh.Replicas {
+			holders[r] = true
+		}
+	}
+	if len(holders) != len(c.t.Nodes) {
+		return nil, 0, false
+	}
+	for _, d := range down {
+		if !holders[d] {
+			return nil, 0, false
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	dead := 0
+	for _, tn := range c.t.Nodes {
+		if code, err := c.probe(pctx, tn, "/v1/.well-known/live"); err != nil || code != http.StatusOK {
+			dead++
+		}
+	}
+	if dead != len(down) {
+		return nil, 0, false
+	}
+	for _, sh := range shards {
+		if !slices.ContainsFunc(sh.Replicas, func(r string) bool { return !slices.Contains(down, r) }) {
+			missing++
+		}
+	}
+	sort.Strings(down)
+	return down, missing, true
 }
 
 // shardingState lists the collection's shards and the nodes of their replicas, as node n knows them.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -128,5 +129,78 @@ func TestUnreadyNodes(t *testing.T) {
 	tg = fakeNodes(t, 2, true, true)
 	if c, err = Connect(ctx, tg); err != nil || c.Node() != tg.Nodes[0] {
 		t.Errorf("Connect with no node ready: %v, want node 0, which is up", err)
+	}
+}
+
+// TestHealthNodeJustKilled checks Health in the window after a node dies and before its peers
+// drop it: Weaviate 1.35.2 then fails the whole nodes' status request, naming the node it could
+// not reach. With the target listing every node that holds a replica, and the named node alone
+// not answering, the node is down and the answers are complete (or partial, when a shard lived
+// on that node alone); when simsearch's own view disagrees, nothing is concluded.
+func TestHealthNodeJustKilled(t *testing.T) {
+	const refused = `{"error":[{"message":"node: node0: send http request: Get \"http://127.0.0.1:20645/nodes/status/P?output=verbose\": dial tcp 127.0.0.1:20645: connect: connection refused"}]}`
+	cluster := func(t *testing.T, replicas string, aliveNode0 bool) Target {
+		var tg Target
+		for i := range 3 {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/v1/meta":
+					fmt.Fprint(w, `{"version": "1.35.2"}`)
+				case "/v1/.well-known/ready", "/v1/.well-known/live":
+				case "/v1/schema/P":
+					fmt.Fprint(w, `{"class": "P"}`)
+				case "/v1/nodes/P":
+					w.WriteHeader(http.StatusInternalServerError)
+					fmt.Fprint(w, refused)
+				case "/v1/replication/sharding-state":
+					fmt.Fprintf(w, `{"shardingState": {"collection": "P", "shards": [%s]}}`, replicas)
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			host := strings.TrimPrefix(srv.URL, "http://")
+			tg.Nodes = append(tg.Nodes, Node{REST: host, GRPC: host})
+			if i == 0 && !aliveNode0 {
+				srv.Close() // node0 killed: its port refuses
+			}
+		}
+		tg.Collection = "P"
+		return tg
+	}
+	twoEach := `{"shard": "a", "replicas": ["node0", "node1"]}, {"shard": "b", "replicas": ["node1", "node2"]}, {"shard": "c", "replicas": ["node2", "node0"]}`
+	alone := `{"shard": "a", "replicas": ["node0"]}, {"shard": "b", "replicas": ["node1"]}, {"shard": "c", "replicas": ["node2"]}`
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name        string
+		replicas    string
+		aliveNode0  bool
+		wantErr     bool
+		wantMissing int
+	}{
+		{"two replicas each", twoEach, false, false, 0},
+		{"a shard on node0 alone", alone, false, false, 1},
+		// node0 answers simsearch, so the failure names a node that is not the one down, or
+		// another node is down too: not concluded.
+		{"the named node answers", twoEach, true, true, 0},
+		// The target lists three nodes, the replicas live on four: a fourth may be down unseen.
+		{"a node the target does not list", twoEach + `, {"shard": "d", "replicas": ["node3", "node1"]}`, false, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Connect(ctx, cluster(t, tc.replicas, tc.aliveNode0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			down, missing, err := c.Health(ctx)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "nodes' status") {
+					t.Errorf("Health: down %v, missing %d, err %v; want the status error", down, missing, err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(down, []string{"node0"}) || missing != tc.wantMissing {
+				t.Errorf("Health: down %v, missing %d, err %v; want node0 down, %d missing", down, missing, err, tc.wantMissing)
+			}
+		})
 	}
 }
