@@ -49,9 +49,10 @@ type Client struct {
 	t    Target
 	http *http.Client
 
-	mu  sync.Mutex
-	wcs []*weaviate.Client // per node of t, made when first used
-	cur int                // the node in use
+	mu       sync.Mutex
+	wcs      []*weaviate.Client                 // per node of t, made when first used
+	cur      int                                // the node in use
+	replicas []*models.ReplicationShardReplicas // the sharding state last read (see shardingState)
 }
 
 // Connect connects to the first node of t that is ready or, when none is, to the first that is
@@ -312,10 +313,11 @@ func (c *Client) health(ctx context.Context, n Node, wc *weaviate.Client) (down 
 	}
 	st, err := wc.Cluster().NodesStatusGetter().WithClass(c.t.Collection).WithOutput("verbose").Do(ctx)
 	if err != nil {
-		if down, missing, ok := c.healthUnreachable(ctx, n, err); ok {
+		down, missing, why := c.healthUnreachable(ctx, n, err)
+		if why == nil {
 			return down, missing, nil
 		}
-		return nil, 0, fmt.Errorf("reading the nodes' status from %s: %w", n.REST, err)
+		return nil, 0, fmt.Errorf("reading the nodes' status from %s: %w (%v)", n.REST, err, why)
 	}
 	serving, live := map[string]bool{}, map[string]bool{}
 	for _, n := range st.Nodes {
@@ -369,20 +371,20 @@ var unreachableNode = regexp.MustCompile(`node: ([^\s:"]+): (?:send|open) http r
 // request: …", naming the first node that did not answer. That failure names one node; others
 // may be down too. So the named nodes are taken as down only when simsearch's own view agrees:
 // the target lists as many nodes as hold the collection's replicas, every named node holds some,
-// and exactly as many of the target's nodes fail a liveness probe as are named. Otherwise ok is
-// false and nothing is concluded.
-func (c *Client) healthUnreachable(ctx context.Context, n Node, statusErr error) (down []string, missing int, ok bool) {
+// and exactly as many of the target's nodes fail a liveness probe as are named. Otherwise why
+// says what kept it from concluding.
+func (c *Client) healthUnreachable(ctx context.Context, n Node, statusErr error) (down []string, missing int, why error) {
 	for _, m := range unreachableNode.FindAllStringSubmatch(statusErr.Error(), -1) {
 		if !slices.Contains(down, m[1]) {
 			down = append(down, m[1])
 		}
 	}
 	if len(down) == 0 {
-		return nil, 0, false
+		return nil, 0, errors.New("it names no node it could not reach")
 	}
 	shards, err := c.shardingState(ctx, n)
 	if err != nil {
-		return nil, 0, false
+		return nil, 0, fmt.Errorf("it names %s as unreachable; reading the shards' replicas: %w", strings.Join(down, ", "), err)
 	}
 	holders := map[string]bool{}
 	for _, sh := range shards {
@@ -391,11 +393,11 @@ func (c *Client) healthUnreachable(ctx context.Context, n Node, statusErr error)
 		}
 	}
 	if len(holders) != len(c.t.Nodes) {
-		return nil, 0, false
+		return nil, 0, fmt.Errorf("it names %s as unreachable; the collection's replicas are on %d nodes, the URL lists %d, so others may be down unseen", strings.Join(down, ", "), len(holders), len(c.t.Nodes))
 	}
 	for _, d := range down {
 		if !holders[d] {
-			return nil, 0, false
+			return nil, 0, fmt.Errorf("it names %s as unreachable, which holds none of the collection's replicas", d)
 		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -407,7 +409,7 @@ func (c *Client) healthUnreachable(ctx context.Context, n Node, statusErr error)
 		}
 	}
 	if dead != len(down) {
-		return nil, 0, false
+		return nil, 0, fmt.Errorf("it names %s as unreachable; %d of the URL's nodes do not answer", strings.Join(down, ", "), dead)
 	}
 	for _, sh := range shards {
 		if !slices.ContainsFunc(sh.Replicas, func(r string) bool { return !slices.Contains(down, r) }) {
@@ -415,11 +417,35 @@ func (c *Client) healthUnreachable(ctx context.Context, n Node, statusErr error)
 		}
 	}
 	sort.Strings(down)
-	return down, missing, true
+	return down, missing, nil
 }
 
-// shardingState lists the collection's shards and the nodes of their replicas, as node n knows them.
+// shardingStateWait is how long shardingState waits for a node's answer: Weaviate serves the
+// sharding state through its Raft leader, and when the leader has just died the request hangs
+// until another is elected, seconds later.
+const shardingStateWait = 2 * time.Second
+
+// shardingState lists the collection's shards and the nodes of their replicas, as node n knows
+// them or, when n does not answer in time, as a node last told this client: where the replicas
+// are changes only when an operator moves them, and the moment a node dies, when the list is
+// needed most, is when the leader may be gone.
 func (c *Client) shardingState(ctx context.Context, n Node) ([]*models.ReplicationShardReplicas, error) {
+	shards, err := c.readShardingState(ctx, n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.replicas = shards
+		return shards, nil
+	}
+	if c.replicas != nil && ctx.Err() == nil {
+		return c.replicas, nil
+	}
+	return nil, err
+}
+
+func (c *Client) readShardingState(ctx context.Context, n Node) ([]*models.ReplicationShardReplicas, error) {
+	ctx, cancel := context.WithTimeout(ctx, shardingStateWait)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.REST+"/v1/replication/sharding-state?collection="+c.t.Collection, nil)
 	if err != nil {
 		return nil, err

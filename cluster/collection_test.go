@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/weaviate/weaviate-go-client/v5/weaviate"
@@ -136,8 +137,11 @@ func TestUnreadyNodes(t *testing.T) {
 // drop it: Weaviate 1.35.2 then fails the whole nodes' status request, naming the node it could
 // not reach. With the target listing every node that holds a replica, and the named node alone
 // not answering, the node is down and the answers are complete (or partial, when a shard lived
-// on that node alone); when simsearch's own view disagrees, nothing is concluded.
+// on that node alone); when simsearch's own view disagrees, nothing is concluded. When the dead
+// node was the Raft leader, the sharding state hangs until a new one is elected: the placement
+// last read stands in for it, and without one nothing is concluded.
 func TestHealthNodeJustKilled(t *testing.T) {
+	var leaderGone atomic.Bool
 	const refused = `{"error":[{"message":"node: node0: send http request: Get \"http://127.0.0.1:20645/nodes/status/P?output=verbose\": dial tcp 127.0.0.1:20645: connect: connection refused"}]}`
 	cluster := func(t *testing.T, replicas string, aliveNode0 bool) Target {
 		var tg Target
@@ -153,6 +157,10 @@ func TestHealthNodeJustKilled(t *testing.T) {
 					w.WriteHeader(http.StatusInternalServerError)
 					fmt.Fprint(w, refused)
 				case "/v1/replication/sharding-state":
+					if leaderGone.Load() {
+						<-r.Context().Done() // as Weaviate waits for a leader
+						return
+					}
 					fmt.Fprintf(w, `{"shardingState": {"collection": "P", "shards": [%s]}}`, replicas)
 				default:
 					http.NotFound(w, r)
@@ -175,16 +183,16 @@ func TestHealthNodeJustKilled(t *testing.T) {
 		name        string
 		replicas    string
 		aliveNode0  bool
-		wantErr     bool
+		wantErr     string // what keeps Health from concluding
 		wantMissing int
 	}{
-		{"two replicas each", twoEach, false, false, 0},
-		{"a shard on node0 alone", alone, false, false, 1},
+		{"two replicas each", twoEach, false, "", 0},
+		{"a shard on node0 alone", alone, false, "", 1},
 		// node0 answers simsearch, so the failure names a node that is not the one down, or
 		// another node is down too: not concluded.
-		{"the named node answers", twoEach, true, true, 0},
+		{"the named node answers", twoEach, true, "0 of the URL's nodes do not answer", 0},
 		// The target lists three nodes, the replicas live on four: a fourth may be down unseen.
-		{"a node the target does not list", twoEach + `, {"shard": "d", "replicas": ["node3", "node1"]}`, false, true, 0},
+		{"a node the target does not list", twoEach + `, {"shard": "d", "replicas": ["node3", "node1"]}`, false, "may be down unseen", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Connect(ctx, cluster(t, tc.replicas, tc.aliveNode0))
@@ -192,9 +200,9 @@ func TestHealthNodeJustKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			down, missing, err := c.Health(ctx)
-			if tc.wantErr {
-				if err == nil || !strings.Contains(err.Error(), "nodes' status") {
-					t.Errorf("Health: down %v, missing %d, err %v; want the status error", down, missing, err)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "nodes' status") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("Health: down %v, missing %d, err %v; want the status error and %q", down, missing, err, tc.wantErr)
 				}
 				return
 			}
@@ -203,4 +211,25 @@ func TestHealthNodeJustKilled(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("the leader gone", func(t *testing.T) {
+		leaderGone.Store(false)
+		defer leaderGone.Store(false)
+		c, err := Connect(ctx, cluster(t, twoEach, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaderGone.Store(true)
+		if _, _, err := c.Health(ctx); err == nil || !strings.Contains(err.Error(), "reading the shards' replicas") {
+			t.Errorf("Health with the sharding state never read: %v; want the status error, nothing concluded", err)
+		}
+		leaderGone.Store(false)
+		if _, err := c.shardingState(ctx, c.Node()); err != nil {
+			t.Fatal(err)
+		}
+		leaderGone.Store(true)
+		if down, missing, err := c.Health(ctx); err != nil || !slices.Equal(down, []string{"node0"}) || missing != 0 {
+			t.Errorf("Health with the sharding state read before: down %v, missing %d, err %v; want node0 down, none missing", down, missing, err)
+		}
+	})
 }
