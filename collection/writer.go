@@ -215,7 +215,7 @@ func (w *Writer) newLog(content func(f *os.File) (int64, error)) (*os.File, int6
 		os.Remove(f.Name())
 		return nil, 0, fmt.Errorf("%s: %w", LogPath(w.path), err)
 	}
-	syncDir(filepath.Dir(w.path))
+	atomicfile.SyncDir(filepath.Dir(w.path))
 	return f, end, nil
 }
 
@@ -271,13 +271,6 @@ func (w *Writer) repoint(old, f *os.File, moved map[reuseKey]rowRef) {
 		}
 		s.f = f
 		w.spare[k] = s
-	}
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 }
 

@@ -179,16 +179,8 @@ func Run(m *embed.Model, imageDir, outDir string, opt Options) (Stats, error) {
 	if err := os.Remove(marker); err != nil {
 		return st, err
 	}
-	syncDir(outDir)
+	atomicfile.SyncDir(outDir)
 	return st, nil
-}
-
-// syncDir makes the directory's entries (the marker's removal) durable; failure is not fatal.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // list returns the regular files under dir, relative to it, sorted.
@@ -256,6 +248,6 @@ func writeMarker(path string) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	syncDir(filepath.Dir(path))
+	atomicfile.SyncDir(filepath.Dir(path))
 	return nil
 }

@@ -304,7 +304,7 @@ func (w *Writer) commit() error {
 		return err
 	}
 	w.f = nil
-	syncDir(filepath.Dir(w.path))
+	atomicfile.SyncDir(filepath.Dir(w.path))
 	return nil
 }
 
@@ -336,12 +336,4 @@ func (w *Writer) Abort() {
 	w.f.Close()
 	os.Remove(w.f.Name())
 	w.f = nil
-}
-
-// syncDir makes a rename durable. Failure is not fatal: the data itself is synced.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"simsearch/internal/atomicfile"
 )
@@ -70,27 +70,12 @@ func saveFailures(path string, ms []memo) error {
 	if err != nil {
 		return err
 	}
-	f, err := atomicfile.Create(name)
-	if err != nil {
+	err = atomicfile.WriteFile(name, true, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
 		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
+	})
 	if err != nil {
-		os.Remove(f.Name())
 		return fmt.Errorf("%s: %w", name, err)
-	}
-	if d, err := os.Open(filepath.Dir(name)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -5,13 +5,13 @@
 package thumb
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -85,20 +85,24 @@ func (c *Cache) Get(id string, st fs.FileInfo, read func() ([]byte, error)) (Thu
 	if err != nil {
 		return t, fmt.Errorf("%s: %w", id, err)
 	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, toImage(img), &jpeg.Options{Quality: 80}); err != nil {
-		return t, err
-	}
 	meta, _ := json.Marshal(t)
 	if err := os.MkdirAll(filepath.Dir(base), 0o777); err != nil {
 		return t, fmt.Errorf("thumbnail folder: %w", err)
 	}
 	c.clean(filepath.Dir(base))
-	// The JPEG first, then the record that says it exists.
-	if err := writeAtomic(t.Path, buf.Bytes()); err != nil {
+	// The JPEG first, then the record that says it exists. A cache loses nothing by a crash:
+	// no fsync.
+	err = atomicfile.WriteFile(t.Path, false, func(w io.Writer) error {
+		return jpeg.Encode(w, toImage(img), &jpeg.Options{Quality: 80})
+	})
+	if err != nil {
 		return t, err
 	}
-	if err := writeAtomic(base+".json", meta); err != nil {
+	err = atomicfile.WriteFile(base+".json", false, func(w io.Writer) error {
+		_, err := w.Write(meta)
+		return err
+	})
+	if err != nil {
 		return t, err
 	}
 	return t, nil
@@ -119,28 +123,4 @@ func (c *Cache) clean(dir string) {
 	if _, done := c.cleaned.LoadOrStore(dir, true); !done {
 		atomicfile.RemoveStale(dir) // a cache can live with what it cannot remove
 	}
-}
-
-// writeAtomic writes data to a temporary file beside path (mode 0666 less the umask, named so
-// that a later run removes it if this one dies before the rename) and renames it over path.
-// A cache loses nothing by a crash, so it skips the fsync.
-func writeAtomic(path string, data []byte) error {
-	f, err := atomicfile.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +21,44 @@ import (
 	"strconv"
 	"syscall"
 )
+
+// WriteFile writes path through a temporary file beside it: write fills the file, which is
+// then synced (when durable), closed, renamed over path, and path's folder synced (when durable,
+// so that the rename too survives a power loss). On failure the temporary file is removed and
+// path is as it was. A cache, which loses nothing by a crash, passes durable false.
+func WriteFile(path string, durable bool, write func(io.Writer) error) error {
+	f, err := Create(path)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if durable {
+		SyncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// SyncDir syncs the folder dir, so that the files renamed or created in it stay after a power
+// loss. It is best effort: a folder that cannot be opened or synced is left as it is.
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
 
 // Create creates a new, empty temporary file for path, in path's directory.
 func Create(path string) (*os.File, error) {

@@ -1,7 +1,9 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,5 +97,38 @@ func TestCreateNamesTheTarget(t *testing.T) {
 	_, err := Create(missing)
 	if err == nil || !strings.Contains(err.Error(), "cannot write "+missing+": the folder "+filepath.Dir(missing)+" does not exist") {
 		t.Fatalf("Create in a missing folder: %v", err)
+	}
+}
+
+// TestWriteFile checks that WriteFile replaces the file whole, durable or not, and that a
+// write that fails leaves the old file as it was and no temporary file behind.
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	for _, durable := range []bool{true, false} {
+		content := fmt.Sprintf("durable %v\n", durable)
+		if err := WriteFile(path, durable, func(w io.Writer) error { _, err := io.WriteString(w, content); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != content {
+			t.Errorf("after WriteFile(durable %v): %q, %v; want %q", durable, b, err, content)
+		}
+	}
+	failed := errors.New("the writer failed")
+	err := WriteFile(path, true, func(w io.Writer) error {
+		io.WriteString(w, "half")
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Errorf("WriteFile with a failing writer: %v, want its error", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "durable false\n" {
+		t.Errorf("after a failed WriteFile the file holds %q, want the previous content", b)
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 1 {
+		t.Errorf("after a failed WriteFile the folder holds %v, want the file alone", names)
+	}
+	if err := WriteFile(filepath.Join(dir, "no", "such", "f"), true, func(io.Writer) error { return nil }); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("WriteFile into a missing folder: %v, want an error saying so", err)
 	}
 }
