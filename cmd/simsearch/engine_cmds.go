@@ -125,14 +125,12 @@ func runEngineQuery(c *cli.Context, engine string, start time.Time) error {
 		}
 		first["model_load"] = ms(load)
 		query.RecordLoad(first, s.Model().LoadStats())
-		paths := c.Args().Slice()
-		for i, p := range paths {
-			var done func()
-			if paths[i], done, err = stdinFile(p, c.App.Reader, c.Int64("max-stdin")); err != nil {
-				return err
-			}
-			defer done()
+		var paths []string
+		var done func()
+		if paths, done, err = stdinPaths(c, c.Args().Slice()); err != nil {
+			return err
 		}
+		defer done()
 		if answers, err = s.Images(paths, find); err != nil {
 			return err
 		}

@@ -137,14 +137,12 @@ func runQuery(c *cli.Context) error {
 		if req, err = modelRequest(c); err != nil {
 			return err
 		}
-		paths := c.Args().Slice()
-		for i, p := range paths {
-			var done func()
-			if paths[i], done, err = stdinFile(p, c.App.Reader, c.Int64("max-stdin")); err != nil {
-				return err
-			}
-			defer done()
+		var paths []string
+		var done func()
+		if paths, done, err = stdinPaths(c, c.Args().Slice()); err != nil {
+			return err
 		}
+		defer done()
 		var load time.Duration
 		answers, load, err = s.Images(req, paths, find)
 		for i := range answers {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/urfave/cli/v2"
 )
 
 // defaultMaxStdin is query's --max-stdin: as much as the decode budget, for an image.
@@ -42,6 +44,27 @@ func stdinFile(path string, stdin io.Reader, limit int64) (string, func(), error
 		return "", nil, err
 	}
 	return f.Name(), done, nil
+}
+
+// stdinPaths is stdinFile for each of a command's image arguments, with its --max-stdin; done
+// removes the temporary files.
+func stdinPaths(c *cli.Context, paths []string) (out []string, done func(), err error) {
+	var dones []func()
+	done = func() {
+		for _, d := range dones {
+			d()
+		}
+	}
+	out = make([]string, len(paths))
+	for i, p := range paths {
+		var d func()
+		if out[i], d, err = stdinFile(p, c.App.Reader, c.Int64("max-stdin")); err != nil {
+			done()
+			return nil, nil, err
+		}
+		dones = append(dones, d)
+	}
+	return out, done, nil
 }
 
 // temps are the temporary files of standard input that a signal must not leave behind.
