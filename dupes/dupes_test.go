@@ -11,9 +11,8 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/edsrzf/mmap-go"
-
 	"simsearch/internal/fault"
+	"simsearch/internal/fault/faulttest"
 	"simsearch/kernel"
 	"simsearch/shard"
 )
@@ -238,28 +237,13 @@ func TestRefusals(t *testing.T) {
 func TestTruncatedMapping(t *testing.T) {
 	const n, dim = 4096, 64
 	data, _ := generated(n, dim, 11)
-	path := filepath.Join(t.TempDir(), "rows")
-	if err := os.WriteFile(path, unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := mmap.Map(f, mmap.RDONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Unmap()
+	m, shrink := faulttest.Map(t, unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data)))
 	rows := unsafe.Slice((*float32)(unsafe.Pointer(&m[0])), len(data))
 	want, _, err := Find(rows, dim, Options{MaxDistance: 1})
 	if err != nil || len(want) == 0 {
 		t.Fatalf("on the intact mapping: %d groups, %v", len(want), err)
 	}
-	if err := os.Truncate(path, 4096); err != nil {
-		t.Fatal(err)
-	}
+	shrink(4096)
 	for _, workers := range []int{1, 2, 4} {
 		if _, _, err := Find(rows, dim, Options{MaxDistance: 1, Workers: workers}); !errors.Is(err, fault.ErrFault) {
 			t.Errorf("%d workers on a truncated mapping: %v, want fault.ErrFault", workers, err)

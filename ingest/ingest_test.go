@@ -13,6 +13,7 @@ import (
 	"simsearch/collection"
 	"simsearch/embed"
 	"simsearch/folder"
+	"simsearch/internal/fixture"
 )
 
 const images = "../testdata/images"
@@ -69,17 +70,8 @@ func embedding(t *testing.T, path string) []float32 {
 // copyImage copies a bundled image to dir/rel with the given modification time.
 func copyImage(t *testing.T, dir, rel, name string, mtime time.Time) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(images, name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fixture.CopyFile(t, filepath.Join(images, name), p)
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}

@@ -9,22 +9,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"simsearch/internal/fixture"
 )
 
 // copyPhoto copies the bundled image name to dir/rel.
 func copyPhoto(t *testing.T, dir, rel, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(images, name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fixture.CopyFile(t, filepath.Join(images, name), p)
 	return p
 }
 

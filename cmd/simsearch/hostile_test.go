@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"simsearch/internal/fixture"
 )
 
 const (
@@ -264,6 +266,18 @@ func serveHostile(t *testing.T, idx string, files []string) {
 	t.Logf("serve: peak RSS %d MB after %d concurrent uploads of each of %d files", peakRSS(t, srv)>>20, 8, len(files))
 }
 
+// tinyIndex is the index that extract and convert make of the bundled tiny_red.png alone.
+func tinyIndex(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	photos := filepath.Join(dir, "photos")
+	fixture.CopyFile(t, filepath.Join(images, "tiny_red.png"), filepath.Join(photos, "tiny_red.png"))
+	mustRun(t, "extract", photos, "-o", filepath.Join(dir, "shards"), "--model", model)
+	idx := filepath.Join(dir, "x.simidx")
+	mustRun(t, "convert", filepath.Join(dir, "shards"), "-o", idx)
+	return idx
+}
+
 // Eight concurrent uploads of bombs Pillow opens (under its pixel limit), at serve's default
 // settings: the server's peak RSS, read from /proc, stays under 500 MB (before decoding by rows
 // and the server's budget, one 13000x13000 PNG took it to 1.2 GB and eight to 2.4 GB). The PNG
@@ -273,17 +287,11 @@ func serveHostile(t *testing.T, idx string, files []string) {
 // with the reason. Meanwhile small uploads are answered at once: big images decode in a lane of
 // their own.
 func TestServeBombsMemory(t *testing.T) {
-	dir := t.TempDir()
-	photos := filepath.Join(dir, "photos")
-	os.Mkdir(photos, 0o755)
+	idx := tinyIndex(t)
 	small, err := os.ReadFile(filepath.Join(images, "tiny_red.png"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(photos, "tiny_red.png"), small, 0o644)
-	mustRun(t, "extract", photos, "-o", filepath.Join(dir, "shards"), "--model", model)
-	idx := filepath.Join(dir, "x.simidx")
-	mustRun(t, "convert", filepath.Join(dir, "shards"), "-o", idx)
 	// Default decode settings; only the request timeout is raised, for slow machines.
 	srv, url := startServe(t, "--index", idx, "--timeout", "10m")
 	refusedTooLarge := func(code int, msg string) bool {
@@ -376,17 +384,7 @@ func (s *signalReader) Read(p []byte) (int, error) {
 // prints it on stderr, naming the file, and serve writes it in its log, --quiet or not; both
 // answer the query.
 func TestDecompressionBombWarning(t *testing.T) {
-	dir := t.TempDir()
-	idx := filepath.Join(dir, "x.simidx")
-	photos := filepath.Join(dir, "photos")
-	os.Mkdir(photos, 0o755)
-	small, err := os.ReadFile(filepath.Join(images, "tiny_red.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(photos, "tiny_red.png"), small, 0o644)
-	mustRun(t, "extract", photos, "-o", filepath.Join(dir, "shards"), "--model", model)
-	mustRun(t, "convert", filepath.Join(dir, "shards"), "-o", idx)
+	idx := tinyIndex(t)
 	bomb := hostile + "/loadable/warn_10000x9000_1bit.png"
 	const warning = "Image size (90000000 pixels) exceeds limit of 89478485 pixels, could be decompression bomb DOS attack"
 	out, errs, code := simsearch(t, "query", "--index", idx, bomb)
@@ -427,11 +425,7 @@ func TestDecodeFlags(t *testing.T) {
 		t.Errorf("--max-pixels 0: exit %d, %q", code, errs)
 	}
 	photos := t.TempDir()
-	b, err := os.ReadFile(images + "/tiny_red.png")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(photos, "tiny_red.png"), b, 0o644)
+	fixture.CopyFile(t, filepath.Join(images, "tiny_red.png"), filepath.Join(photos, "tiny_red.png"))
 	_, errs, _ = simsearch(t, "extract", photos, "-o", filepath.Join(t.TempDir(), "shards"), "--model", model, "--max-pixels", "100")
 	if !strings.Contains(errs, "tiny_red.png: image too large: PNG: 17x9 = 153 pixels exceeds the limit of 100") {
 		t.Errorf("extract --max-pixels 100: %q", errs)
