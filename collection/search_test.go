@@ -8,23 +8,9 @@ import (
 	"testing"
 
 	"simsearch/index"
-	"simsearch/kernel"
+	"simsearch/kernel/kerneltest"
 	"simsearch/prune"
 )
-
-// forEachKernel runs f as a subtest per kernel, with that kernel selected; kernels this CPU lacks
-// are skipped by name with the reason. The kernel in use before is restored after.
-func forEachKernel(t *testing.T, f func(t *testing.T)) {
-	defer kernel.Use(kernel.Name())
-	for _, name := range kernel.Known() {
-		t.Run(name, func(t *testing.T) {
-			if err := kernel.Use(name); err != nil {
-				t.Skipf("not tested on this machine: %v", err)
-			}
-			f(t)
-		})
-	}
-}
 
 // bruteWithin is bruteForce's answer (k 0: every row) cut to the rows whose reported distance is
 // at most maxDistance.
@@ -59,7 +45,7 @@ func TestTieAtKthPlaceUnsortedBase(t *testing.T) {
 			if v.meta.SortedIDs || (rank > 0) != (v.pca != nil) {
 				t.Fatalf("the base is not what the test needs: sorted %v, section %v", v.meta.SortedIDs, v.pca != nil)
 			}
-			forEachKernel(t, func(t *testing.T) {
+			kerneltest.Each(t, func(t *testing.T) {
 				for _, scan := range scans {
 					for _, req := range []prune.Request{
 						{K: 1, MaxDistance: prune.NoLimit, Scan: scan},
@@ -137,7 +123,7 @@ func TestTiesUnsortedBase(t *testing.T) {
 			if v.Len() != len(want) || v.meta.SortedIDs {
 				t.Fatalf("%d rows, sorted %v", v.Len(), v.meta.SortedIDs)
 			}
-			forEachKernel(t, func(t *testing.T) {
+			kerneltest.Each(t, func(t *testing.T) {
 				for _, scan := range scans {
 					for _, k := range []int{1, 2, 3, 5, 8, 20} {
 						for _, maxD := range []float64{prune.NoLimit, 1.5} {

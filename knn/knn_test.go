@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"simsearch/kernel"
+	"simsearch/kernel/kerneltest"
 )
 
 // sortAll is the reference: every row's squared distance by the selected kernel, stable-sorted
@@ -40,20 +41,6 @@ func firstDiff(got, want []Neighbor) string {
 	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
 
-// forEachKernel runs f as a subtest per kernel, with that kernel selected; kernels this CPU lacks
-// are skipped by name with the reason. The kernel in use before is restored after.
-func forEachKernel(t *testing.T, f func(t *testing.T)) {
-	defer kernel.Use(kernel.Name())
-	for _, name := range kernel.Known() {
-		t.Run(name, func(t *testing.T) {
-			if err := kernel.Use(name); err != nil {
-				t.Skipf("not tested on this machine: %v", err)
-			}
-			f(t)
-		})
-	}
-}
-
 func check(t *testing.T, data []float32, dim int, queries []float32, k int, opt Options) {
 	t.Helper()
 	res, err := SearchBatch(data, dim, queries, k, opt)
@@ -75,7 +62,7 @@ func check(t *testing.T, data []float32, dim int, queries []float32, k int, opt 
 }
 
 func TestRandomEqualsSort(t *testing.T) {
-	forEachKernel(t, func(t *testing.T) {
+	kerneltest.Each(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for _, tc := range []struct{ n, dim int }{{1, 1}, {10, 3}, {1000, 17}, {3000, 1280}} {
 			data := make([]float32, tc.n*tc.dim)
@@ -97,7 +84,7 @@ func TestRandomEqualsSort(t *testing.T) {
 
 // With values from a tiny set, most rows tie with many others; the order must be by row.
 func TestTiesOrderedByRow(t *testing.T) {
-	forEachKernel(t, func(t *testing.T) {
+	kerneltest.Each(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		const n, dim = 5000, 4
 		data := make([]float32, n*dim)
@@ -123,7 +110,7 @@ func TestTiesOrderedByRow(t *testing.T) {
 // Excluded rows are never returned, whether they would be nearest or tie with kept ones, and a
 // k larger than the rows left returns all of those.
 func TestExclude(t *testing.T) {
-	forEachKernel(t, func(t *testing.T) {
+	kerneltest.Each(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		const n, dim = 3000, 4
 		data := make([]float32, n*dim)

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"simsearch/index"
-	"simsearch/kernel"
+	"simsearch/kernel/kerneltest"
 	"simsearch/knn"
 )
 
@@ -120,16 +120,6 @@ func datasets() []dataset {
 	return sets
 }
 
-func forEachKernel(t *testing.T, f func(t *testing.T)) {
-	defer kernel.Use(kernel.Name())
-	for _, name := range kernel.Available() {
-		if err := kernel.Use(name); err != nil {
-			t.Fatal(err)
-		}
-		t.Run(name, f)
-	}
-}
-
 func sameResults(t *testing.T, what string, got, want []knn.Neighbor) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -175,7 +165,7 @@ func searchEqualsFullScan(t *testing.T, ds dataset, rank int) {
 			exclude[r/64] |= 1 << (r % 64)
 		}
 		t.Run(ds.name, func(t *testing.T) {
-			forEachKernel(t, func(t *testing.T) {
+			kerneltest.Each(t, func(t *testing.T) {
 				nq := len(ds.queries) / ds.dim
 				for _, k := range []int{1, 10, 57} {
 					for _, ex := range [][]uint64{nil, exclude} {
@@ -224,7 +214,7 @@ func TestRangeEqualsFullScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Run(ds.name, func(t *testing.T) {
-			forEachKernel(t, func(t *testing.T) {
+			kerneltest.Each(t, func(t *testing.T) {
 				nq := len(ds.queries) / ds.dim
 				for j := range nq {
 					q := ds.queries[j*ds.dim : (j+1)*ds.dim]
@@ -690,7 +680,7 @@ func TestRoundingMarginNearTies(t *testing.T) {
 	}
 	queries = append(queries, moved...)
 	nq := len(queries) / dim
-	forEachKernel(t, func(t *testing.T) {
+	kerneltest.Each(t, func(t *testing.T) {
 		for _, k := range []int{1, 10, 57, 200} {
 			for j := range nq {
 				q := queries[j*dim : (j+1)*dim]
