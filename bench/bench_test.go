@@ -62,3 +62,40 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("%d feature shards, want 3", len(n))
 	}
 }
+
+// TestCollectionSmoke runs the living collection's harness (go run ./bench -collection) on a
+// small collection, checking that it measures every row of bench/COLLECTION.md.
+func TestCollectionSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs whole processes; not in -short mode")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "simsearch")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/simsearch").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	wd, _ := os.Getwd()
+	if err := os.Chdir(".."); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	out := filepath.Join(tmp, "COLLECTION.md")
+	c := config{rows: 2000, dim: 1280, rounds: 2, data: tmp, bin: bin, model: "testdata/model/mobilenet_v2_feature_vector.onnx"}
+	if err := collectionBench(c, 2000, []int{8}, out, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| add 10 photos to a 2000 × 1280 index", "| of which embedding the 10 photos alone", "| remove 10 ids",
+		"| top-10 scan, 2020 rows of which 40 in the log", "| update of an unchanged folder of 2000 files",
+		"| peak RSS of `update` embedding 8 photos", "| peak RSS of `query --id` on a 2000-row index with 400 rows in its log",
+		"| peak RSS of `compact` on a 2000-row index with 400 rows in its log",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the report lacks %q:\n%s", want, b)
+		}
+	}
+}

@@ -115,7 +115,7 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 
 	// Query speed: 1%% of the rows replaced and 1%% added, uncompacted, against the same compacted.
 	churn := c.rows / 100
-	if err := churnBase(base, churn, c.dim, r); err != nil {
+	if err := churnBase(base, churn, 97, c.dim, r); err != nil {
 		return err
 	}
 	compacted := filepath.Join(work, "compacted.simidx")
@@ -215,20 +215,58 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 			return err
 		}
 		idx := filepath.Join(work, fmt.Sprintf("rss-%d.simidx", n))
-		cmd := exec.Command("/usr/bin/time", "-f", "%M %e", c.bin, "update", "--index", idx, "--model", c.model, "--no-compact", dir)
-		outb, err := cmd.CombinedOutput()
+		mb, secs, err := peakRSS(c.bin, "update", "--index", idx, "--model", c.model, "--no-compact", dir)
 		if err != nil {
-			return fmt.Errorf("update of %d photos: %v: %s", n, err, outb)
+			return err
 		}
-		lines := strings.Split(strings.TrimSpace(string(outb)), "\n")
-		f := strings.Fields(lines[len(lines)-1])
-		kb, _ := strconv.Atoi(f[0])
-		add("| peak RSS of `update` embedding %d photos (whole process, /usr/bin/time %%M) | %s s | %d MB |", n, f[1], kb/1024)
+		add("| peak RSS of `update` embedding %d photos (whole process, /usr/bin/time %%M; no compaction) | %s s | %d MB |", n, secs, mb)
+		os.RemoveAll(dir)
+	}
+
+	// Peak RSS of the commands that read a long change log: a fifth of the rows replaced or added.
+	logged := filepath.Join(work, "logged.simidx")
+	if err := writeBase(logged, c.rows, c.dim, r); err != nil {
+		return err
+	}
+	if err := churnBase(logged, c.rows/10, 7, c.dim, r); err != nil {
+		return err
+	}
+	lst, err := os.Stat(collection.LogPath(logged))
+	if err != nil {
+		return err
+	}
+	for _, cmd := range []struct {
+		name string
+		args []string
+	}{
+		{"query --id", []string{"query", "--index", logged, "--id", "img0000007.jpg"}},
+		{"compact", []string{"compact", logged}}, // last: it folds the log
+	} {
+		mb, secs, err := peakRSS(c.bin, cmd.args...)
+		if err != nil {
+			return err
+		}
+		add("| peak RSS of `%s` on a %d-row index with %d rows in its log (%d MiB; whole process, /usr/bin/time %%M, counting the pages of the %d MiB index it reads) | %s s | %d MB |", cmd.name, c.rows, c.rows/5, lst.Size()>>20, st.Size()>>20, secs, mb)
 	}
 
 	loadavg, _ := os.ReadFile("/proc/loadavg")
 	doc := "# Living collection: measurements\n\nWritten by `go run ./bench -collection` on this shared 2-core machine (load average at the end: " + strings.Join(strings.Fields(string(loadavg))[:3], " ") + "); medians over rounds.\n\n| measurement | time | figure |\n|---|---:|---|\n" + strings.Join(report, "\n") + "\n"
 	return os.WriteFile(out, []byte(doc), 0o644)
+}
+
+// peakRSS runs bin with args under GNU time and returns its peak RSS in MB and its wall time.
+func peakRSS(bin string, args ...string) (mb int, secs string, err error) {
+	out, err := exec.Command("/usr/bin/time", append([]string{"-f", "%M %e", bin}, args...)...).CombinedOutput()
+	if err != nil {
+		return 0, "", fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	kb, err := strconv.Atoi(f[0])
+	if err != nil || len(f) < 2 {
+		return 0, "", fmt.Errorf("%s %s: GNU time printed %q", bin, strings.Join(args, " "), lines[len(lines)-1])
+	}
+	return kb / 1024, f[1], nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -272,7 +310,8 @@ func writeBase(path string, rows, dim int, r *rand.Rand) error {
 }
 
 // churnBase replaces n rows and adds n, in one committed call, without compacting.
-func churnBase(path string, n, dim int, r *rand.Rand) error {
+// The rows replaced are every stride-th of the base, from the first.
+func churnBase(path string, n, stride, dim int, r *rand.Rand) error {
 	w, err := collection.OpenWriter(path, nil)
 	if err != nil {
 		return err
@@ -280,7 +319,7 @@ func churnBase(path string, n, dim int, r *rand.Rand) error {
 	defer w.Close()
 	var b collection.Batch
 	for i := range n {
-		id := fmt.Sprintf("img%07d.jpg", i*97)
+		id := fmt.Sprintf("img%07d.jpg", i*stride)
 		b.Delete = append(b.Delete, id)
 		b.Add = append(b.Add, collection.Row{ID: id, Vector: randomRow(r, dim)}, collection.Row{ID: fmt.Sprintf("extra%07d.jpg", i), Vector: randomRow(r, dim)})
 	}

@@ -67,7 +67,7 @@ func main() {
 	}
 	if *living {
 		logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }
-		files, rss, out := 100_000, []int{250, 1000}, "bench/COLLECTION.md"
+		files, rss, out := 100_000, []int{250, 1000, 10_000}, "bench/COLLECTION.md"
 		if *smoke {
 			files, rss, out = 2000, []int{20}, filepath.Join(c.data, "collection-smoke.md")
 		}
