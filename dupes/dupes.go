@@ -85,6 +85,10 @@ const (
 	prefixDims = 128
 )
 
+// beforePairs, when set (by tests alone), is called between Find's passes over every row and its
+// pair search: a test truncates the mapping there, to reach the pair workers' fault handling.
+var beforePairs func()
+
 // Find returns the groups of near-duplicates among the rows of data (row-major, dim floats
 // each), largest group first, then by first row. data is usually an index file's mapping: a file
 // truncated under it fails Find with fault.ErrFault instead of killing the process with SIGBUS
@@ -147,6 +151,9 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 	}); err != nil {
 		return nil, st, err
 	}
+	if beforePairs != nil {
+		beforePairs()
+	}
 
 	nb := (n + blockRows - 1) / blockRows
 	st.BlockPairs = int64(nb) * int64(nb+1) / 2
@@ -167,7 +174,6 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 		tooMany    atomic.Bool
 		faults     = make([]error, min(opt.Workers, nb))
 		failed     atomic.Bool // a worker faulted: the others stop too
-		wg         sync.WaitGroup
 	)
 	// pairWorker compares query blocks, taken in turn, with the blocks after them.
 	pairWorker := func() {
@@ -233,16 +239,11 @@ func Find(data []float32, dim int, opt Options) ([]Group, Stats, error) {
 		flush()
 		candidates.Add(checked)
 	}
-	for w := range faults {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if faults[w] = fault.Guard(pairWorker); faults[w] != nil {
-				failed.Store(true)
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Ranges(len(faults), len(faults), func(w, _, _ int) {
+		if faults[w] = fault.Guard(pairWorker); faults[w] != nil {
+			failed.Store(true)
+		}
+	})
 	st.Computed = computed.Load()
 	st.Candidates = candidates.Load()
 	st.PairsWithinD = len(pairs)

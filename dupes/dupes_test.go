@@ -233,11 +233,14 @@ func TestRefusals(t *testing.T) {
 
 // TestTruncatedMapping runs Find on rows mapped from a file that is then truncated under the
 // mapping, as an index file changed in place would be: Find fails with fault.ErrFault instead of
-// the process dying of SIGBUS, on every number of workers.
+// the process dying of SIGBUS, on every number of workers, whether the file shrinks before Find
+// starts (its first pass over the rows faults) or between the passes over the rows and the pair
+// search (the pair workers fault, and stop one another).
 func TestTruncatedMapping(t *testing.T) {
 	const n, dim = 4096, 64
 	data, _ := generated(n, dim, 11)
-	m, shrink := faulttest.Map(t, unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data)))
+	bytes := unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data))
+	m, shrink := faulttest.Map(t, bytes)
 	rows := unsafe.Slice((*float32)(unsafe.Pointer(&m[0])), len(data))
 	want, _, err := Find(rows, dim, Options{MaxDistance: 1})
 	if err != nil || len(want) == 0 {
@@ -247,6 +250,16 @@ func TestTruncatedMapping(t *testing.T) {
 	for _, workers := range []int{1, 2, 4} {
 		if _, _, err := Find(rows, dim, Options{MaxDistance: 1, Workers: workers}); !errors.Is(err, fault.ErrFault) {
 			t.Errorf("%d workers on a truncated mapping: %v, want fault.ErrFault", workers, err)
+		}
+	}
+	defer func() { beforePairs = nil }()
+	for _, workers := range []int{1, 2, 4} {
+		m, shrink := faulttest.Map(t, bytes)
+		rows := unsafe.Slice((*float32)(unsafe.Pointer(&m[0])), len(data))
+		reached := false
+		beforePairs = func() { reached = true; shrink(4096) }
+		if _, _, err := Find(rows, dim, Options{MaxDistance: 1, Workers: workers}); !errors.Is(err, fault.ErrFault) || !reached {
+			t.Errorf("%d workers, the mapping truncated before the pair search (reached: %v): %v, want fault.ErrFault", workers, reached, err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"simsearch/internal/fixture"
 	"simsearch/kernel"
+	"simsearch/kernel/kerneltest"
 	"simsearch/knn"
 	"simsearch/prune"
 )
@@ -50,11 +51,8 @@ func TestRealEmbeddings(t *testing.T) {
 		t.Fatalf("rank %d, dim %d", sec.Basis.Rank, dim)
 	}
 	nq := len(qs) / dim
-	defer kernel.Use(kernel.Name())
-	for _, name := range kernel.Available() {
-		if err := kernel.Use(name); err != nil {
-			t.Fatal(err)
-		}
+	kerneltest.Each(t, func(t *testing.T) {
+		name := kernel.Name()
 		visited := 0
 		for _, k := range []int{1, 10, 50} {
 			for _, scan := range []prune.Scan{prune.Pruned, prune.Auto} {
@@ -87,5 +85,5 @@ func TestRealEmbeddings(t *testing.T) {
 		if n := len(data) / dim; visited > nq*n/4 {
 			t.Errorf("%s: %d rows visited per top-10 query of %d", name, visited/nq, n)
 		}
-	}
+	})
 }
