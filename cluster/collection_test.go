@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weaviate/weaviate-go-client/v5/weaviate"
 )
@@ -232,4 +233,66 @@ func TestHealthNodeJustKilled(t *testing.T) {
 			t.Errorf("Health with the sharding state read before: down %v, missing %d, err %v; want node0 down, none missing", down, missing, err)
 		}
 	})
+}
+
+// TestChangedInBackground checks that Changed answers a server's searches at once: the first
+// call waits for the check, a later one past healthEvery returns the answer kept and starts a
+// check in the background, whose answer the calls after it see.
+func TestChangedInBackground(t *testing.T) {
+	const slow = 300 * time.Millisecond
+	var failing atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/meta":
+			fmt.Fprint(w, `{"version": "1.35.2"}`)
+		case "/v1/.well-known/ready", "/v1/.well-known/live":
+		case "/v1/schema/P":
+			fmt.Fprint(w, `{"class": "P"}`)
+		case "/v1/nodes/P":
+			time.Sleep(slow)
+			if failing.Load() {
+				w.WriteHeader(http.StatusInternalServerError)
+				fmt.Fprint(w, `{"error":[{"message":"the cluster is in trouble"}]}`)
+				return
+			}
+			fmt.Fprint(w, `{"nodes": [{"name": "node0", "status": "HEALTHY", "shards": [{"class": "P", "name": "a"}]}]}`)
+		case "/v1/replication/sharding-state":
+			fmt.Fprint(w, `{"shardingState": {"collection": "P", "shards": [{"shard": "a", "replicas": ["node0"]}]}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := Connect(context.Background(), Target{Nodes: []Node{{REST: host, GRPC: host}}, Collection: "P"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Searcher{c: c}
+	start := time.Now()
+	if err := s.Changed(); err != nil || time.Since(start) < slow {
+		t.Fatalf("first Changed: %v after %v; want nil after the check (%v)", err, time.Since(start), slow)
+	}
+	failing.Store(true)
+	if err := s.Changed(); err != nil {
+		t.Errorf("Changed within healthEvery: %v, want the kept answer", err)
+	}
+	s.health.Lock()
+	s.healthAt = time.Now().Add(-2 * healthEvery)
+	s.health.Unlock()
+	start = time.Now()
+	if err := s.Changed(); err != nil || time.Since(start) >= slow {
+		t.Errorf("Changed with a stale answer: %v after %v; want the kept answer at once", err, time.Since(start))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Changed()
+		if err != nil && strings.Contains(err.Error(), "results may be partial") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background check's answer never came: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -31,9 +31,10 @@ type Searcher struct {
 	model   *embed.Model
 	timeout time.Duration // the longest a search may take, whatever its caller's context says
 
-	health    sync.Mutex // one health check at a time; the others wait for its answer
-	healthAt  time.Time  // when healthErr was found
-	healthErr error      // what Changed last found
+	health         sync.Mutex // guards the three below
+	healthAt       time.Time  // when healthErr was found
+	healthErr      error      // what Changed last found
+	healthChecking bool       // a check runs in the background
 }
 
 // Open connects to the collection at t and reads what simsearch recorded about it.
@@ -107,32 +108,46 @@ func (s *Searcher) LoadModel(req query.ModelRequest) (time.Duration, error) {
 	return d, nil
 }
 
-// healthEvery is how long Changed keeps its answer: a server asks with every search, and the
-// cluster itself takes seconds to notice a node gone.
+// healthEvery is how old an answer of Changed may be before a new check starts: a server asks
+// with every search, and the cluster itself takes seconds to notice a node gone.
 const healthEvery = 2 * time.Second
 
 // Changed says why answers would be incomplete now: the cluster does not answer, or a shard has
-// no live replica. A node down while every shard still has a replica is not an error. The
-// answer is kept for healthEvery.
+// no live replica. A node down while every shard still has a replica is not an error. The first
+// call checks the cluster (concurrent first callers wait for it); later calls answer at once
+// with what the last check found and, when that is older than healthEvery, start the next check
+// in the background: a check is several requests to the nodes (up to 5 s when one hangs), and
+// the searches of a server must not wait for it.
 func (s *Searcher) Changed() error {
 	s.health.Lock()
 	defer s.health.Unlock()
-	if !s.healthAt.IsZero() && time.Since(s.healthAt) < healthEvery {
-		return s.healthErr
+	switch {
+	case s.healthAt.IsZero():
+		s.healthErr, s.healthAt = s.checkHealth(), time.Now()
+	case time.Since(s.healthAt) >= healthEvery && !s.healthChecking:
+		s.healthChecking = true
+		go func() {
+			err := s.checkHealth()
+			s.health.Lock()
+			s.healthErr, s.healthAt, s.healthChecking = err, time.Now(), false
+			s.health.Unlock()
+		}()
 	}
+	return s.healthErr
+}
+
+// checkHealth asks the cluster for its health, as Changed reports it.
+func (s *Searcher) checkHealth() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	down, missing, err := s.c.Health(ctx)
 	switch {
 	case err != nil:
-		s.healthErr = fmt.Errorf("%s: %w: results may be partial", s.c.t, err)
+		return fmt.Errorf("%s: %w: results may be partial", s.c.t, err)
 	case missing > 0:
-		s.healthErr = fmt.Errorf("%s: %s", s.c.t, healthWarning(down, missing, nil))
-	default:
-		s.healthErr = nil
+		return fmt.Errorf("%s: %s", s.c.t, healthWarning(down, missing, nil))
 	}
-	s.healthAt = time.Now()
-	return s.healthErr
+	return nil
 }
 
 // Close releases the model.
