@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -256,17 +255,11 @@ func collectionBench(c config, filesN int, rssPhotos []int, out string, logf fun
 
 // peakRSS runs bin with args under GNU time and returns its peak RSS in MB and its wall time.
 func peakRSS(bin string, args ...string) (mb int, secs string, err error) {
-	out, err := exec.Command("/usr/bin/time", append([]string{"-f", "%M %e", bin}, args...)...).CombinedOutput()
+	m, err := runMeasured(exec.Command(bin, args...))
 	if err != nil {
-		return 0, "", fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, out)
+		return 0, "", err
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	kb, err := strconv.Atoi(f[0])
-	if err != nil || len(f) < 2 {
-		return 0, "", fmt.Errorf("%s %s: GNU time printed %q", bin, strings.Join(args, " "), lines[len(lines)-1])
-	}
-	return kb / 1024, f[1], nil
+	return int(m.rssMB), fmt.Sprintf("%.2f", m.wall.Seconds()), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -271,40 +270,16 @@ func medianRun(runs []dupesRun, f func(dupesRun) float64) float64 {
 	return v[len(v)/2]
 }
 
-// gnuTime runs a command and reports its peak RSS. The rusage this process gets for its own
-// children would not do: a child started from this (large) process inherits its peak RSS at exec
-// (Linux keeps the high-water mark of the image exec replaces), so every child would seem to use
-// at least what the bench holds. GNU time's child is forked from time itself, which is small.
-const gnuTime = "/usr/bin/time"
-
 // dupesProcess runs cmd (under GNU time, for its peak RSS), times it and reads the pairs it
 // printed.
 func dupesProcess(cmd *exec.Cmd, read func([]byte) (map[[2]string]bool, int, error)) (dupesRun, error) {
-	rss, err := os.CreateTemp("", "simsearch-bench-rss-*")
+	m, err := runMeasured(cmd)
 	if err != nil {
 		return dupesRun{}, err
 	}
-	rss.Close()
-	defer os.Remove(rss.Name())
-	cmd = exec.Command(gnuTime, append([]string{"-f", "%M", "-o", rss.Name(), "--"}, cmd.Args...)...)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return dupesRun{}, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, stderr.String())
-	}
-	run := dupesRun{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
-	b, err := os.ReadFile(rss.Name())
-	if err != nil {
-		return run, err
-	}
-	kb, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
-	if err != nil {
-		return run, fmt.Errorf("%s -f %%M wrote %q: %w", gnuTime, b, err)
-	}
-	run.rssMB = kb / 1024
-	if run.pairs, run.groups, err = read(out.Bytes()); err != nil {
-		return run, fmt.Errorf("%s printed %.200q: %w", strings.Join(cmd.Args, " "), out.String(), err)
+	run := dupesRun{wall: m.wall, cpu: m.cpu, rssMB: m.rssMB}
+	if run.pairs, run.groups, err = read(m.stdout); err != nil {
+		return run, fmt.Errorf("%s printed %.200q: %w", strings.Join(cmd.Args, " "), m.stdout, err)
 	}
 	return run, nil
 }

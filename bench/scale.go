@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"simsearch/cluster"
@@ -91,25 +90,15 @@ func runScale(c config, sc scaleConfig, logf func(string, ...any)) error {
 			args = append(args, p.flag)
 		}
 		logf("%s", p.name)
-		start := time.Now()
-		cmd := exec.Command(c.bin, args...)
-		out, err := cmd.Output()
-		took := time.Since(start)
+		m, err := runMeasured(exec.Command(c.bin, args...))
 		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			return fmt.Errorf("simsearch %s: %w: %s", strings.Join(args, " "), err, stderr)
+			return err
 		}
 		var st struct {
 			Rows int `json:"rows"`
 		}
-		json.Unmarshal(out, &st)
-		var rss int64
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			rss = ru.Maxrss * 1024 // kilobytes on Linux
-		}
+		json.Unmarshal(m.stdout, &st)
+		took, rss := m.wall, int64(m.rssMB*(1<<20))
 		pushes = append(pushes, pushFigure{p.name, took, float64(st.Rows) / took.Seconds(), rss})
 	}
 
