@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -234,20 +235,12 @@ func prepareOut(outDir string, overwrite bool) error {
 
 // writeMarker writes the unfinished-extract marker durably: it must be on disk before any shard.
 func writeMarker(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
+	err := atomicfile.WriteFile(path, true, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "simsearch extract (pid %d) has not finished writing the shards here.\n", os.Getpid())
 		return err
-	}
-	_, err = fmt.Fprintf(f, "simsearch extract (pid %d) has not finished writing the shards here.\n", os.Getpid())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	atomicfile.SyncDir(filepath.Dir(path))
 	return nil
 }

@@ -126,12 +126,17 @@ func TestDecompressionBombWarning(t *testing.T) {
 		t.Errorf("warnings %q, want one starting %q", warnings, want)
 	}
 	warnings = nil
-	for _, name := range []string{"loadable/bomb_4000x4000_1bit.png", "bomb_20000x20000_1bit.png"} {
-		data, err := os.ReadFile(filepath.Join(hostile, name))
+	for _, tc := range []struct {
+		name   string
+		tooBig bool // past twice the limit: refused, as Pillow raises DecompressionBombError
+	}{{"loadable/bomb_4000x4000_1bit.png", false}, {"bomb_20000x20000_1bit.png", true}} {
+		data, err := os.ReadFile(filepath.Join(hostile, tc.name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.DecodeResized(data, 224, 224)
+		if _, err := o.DecodeResized(data, 224, 224); tc.tooBig != errors.Is(err, ErrTooLarge) || !tc.tooBig && err != nil {
+			t.Errorf("%s: %v, want refused as too large: %v", tc.name, err, tc.tooBig)
+		}
 	}
 	if len(warnings) != 0 {
 		t.Errorf("16 and 400 million pixels: warnings %q, want none", warnings)

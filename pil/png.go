@@ -38,8 +38,6 @@ type pngFile struct {
 	interlace bool
 	bpp       int // bits per pixel
 	palette   [256][3]byte
-	paletted  bool
-	chunkType string
 	chunkLen  uint32 // IDAT bytes left in the current chunk
 	crc       uint32 // of the current chunk so far
 }
@@ -233,7 +231,6 @@ func (p *pngFile) ihdr(b []byte) error {
 		return fmt.Errorf("png: unsupported feature: bit depth %d, color type %d", p.depth, p.colorType)
 	}
 	p.bpp = p.depth * channels
-	p.paletted = p.colorType == 3
 	return nil
 }
 
@@ -447,13 +444,13 @@ func (r *pngRows) end() error {
 // convert writes n pixels of unfiltered row data src as RGB to dst.
 func (p *pngFile) convert(dst, src []byte, n int) {
 	switch {
-	case p.paletted:
+	case p.colorType == 3: // palette
 		for x := 0; x < n; x++ {
 			c := p.palette[p.sample(src, x)]
 			dst[3*x], dst[3*x+1], dst[3*x+2] = c[0], c[1], c[2]
 		}
 	case p.colorType == 0 && p.depth < 8:
-		scale := byte(map[int]int{1: 0xff, 2: 0x55, 4: 0x11}[p.depth])
+		scale := byte(255 / (1<<p.depth - 1)) // 0xff, 0x55, 0x11 for 1, 2, 4 bits
 		for x := 0; x < n; x++ {
 			v := p.sample(src, x) * scale
 			dst[3*x], dst[3*x+1], dst[3*x+2] = v, v, v

@@ -27,14 +27,14 @@ func (m *RGB) Resize(w, h int) *RGB {
 // so the result is bit for bit the two-pass one; what it holds is the tables, one resampled row
 // and the few output rows in progress.
 type resizer struct {
-	sw, sh, w, h int
-	horiz, vert  *coeffs // nil: that pass is not needed (the size does not change)
-	y            int     // the next source row
-	tmp          []byte  // the current row, resampled horizontally
-	open         []openRow
-	free         [][]int32
-	next         int // the first output row not yet opened
-	out          *RGB
+	w, h        int
+	horiz, vert *coeffs // nil: that pass is not needed (the size does not change)
+	y           int     // the next source row
+	tmp         []byte  // the current row, resampled horizontally
+	open        []openRow
+	free        [][]int32
+	next        int // the first output row not yet opened
+	out         *RGB
 }
 
 type openRow struct {
@@ -43,7 +43,7 @@ type openRow struct {
 }
 
 func newResizer(sw, sh, w, h int) *resizer {
-	r := &resizer{sw: sw, sh: sh, w: w, h: h, out: &RGB{W: w, H: h, Pix: make([]byte, 3*w*h)}}
+	r := &resizer{w: w, h: h, out: &RGB{W: w, H: h, Pix: make([]byte, 3*w*h)}}
 	if w != sw {
 		c := newCoeffs(sw, w)
 		r.horiz = &c
