@@ -3,6 +3,8 @@ package query
 import (
 	"errors"
 	"fmt"
+
+	"simsearch/internal/fault"
 )
 
 // ErrNoID is returned (wrapped) by a Vector for an id the collection does not hold, by this
@@ -16,11 +18,22 @@ func (e noIDError) Error() string      { return fmt.Sprintf("%s holds no id %q",
 func (noIDError) Is(target error) bool { return target == ErrNoID }
 
 // Vector returns a copy of the vector stored for id in the collection's current view (a copy: a
-// Reopen may unmap the index it came from).
+// Reopen may unmap the index it came from). As Search does, it refuses an index file modified in
+// place, and a truncation racing with the read is an error (fault.ErrFault), not SIGBUS.
 func (s *Searcher) Vector(id string) ([]float32, error) {
 	v := s.c.Acquire()
 	defer v.Release()
-	vec, ok, err := v.Vector(id)
+	if err := v.Changed(); err != nil {
+		return nil, err
+	}
+	var (
+		vec []float32
+		ok  bool
+		err error
+	)
+	if ferr := fault.Guard(func() { vec, ok, err = v.Vector(id) }); ferr != nil {
+		return nil, fmt.Errorf("%s: %w", v.Path(), ferr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -101,8 +101,8 @@ func TestReopen(t *testing.T) {
 	}
 }
 
-// An index modified in place under the searcher (truncated, or rewritten) fails searches with
-// index.ErrChanged instead of crashing the process with SIGBUS; Reopen recovers once a whole
+// An index modified in place under the searcher (truncated, or rewritten) fails searches and
+// reads of stored vectors with index.ErrChanged instead of crashing the process with SIGBUS; Reopen recovers once a whole
 // index is back.
 func TestSearchIndexChangedInPlace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.simidx")
@@ -123,6 +123,9 @@ func TestSearchIndexChangedInPlace(t *testing.T) {
 	}
 	if _, _, err := s.Search([]float32{0, 0}, Request{K: 1, MaxDistance: prune.NoLimit}); !errors.Is(err, index.ErrChanged) {
 		t.Fatalf("search of a truncated index: %v, want index.ErrChanged", err)
+	}
+	if _, err := s.Vector("a-a"); !errors.Is(err, index.ErrChanged) { // query --id, "more like this"
+		t.Fatalf("stored vector of a truncated index: %v, want index.ErrChanged", err)
 	}
 	if err := os.WriteFile(path, whole, 0o644); err != nil { // in place again, whole
 		t.Fatal(err)

@@ -86,23 +86,13 @@ func readMapped(changed func() error, f func()) error {
 // for an id the collection does not hold, 500 for an index that cannot be read (modified in
 // place, or its ids damaged), 502 for a cluster that did not answer.
 func (srv *Server) vector(w http.ResponseWriter, id string) ([]float32, bool) {
-	var (
-		v   []float32
-		err error
-	)
-	read := func() { v, err = srv.s.Vector(id) }
-	if srv.local == nil {
-		read() // a cluster's collection: nothing of it is mapped here
-	} else if ferr := readMapped(srv.s.Changed, read); ferr != nil {
-		writeError(w, http.StatusInternalServerError, ferr.Error())
-		return nil, false
-	}
+	v, err := srv.s.Vector(id)
 	switch {
 	case err == nil:
 		return v, true
 	case errors.Is(err, query.ErrNoID):
 		writeError(w, http.StatusNotFound, "no such id in the index")
-	case srv.local != nil: // the index's ids cannot be read (damaged)
+	case srv.local != nil: // the index cannot be read (modified in place, or its ids damaged)
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
 		writeError(w, http.StatusBadGateway, err.Error())
@@ -231,10 +221,7 @@ func (srv *Server) findDupes(d float32) ([]dupes.NamedGroup, error) {
 	defer ex.mu.Unlock()
 	v := srv.local.Acquire()
 	defer v.Release()
-	if err := v.Changed(); err != nil {
-		return nil, err
-	}
-	if key := weak.Make(v); ex.dupesView == key && ex.dupesD == d {
+	if key := weak.Make(v); ex.dupesView == key && ex.dupesD == d && v.Changed() == nil {
 		return ex.groups, nil
 	}
 	var (
