@@ -19,6 +19,7 @@ import (
 	"simsearch/embed"
 	"simsearch/index"
 	"simsearch/internal/rusage"
+	"simsearch/prune"
 	"simsearch/query"
 )
 
@@ -191,22 +192,13 @@ func (s *Searcher) SearchContext(ctx context.Context, queries []float32, req que
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	n := len(queries) / dim
-	if req.KEach != nil && len(req.KEach) != n {
-		return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), n)
+	// As the local search refuses them: non-finite queries, and requests no search can answer
+	// (one bounded by neither a k nor a distance would ask the cluster for everything).
+	if err := index.CheckVectors(queries, dim); err != nil {
+		return nil, nil, fmt.Errorf("query %w", err)
 	}
-	// As the local search refuses them (prune.SearchBatch): a query bounded by neither a k nor a
-	// distance would ask the cluster for everything within +Inf.
-	if math.IsNaN(req.MaxDistance) || req.MaxDistance < 0 {
-		return nil, nil, fmt.Errorf("maximum distance %v: want a number at least 0", req.MaxDistance)
-	}
-	for j := range n {
-		k := req.K
-		if req.KEach != nil {
-			k = req.KEach[j]
-		}
-		if k < 0 || (k == 0 && math.IsInf(req.MaxDistance, 1)) {
-			return nil, nil, fmt.Errorf("k must be at least 1 (or a maximum distance given), not %d", k)
-		}
+	if err := (&prune.Request{K: req.K, KEach: req.KEach, MaxDistance: req.MaxDistance}).Check(n); err != nil {
+		return nil, nil, err
 	}
 	out := make([][]query.Hit, n)
 	scanned := make([]query.Scanned, n)

@@ -24,7 +24,8 @@ import (
 )
 
 // TestSearchRefusesNoBound checks that a query asking for neither a number of neighbours nor a
-// distance is refused, as the local search refuses it, before anything is sent to the cluster.
+// distance, or a query vector that is not finite, is refused, as the local search refuses it,
+// before anything is sent to the cluster.
 func TestSearchRefusesNoBound(t *testing.T) {
 	s := &Searcher{info: Info{Dim: 2}}
 	for _, req := range []query.Request{
@@ -38,6 +39,12 @@ func TestSearchRefusesNoBound(t *testing.T) {
 		_, _, err := s.SearchContext(context.Background(), []float32{1, 2, 3, 4}, req)
 		if err == nil || !strings.Contains(err.Error(), "k must be at least 1") && !strings.Contains(err.Error(), "maximum distance") {
 			t.Errorf("%+v: %v, want a refusal of the k or the distance", req, err)
+		}
+	}
+	// Queries the local search refuses: not finite.
+	for _, q := range [][]float32{{1, float32(math.NaN())}, {float32(math.Inf(-1)), 0}} {
+		if _, _, err := s.SearchContext(context.Background(), q, query.Request{K: 1, MaxDistance: prune.NoLimit}); err == nil || !strings.Contains(err.Error(), "query") {
+			t.Errorf("query %v: %v, want it refused", q, err)
 		}
 	}
 }

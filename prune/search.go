@@ -66,6 +66,25 @@ func (r *Request) k(j int) int {
 	return r.K
 }
 
+// Check refuses a request for n queries that no search can answer: a maximum distance that is
+// NaN or negative, a KEach of another length, a negative k, or a query bounded by neither a k nor
+// a distance (it would ask for every row within +Inf). Every searcher checks with it, local or
+// not, so that they refuse the same requests with the same words.
+func (r *Request) Check(n int) error {
+	if math.IsNaN(r.MaxDistance) || r.MaxDistance < 0 {
+		return fmt.Errorf("maximum distance %v: want a number at least 0", r.MaxDistance)
+	}
+	if r.KEach != nil && len(r.KEach) != n {
+		return fmt.Errorf("%d numbers of neighbours for %d queries", len(r.KEach), n)
+	}
+	for j := range n {
+		if k := r.k(j); k < 0 || (k == 0 && math.IsInf(r.MaxDistance, 1)) {
+			return fmt.Errorf("k must be at least 1 (or a maximum distance given), not %d", k)
+		}
+	}
+	return nil
+}
+
 // Stats describes how one query was answered.
 type Stats struct {
 	Path    string // "pruned" or "full"
@@ -119,15 +138,9 @@ func SearchBatch(data []float32, dim int, sec *Section, queries []float32, req R
 		return nil, nil, fmt.Errorf("data of %d floats is not made of rows of %d", len(data), dim)
 	case len(queries) == 0 || len(queries)%dim != 0:
 		return nil, nil, fmt.Errorf("queries of %d floats are not made of vectors of %d", len(queries), dim)
-	case math.IsNaN(req.MaxDistance) || req.MaxDistance < 0:
-		return nil, nil, fmt.Errorf("maximum distance %v: want a number at least 0", req.MaxDistance)
-	case req.KEach != nil && len(req.KEach) != len(queries)/dim:
-		return nil, nil, fmt.Errorf("%d numbers of neighbours for %d queries", len(req.KEach), len(queries)/dim)
 	}
-	for j := range len(queries) / dim {
-		if k := req.k(j); k < 0 || (k == 0 && math.IsInf(req.MaxDistance, 1)) {
-			return nil, nil, fmt.Errorf("k must be at least 1 (or a maximum distance given), not %d", k)
-		}
+	if err := req.Check(len(queries) / dim); err != nil {
+		return nil, nil, err
 	}
 	for i, v := range queries {
 		if !finite(v) {
