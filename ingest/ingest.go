@@ -363,6 +363,9 @@ func embedAll(w *collection.Writer, load ModelFunc, jobs []job, opt Options, sum
 		return nil
 	}
 
+	// Rows embedded by a call that did not commit go in first, in batches far larger than the
+	// model's: each batch is one fsync, and these need no inference.
+	reuseBatch := max(opt.Batch, 1024)
 	var rest []job
 	for _, j := range jobs {
 		row, ok := w.Reused(j.file.ID, j.file.Size, j.file.MtimeNS)
@@ -371,7 +374,7 @@ func embedAll(w *collection.Writer, load ModelFunc, jobs []job, opt Options, sum
 			continue
 		}
 		batch = append(batch, prepared{job: j, state: row.State, reused: row.Vector})
-		if len(batch) == opt.Batch {
+		if len(batch) == reuseBatch {
 			if err := flush(); err != nil {
 				return err
 			}

@@ -135,10 +135,13 @@ func (c *collectionT) rows() (map[string][]float32, map[string]collection.FileSt
 	}
 	defer v.Release()
 	vecs, states := map[string][]float32{}, map[string]collection.FileState{}
-	v.Each(func(id string, st collection.FileState, vec []float32) error {
+	err = v.Each(func(id string, st collection.FileState, vec []float32) error {
 		vecs[id], states[id] = slices.Clone(vec), st
 		return nil
 	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	return vecs, states
 }
 
