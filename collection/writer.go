@@ -1,6 +1,7 @@
 package collection
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -226,22 +228,34 @@ func (w *Writer) writeSpare(f *os.File, moved map[reuseKey]rowRef) (int64, error
 	if len(w.spare) == 0 {
 		return end, nil
 	}
+	// In the order of the old log (so that the same log gives the same bytes), each record's rows
+	// read together: readVectors reads neighbouring rows in one call.
 	keys := make([]reuseKey, 0, len(w.spare))
 	for k := range w.spare {
 		keys = append(keys, k)
 	}
+	slices.SortFunc(keys, func(a, b reuseKey) int { return cmp.Compare(w.spare[a].vec, w.spare[b].vec) })
 	dim := w.Dim()
 	per := w.rowsPerRecord()
 	for lo := 0; lo < len(keys); lo += per {
 		part := keys[lo:min(lo+per, len(keys))]
 		rows := make([]Row, len(part))
-		for i, k := range part {
-			s := w.spare[k]
-			vec := make([]float32, dim)
-			if err := readVectors(s.f, []rowRef{s.rowRef}, func(r rowRef) int64 { return r.vec }, dim, vec); err != nil {
+		vecs := make([]float32, len(part)*dim)
+		for i := 0; i < len(part); {
+			f := w.spare[part[i]].f
+			j := i
+			var refs []rowRef
+			for ; j < len(part) && w.spare[part[j]].f == f; j++ {
+				refs = append(refs, w.spare[part[j]].rowRef)
+			}
+			if err := readVectors(f, refs, func(r rowRef) int64 { return r.vec }, dim, vecs[i*dim:j*dim]); err != nil {
 				return end, err
 			}
-			rows[i] = Row{ID: s.ID, State: s.State, Vector: vec}
+			i = j
+		}
+		for i, k := range part {
+			s := w.spare[k]
+			rows[i] = Row{ID: s.ID, State: s.State, Vector: vecs[i*dim : (i+1)*dim : (i+1)*dim]}
 		}
 		buf, refs := w.encodeAdd(rows, end)
 		if _, err := f.Write(buf); err != nil {
