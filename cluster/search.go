@@ -54,9 +54,6 @@ func Open(ctx context.Context, t Target) (*Searcher, error) {
 // Client is the searcher's connection.
 func (s *Searcher) Client() *Client { return s.c }
 
-// Info is what push recorded about the collection.
-func (s *Searcher) Info() Info { return s.info }
-
 // Meta is what push recorded as an index's metadata: the model and how the images were decoded.
 func (s *Searcher) Meta() index.Meta {
 	return index.Meta{Model: s.info.Model, ExifTranspose: s.info.ExifTranspose}
