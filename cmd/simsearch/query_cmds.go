@@ -120,12 +120,13 @@ func runQuery(c *cli.Context) error {
 	var answers []query.Answer
 	switch {
 	case vec != "":
+		var path string
 		var done func()
-		if vec, done, err = stdinFile(vec, c.App.Reader, c.Int64("max-stdin")); err != nil {
+		if path, done, err = stdinFile(vec, c.App.Reader, c.Int64("max-stdin")); err != nil {
 			return err
 		}
 		defer done()
-		answers, err = vectorQueries(s, vec, find)
+		answers, err = vectorQueries(s, vec, path, find)
 	case c.Bool("id"):
 		var ids []string
 		if ids, err = idArgs(c.Args().Slice(), c.App.Reader); err != nil {
@@ -181,23 +182,25 @@ func findRequest(c *cli.Context) (query.Request, error) {
 	return r, nil
 }
 
-func vectorQueries(s *query.Searcher, path string, find query.Request) ([]query.Answer, error) {
+// vectorQueries answers the queries of the npy file at path, which the command line named name
+// ("-": standard input, copied to path), naming the answers after name as query --engine does.
+func vectorQueries(s *query.Searcher, name, path string, find query.Request) ([]query.Answer, error) {
 	v, dim, err := shard.ReadVectors(path)
 	if err != nil {
 		return nil, err
 	}
 	if dim != s.Index().Dim() {
-		return nil, fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", path, dim, s.Index().Path(), s.Index().Dim())
+		return nil, fmt.Errorf("%s: vectors of dim %d, but %s holds dim %d", name, dim, s.Index().Path(), s.Index().Dim())
 	}
 	hits, scanned, err := s.Search(v, find)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return answersOf(hits, scanned, func(i, n int) string {
 		if n > 1 {
-			return fmt.Sprintf("%s[%d]", path, i)
+			return fmt.Sprintf("%s[%d]", name, i)
 		}
-		return path
+		return name
 	}), nil
 }
 

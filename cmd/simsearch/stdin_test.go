@@ -83,3 +83,16 @@ func TestStdinSignals(t *testing.T) {
 		})
 	}
 }
+
+// query --vector - names its answers after "-", as query --engine does, not after the
+// temporary file standard input was copied to.
+func TestVectorStdinNames(t *testing.T) {
+	idx := filepath.Join(t.TempDir(), "x.simidx")
+	mustRun(t, "convert", testdata+"/npy/ok_f4", "-o", idx)
+	out := withStdin(t, testdata+"/npy/ok_f4/0000.features.npy", func() string {
+		return mustRun(t, "query", "--index", idx, "--vector", "-", "-k", "1")
+	})
+	if !strings.Contains(out, "# -[0]") || !strings.Contains(out, "# -[1]") || strings.Contains(out, "simsearch-stdin") {
+		t.Errorf("query --vector - printed %q; want answers named -[0], -[1], ...", out)
+	}
+}
