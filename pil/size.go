@@ -20,27 +20,25 @@ func ReadSize(r io.ReaderAt, size int64) (w, h int, err error) {
 	if n, err := r.ReadAt(head, 0); n < len(head) {
 		return 0, 0, fmt.Errorf("reading the header: %w", err)
 	}
-	f := sniff(head)
-	if f == nil {
-		return 0, 0, fmt.Errorf("%w: unrecognised format (simsearch reads JPEG, PNG, GIF, WebP, TIFF and BMP)", ErrFormat)
-	}
-	var hd header
-	if f.name == "TIFF" {
+	if f := sniff(head); f != nil && f.name == "TIFF" {
 		// The directory holding the size may be anywhere: x/image/tiff reads it in place.
-		c, cerr := tiff.DecodeConfig(io.NewSectionReader(r, 0, size))
-		hd, err = header{w: c.Width, h: c.Height}, cerr
-	} else if hd, err = f.header(head); err != nil && size > int64(len(head)) {
-		whole := make([]byte, size)
-		if n, rerr := r.ReadAt(whole, 0); n < len(whole) {
-			return 0, 0, fmt.Errorf("reading the header: %w", rerr)
+		c, err := tiff.DecodeConfig(io.NewSectionReader(r, 0, size))
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: TIFF: %v", ErrFormat, err)
 		}
-		hd, err = f.header(whole)
+		if c.Width <= 0 || c.Height <= 0 {
+			return 0, 0, fmt.Errorf("%w: TIFF: size %dx%d", ErrFormat, c.Width, c.Height)
+		}
+		return c.Width, c.Height, nil
+	} else if f == nil || size == int64(len(head)) {
+		return Size(head)
 	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %s: %v", ErrFormat, f.name, err)
+	if w, h, err = Size(head); err == nil {
+		return w, h, nil
 	}
-	if hd.w <= 0 || hd.h <= 0 {
-		return 0, 0, fmt.Errorf("%w: %s: size %dx%d", ErrFormat, f.name, hd.w, hd.h)
+	whole := make([]byte, size) // a header longer than the prefix (a large profile, say)
+	if n, err := r.ReadAt(whole, 0); n < len(whole) {
+		return 0, 0, fmt.Errorf("reading the header: %w", err)
 	}
-	return hd.w, hd.h, nil
+	return Size(whole)
 }
