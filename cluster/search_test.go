@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -87,7 +88,15 @@ func (f *fakeSearch) Search(_ context.Context, req *pb.SearchRequest) (*pb.Searc
 			hits = append(hits, hit{f.ids[i], sq})
 		}
 	}
-	sortHits(hits)
+	// Weaviate orders objects at the same distance as it likes, and cuts at the limit among
+	// them: the fake puts the largest ids first, the worst case for a client that keeps the
+	// smallest.
+	slices.SortFunc(hits, func(a, b hit) int {
+		if c := cmp.Compare(a.sq, b.sq); c != 0 {
+			return c
+		}
+		return strings.Compare(b.id, a.id)
+	})
 	hits = hits[:min(len(hits), int(req.GetLimit()))]
 	reply := &pb.SearchReply{}
 	for _, h := range hits {
@@ -253,5 +262,33 @@ func TestSearchRangeCap(t *testing.T) {
 	}
 	if len(hits[0]) != 6 || hits[0][5].ID != "p05" {
 		t.Errorf("within 100, cap 5: %v; want the 6 nearest", hits[0])
+	}
+}
+
+// TestSearchTiesAtK checks that the objects kept at the k-th place are those of smallest id, as
+// the local search keeps them, though the cluster returns tied objects in any order and cuts
+// among them: 30 copies of one vector tie behind the 2 nearest objects, more than the margin
+// a first search asks for past k, so the client asks again with a larger limit.
+func TestSearchTiesAtK(t *testing.T) {
+	ids := []string{"near0", "near1"}
+	vecs := [][]float32{{0, 0.1}, {0, 0.2}}
+	for i := range 30 {
+		ids, vecs = append(ids, fmt.Sprintf("tie%02d", i)), append(vecs, []float32{1, 1})
+	}
+	ids, vecs = append(ids, "far"), append(vecs, []float32{5, 5})
+	s, f := fakeSearcher(t, ids, vecs)
+	hits, _, err := s.Search([]float32{0, 0}, query.Request{K: 5, MaxDistance: prune.NoLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hits[0] {
+		got = append(got, h.ID)
+	}
+	if want := []string{"near0", "near1", "tie00", "tie01", "tie02"}; !slices.Equal(got, want) {
+		t.Errorf("top 5: %v, want %v", got, want)
+	}
+	if len(f.limits) < 2 || int(f.limits[0]) != 5+tieMargin(5) {
+		t.Errorf("limits asked: %v; want %d, then a larger one", f.limits, 5+tieMargin(5))
 	}
 }
